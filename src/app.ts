@@ -1,0 +1,105 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type pg from 'pg';
+import type { Config } from './config';
+import { createDb, createPool, migrateDatabase, type Db } from './db/connection';
+import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
+import { createIngestHandler, isIngestPath } from './ingest/http';
+import { ReportWriter } from './ingest/writer';
+import { createLogger, type Logger } from './log';
+
+export interface App {
+  /** Starts Postgres (embedded unless DATABASE_URL), migrates, and listens. */
+  start(): Promise<void>;
+  /** Stops accepting, commits what was accepted, closes connections, stops an embedded Postgres. */
+  stop(): Promise<void>;
+  /** `http://host:port` once started. */
+  readonly url: string;
+  readonly databaseUrl: string;
+  readonly db: Db;
+  readonly pool: pg.Pool;
+  readonly log: Logger;
+}
+
+function notFound(res: ServerResponse): void {
+  res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'No such route. Reports go to POST /DeviceStatus.', path: null } }));
+}
+
+export function buildApp(config: Config, log: Logger = createLogger(config.logLevel)): App {
+  let postgres: RunningPostgres | undefined;
+  let pool: pg.Pool | undefined;
+  let db: Db | undefined;
+  let writer: ReportWriter | undefined;
+  let server: Server | undefined;
+  let url = '';
+  let databaseUrl = config.databaseUrl ?? '';
+
+  async function start(): Promise<void> {
+    if (!config.databaseUrl) {
+      postgres = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log });
+      databaseUrl = postgres.url;
+    }
+    pool = createPool(databaseUrl, config.dbPoolSize, log);
+    db = createDb(pool);
+    await migrateDatabase(pool, log);
+    writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch });
+    const ingest = createIngestHandler(writer, { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy }, log);
+
+    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const pathname = (req.url ?? '/').split('?')[0]!;
+      if (isIngestPath(pathname)) return void ingest(req, res);
+      if (pathname === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end('{"status":"ok"}');
+      }
+      notFound(res);
+    });
+    server.keepAliveTimeout = 65_000; // longer than typical box and load-balancer idle timeouts
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+    url = `http://${host}:${port}`;
+    log.info({ url }, 'fleetgate listening');
+  }
+
+  async function stop(): Promise<void> {
+    if (server) {
+      const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
+      server.closeIdleConnections();
+      await writer?.drain();
+      // Requests still reading a body get until the close; then sockets go.
+      const timer = setTimeout(() => server?.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(timer);
+      server = undefined;
+    }
+    await pool?.end();
+    pool = undefined;
+    await postgres?.stop();
+    postgres = undefined;
+  }
+
+  return {
+    start,
+    stop,
+    get url() {
+      return url;
+    },
+    get databaseUrl() {
+      return databaseUrl;
+    },
+    get db() {
+      if (!db) throw new Error('app not started');
+      return db;
+    },
+    get pool() {
+      if (!pool) throw new Error('app not started');
+      return pool;
+    },
+    log,
+  };
+}

@@ -1,0 +1,73 @@
+import path from 'node:path';
+
+/** Everything the gateway reads from its environment, parsed and checked in one place. */
+export interface Config {
+  /** HTTP port for ingest, GraphQL and websockets. `PORT`, default 4000; 0 picks a free port. */
+  port: number;
+  /** Interface to listen on. `HOST`, default `0.0.0.0` (boxes report over the network). */
+  host: string;
+  /** External Postgres. `DATABASE_URL`; when unset the gateway runs an embedded Postgres. */
+  databaseUrl: string | undefined;
+  /** Data folder of the embedded Postgres. `FLEETGATE_DATA_DIR`, default `./.fleetgate/postgres`. */
+  dataDir: string;
+  /** Port of the embedded Postgres (loopback only). `EMBEDDED_PG_PORT`, default 54320. */
+  embeddedPostgresPort: number;
+  /** Connections in the pool. `DB_POOL_SIZE`, default 10. */
+  dbPoolSize: number;
+  /** Largest accepted ingest body. `INGEST_MAX_BODY_BYTES`, default 1 MiB. */
+  ingestMaxBodyBytes: number;
+  /** Most devices in one report. `INGEST_MAX_DEVICES`, default 4096. */
+  ingestMaxDevices: number;
+  /** How long the first report of an idle batch waits for company. `INGEST_BATCH_WINDOW_MS`, default 2. */
+  ingestBatchWindowMs: number;
+  /** Most reports in one group-commit transaction. `INGEST_MAX_BATCH`, default 500. */
+  ingestMaxBatch: number;
+  /** Take the box address from the left-most `X-Forwarded-For` entry. `TRUST_PROXY`, default false. */
+  trustProxy: boolean;
+  /** pino level. `LOG_LEVEL`, default `info`. */
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name}=${raw} is not a whole number from ${min} to ${max}; fix or unset it.`);
+  }
+  return value;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+  throw new ConfigError(`${name}=${env[name]} is not a boolean; use true or false.`);
+}
+
+export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://; unset it to use the embedded Postgres.');
+  }
+  return {
+    port: integer(env, 'PORT', 4000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    databaseUrl,
+    dataDir: path.resolve(env.FLEETGATE_DATA_DIR || '.fleetgate/postgres'),
+    embeddedPostgresPort: integer(env, 'EMBEDDED_PG_PORT', 54320, 1, 65535),
+    dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 2, 1000),
+    ingestMaxBodyBytes: integer(env, 'INGEST_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    ingestMaxDevices: integer(env, 'INGEST_MAX_DEVICES', 4096, 1, 100_000),
+    ingestBatchWindowMs: integer(env, 'INGEST_BATCH_WINDOW_MS', 2, 0, 1000),
+    ingestMaxBatch: integer(env, 'INGEST_MAX_BATCH', 500, 1, 10_000),
+    trustProxy: flag(env, 'TRUST_PROXY', false),
+    logLevel: env.LOG_LEVEL || 'info',
+    ...overrides,
+  };
+}

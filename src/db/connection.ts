@@ -1,0 +1,63 @@
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import type { Logger } from '../log';
+import * as schema from './schema';
+
+export type Db = NodePgDatabase<typeof schema>;
+
+export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../drizzle');
+
+/** Advisory lock key taken while migrating, so replicas starting together migrate once. */
+const MIGRATION_LOCK = 0x666c_6774; // "flgt"
+
+// Timestamps and bigints arrive as JS values the rest of the code expects.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export function createPool(url: string, max: number, log: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    // Fail fast when Postgres is down instead of queueing requests behind a dead server.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'fleetgate',
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => log.warn({ err: error.message }, 'idle database connection lost'));
+  return pool;
+}
+
+export function createDb(pool: pg.Pool): Db {
+  return drizzle(pool, { schema });
+}
+
+/** Applies the drizzle-kit migrations in drizzle/ under an advisory lock. */
+export async function migrateDatabase(pool: pg.Pool, log: Logger): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const started = Date.now();
+    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER });
+    log.info({ ms: Date.now() - started }, 'database migrations applied');
+  } finally {
+    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    client.release();
+  }
+}
+
+/** Errors that mean "the database is not reachable right now", as opposed to a bad statement. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  const code = e.code ?? '';
+  // Class 08: connection exceptions; 57P0x: admin/crash shutdown, cannot connect now; 53300: too many connections.
+  if (code.startsWith('08') || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
+  const message = e.message ?? '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|not queryable/i.test(
+    message,
+  );
+}

@@ -1,0 +1,131 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  bigserial,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  real,
+  serial,
+  text,
+  timestamp,
+  uniqueIndex,
+} from 'drizzle-orm/pg-core';
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** Statuses a device can have; `unknown` stores a value outside the documented ones. */
+export const DEVICE_STATUSES = ['online', 'offline', 'unknown'] as const;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+
+export const DEVICE_TYPES = ['photo', 'rtsp', 'file', 'gb28181', 'unknown'] as const;
+export type DeviceType = (typeof DEVICE_TYPES)[number];
+
+export const BOX_STATUSES = ['online', 'offline'] as const;
+export type BoxStatus = (typeof BOX_STATUSES)[number];
+
+/** `new`: `mq_license_key` + `media_devices`; `old`: `dev_sno` + `sub_devices` of `ep_*` fields. */
+export const REPORT_FORMATS = ['new', 'old'] as const;
+export type ReportFormat = (typeof REPORT_FORMATS)[number];
+
+/** A SOPHON SE AI box, identified by the licence key the management platform gave it. */
+export const boxes = pgTable(
+  'boxes',
+  {
+    id: serial('id').primaryKey(),
+    licenseKey: text('license_key').notNull(),
+    name: text('name'),
+    /** Source address of its last report: the default address of the box's own REST API. */
+    address: text('address'),
+    reportFormat: text('report_format').$type<ReportFormat>(),
+    status: text('status').$type<BoxStatus>().notNull().default('online'),
+    statusSince: timestamptz('status_since').notNull().defaultNow(),
+    firstReportAt: timestamptz('first_report_at'),
+    lastReportAt: timestamptz('last_report_at'),
+    reportCount: bigint('report_count', { mode: 'number' }).notNull().default(0),
+    /** Smoothed interval between its reports, for offline detection when no period is configured. */
+    observedPeriodSeconds: real('observed_period_seconds'),
+    /** Older boxes' own fields: gateway_ip, gateway_name, gateway_status, gateway_sn, gateway_port. */
+    gateway: jsonb('gateway').$type<Record<string, unknown>>(),
+    /** Older boxes' `gateway_ext_data`: versions, MAC, cpu/memory/disk usage, temperature. */
+    gatewayExtData: jsonb('gateway_ext_data').$type<Record<string, unknown>>(),
+    /** The last report as received (parsed), for debugging. */
+    lastReport: jsonb('last_report').$type<unknown>(),
+    /** Hash of the last report body; an equal report only moves `last_report_at`. */
+    lastReportHash: text('last_report_hash'),
+    /** Hash of the normalized device list; equal means no device can have changed. */
+    devicesHash: text('devices_hash'),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('boxes_license_key_key').on(t.licenseKey),
+    index('boxes_status_idx').on(t.status, t.id),
+    check('boxes_status_check', sql`${t.status} in ('online', 'offline')`),
+  ],
+);
+
+/** A capture device as its box reports it. `externalId` is the box's id for it. */
+export const devices = pgTable(
+  'devices',
+  {
+    id: serial('id').primaryKey(),
+    boxId: integer('box_id')
+      .notNull()
+      .references(() => boxes.id, { onDelete: 'cascade' }),
+    /** `media_device_id` (newer; its URL when the box omits it) or `ep_id` (older). */
+    externalId: text('external_id').notNull(),
+    name: text('name'),
+    ip: text('ip'),
+    type: text('type').$type<DeviceType>().notNull(),
+    url: text('url'),
+    /** `permission_id` (newer) or `ep_location` (older): the group the device is bound to. */
+    permissionId: text('permission_id'),
+    status: text('status').$type<DeviceStatus>().notNull(),
+    statusSince: timestamptz('status_since').notNull(),
+    /** The raw status or type value when it was outside the documented ones. */
+    reportedStatus: text('reported_status'),
+    reportedType: text('reported_type'),
+    firstSeenAt: timestamptz('first_seen_at').notNull(),
+    /** When the row last changed; while listed, the device was last seen at its box's last report. */
+    updatedAt: timestamptz('updated_at').notNull(),
+    /** Set while the device is missing from its box's list. */
+    removedAt: timestamptz('removed_at'),
+  },
+  (t) => [
+    uniqueIndex('devices_box_external_id_key').on(t.boxId, t.externalId),
+    index('devices_status_idx').on(t.status, t.id),
+    index('devices_type_idx').on(t.type, t.id),
+    check('devices_status_check', sql`${t.status} in ('online', 'offline', 'unknown')`),
+    check('devices_type_check', sql`${t.type} in ('photo', 'rtsp', 'file', 'gb28181', 'unknown')`),
+  ],
+);
+
+/**
+ * One row per change: a device first seen (`from_status` null), online<->offline, gone from its
+ * box's list (`to_status` = 'removed') and back; box events have `device_id` null.
+ * The id is the cursor subscribers resume from.
+ */
+export const statusEvents = pgTable(
+  'status_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    boxId: integer('box_id')
+      .notNull()
+      .references(() => boxes.id, { onDelete: 'cascade' }),
+    deviceId: integer('device_id').references(() => devices.id, { onDelete: 'cascade' }),
+    fromStatus: text('from_status'),
+    toStatus: text('to_status').notNull(),
+    at: timestamptz('at').notNull(),
+  },
+  (t) => [
+    index('status_events_box_idx').on(t.boxId, t.id),
+    index('status_events_device_idx').on(t.deviceId, t.id),
+    index('status_events_at_idx').on(t.at),
+  ],
+);
+
+export type Box = typeof boxes.$inferSelect;
+export type Device = typeof devices.$inferSelect;
+export type StatusEvent = typeof statusEvents.$inferSelect;

@@ -1,0 +1,114 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../log';
+import { ReportError, type ReportWarning } from './errors';
+import { parseReportJson } from './json';
+import { normalizeReport } from './report';
+import type { ReportWriter } from './writer';
+
+/** The vendor's example receiver serves `/DeviceStatus`; `/api/device-status` is ours. */
+export const INGEST_PATHS = ['/DeviceStatus', '/api/device-status'] as const;
+
+export interface IngestOptions {
+  maxBodyBytes: number;
+  maxDevices: number;
+  /** Take the client address from the left-most X-Forwarded-For entry. */
+  trustProxy: boolean;
+}
+
+const RETRY_AFTER_SECONDS = 5;
+
+export function isIngestPath(pathname: string): boolean {
+  return (INGEST_PATHS as readonly string[]).includes(pathname.endsWith('/') && pathname.length > 1 ? pathname.slice(0, -1) : pathname);
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function sourceAddress(req: IncomingMessage, trustProxy: boolean): string | null {
+  const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
+  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
+  const address = first || req.socket.remoteAddress || null;
+  return address?.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** Boxes send JSON; a missing Content-Type is tolerated, a different one is refused. */
+function checkContentType(req: IncomingMessage): void {
+  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  if (type && type !== 'application/json' && !type.endsWith('+json')) {
+    throw new ReportError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Type ${type} is not accepted; send application/json.`);
+  }
+  const encoding = req.headers['content-encoding']?.toLowerCase();
+  if (encoding && encoding !== 'identity') {
+    throw new ReportError(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${encoding} is not accepted; send the body uncompressed.`);
+  }
+}
+
+function tooLarge(limit: number): ReportError {
+  return new ReportError(413, 'PAYLOAD_TOO_LARGE', `The body is larger than ${limit} bytes.`);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) return Promise.reject(tooLarge(limit));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume(); // discard the rest so the client can read our answer
+        reject(tooLarge(limit));
+      } else chunks.push(chunk);
+    });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('error', reject);
+    req.on('close', () => reject(new ReportError(400, 'ABORTED', 'The client closed the connection before the body ended.')));
+  });
+}
+
+/**
+ * `POST /DeviceStatus` and `POST /api/device-status`: either report format in, `200` with a summary
+ * once the report's effects are committed, or `4xx`/`503` with `{"error": {code, message, path}}`.
+ */
+export function createIngestHandler(writer: ReportWriter, options: IngestOptions, log: Logger) {
+  return async function handleIngest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (req.method !== 'POST') {
+        throw new ReportError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not accepted here; boxes POST their reports.`);
+      }
+      checkContentType(req);
+      const body = await readBody(req, options.maxBodyBytes);
+      const warnings: ReportWarning[] = [];
+      const { value, lenient } = parseReportJson(body.toString('utf8'));
+      if (lenient) {
+        warnings.push({ code: 'LENIENT_JSON', message: 'The body is not strict JSON; it was read as JSON5.', path: '' });
+      }
+      const report = normalizeReport(value, body, { maxDevices: options.maxDevices }, warnings);
+      const applied = await writer.write({ report, receivedAt: new Date(), address: sourceAddress(req, options.trustProxy) });
+      send(res, 200, {
+        boxId: Buffer.from(`Box:${applied.boxId}`).toString('base64'),
+        licenseKey: applied.licenseKey,
+        format: applied.format,
+        devices: applied.devices,
+        changes: applied.changes,
+        warnings: applied.warnings,
+      });
+    } catch (error) {
+      if (res.headersSent) return;
+      if (error instanceof ReportError) {
+        const headers: Record<string, string> = {};
+        if (error.status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+        if (error.status === 405) headers.allow = 'POST';
+        if (error.status === 413) headers.connection = 'close';
+        send(res, error.status, error, headers);
+        return;
+      }
+      log.error({ err: error }, 'ingest failed');
+      send(res, 500, { error: { code: 'INTERNAL', message: 'The report could not be stored because of a gateway fault.', path: null } });
+    }
+  };
+}

@@ -1,0 +1,58 @@
+import { buildApp } from './app';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './log';
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`fleetgate: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const log = createLogger(config.logLevel);
+const app = buildApp(config, log);
+let stopping = false;
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'stopping: finishing accepted reports');
+  const force = setTimeout(() => {
+    log.error('shutdown took longer than 10 s; exiting');
+    process.exit(1);
+  }, 10_000);
+  force.unref();
+  try {
+    await app.stop();
+    log.info('stopped');
+    process.exit(0);
+  } catch (error) {
+    log.error({ err: error }, 'shutdown failed');
+    process.exit(1);
+  }
+}
+
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+try {
+  await app.start();
+} catch (error) {
+  log.fatal({ err: error }, 'fleetgate could not start');
+  await app.stop().catch(() => {});
+  process.exit(1);
+}
+const ingestUrl = `${app.url}/DeviceStatus`;
+console.error(
+  [
+    '',
+    `  fleetgate is up on ${app.url}`,
+    `  box reports:  POST ${ingestUrl}   (set it as a box's MEDIA_DEVICE_MONITOR_URL)`,
+    `  database:     ${config.databaseUrl ? 'DATABASE_URL' : `embedded Postgres, data in ${config.dataDir}`}`,
+    '',
+  ].join('\n'),
+);
