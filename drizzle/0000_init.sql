@@ -1,3 +1,18 @@
+CREATE TABLE "box_config_changes" (
+	"id" bigserial PRIMARY KEY NOT NULL,
+	"box_id" integer NOT NULL,
+	"requested_by" text,
+	"requested_at" timestamp with time zone NOT NULL,
+	"request" jsonb NOT NULL,
+	"target" text,
+	"outcome" text NOT NULL,
+	"http_status" integer,
+	"response" jsonb,
+	"error_code" text,
+	"error_message" text,
+	"duration_ms" integer NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "boxes" (
 	"id" serial PRIMARY KEY NOT NULL,
 	"license_key" text NOT NULL,
@@ -15,7 +30,12 @@ CREATE TABLE "boxes" (
 	"last_report" jsonb,
 	"last_report_hash" text,
 	"devices_hash" text,
+	"api_address" text,
+	"api_port" integer,
+	"monitor_url" text,
+	"report_period_seconds" integer,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"removed_at" timestamp with time zone,
 	CONSTRAINT "boxes_status_check" CHECK ("boxes"."status" in ('online', 'offline'))
 );
 --> statement-breakpoint
@@ -48,9 +68,11 @@ CREATE TABLE "status_events" (
 	"at" timestamp with time zone NOT NULL
 );
 --> statement-breakpoint
+ALTER TABLE "box_config_changes" ADD CONSTRAINT "box_config_changes_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "devices" ADD CONSTRAINT "devices_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "status_events" ADD CONSTRAINT "status_events_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "status_events" ADD CONSTRAINT "status_events_device_id_devices_id_fk" FOREIGN KEY ("device_id") REFERENCES "public"."devices"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "box_config_changes_box_idx" ON "box_config_changes" USING btree ("box_id","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "boxes_license_key_key" ON "boxes" USING btree ("license_key");--> statement-breakpoint
 CREATE INDEX "boxes_status_idx" ON "boxes" USING btree ("status","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "devices_box_external_id_key" ON "devices" USING btree ("box_id","external_id");--> statement-breakpoint

@@ -57,7 +57,17 @@ export const boxes = pgTable(
     lastReportHash: text('last_report_hash'),
     /** Hash of the normalized device list; equal means no device can have changed. */
     devicesHash: text('devices_hash'),
+    /** Where the box's own REST API listens, when an operator set it; else `address`. */
+    apiAddress: text('api_address'),
+    /** Port of the box's REST API, when an operator set it; else 5555. */
+    apiPort: integer('api_port'),
+    /** MEDIA_DEVICE_MONITOR_URL last applied through configureBox. */
+    monitorUrl: text('monitor_url'),
+    /** MEDIA_DEVICE_MONITOR_REPORT_PEROID last applied through configureBox (the vendor's spelling). */
+    reportPeriodSeconds: integer('report_period_seconds'),
     createdAt: timestamptz('created_at').notNull().defaultNow(),
+    /** Set by removeBox when its history is kept; a removed box is hidden from queries. */
+    removedAt: timestamptz('removed_at'),
   },
   (t) => [
     uniqueIndex('boxes_license_key_key').on(t.licenseKey),
@@ -126,6 +136,36 @@ export const statusEvents = pgTable(
   ],
 );
 
+/** Outcomes of a configureBox attempt, as kept in the audit trail. */
+export const CONFIG_OUTCOMES = ['applied', 'rejected', 'unreachable', 'timed_out', 'invalid'] as const;
+export type ConfigOutcome = (typeof CONFIG_OUTCOMES)[number];
+
+/** Every attempt to change a box's settings through its REST API: who, what, and what it answered. */
+export const boxConfigChanges = pgTable(
+  'box_config_changes',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    boxId: integer('box_id')
+      .notNull()
+      .references(() => boxes.id, { onDelete: 'cascade' }),
+    requestedBy: text('requested_by'),
+    requestedAt: timestamptz('requested_at').notNull(),
+    /** The `config_dict` sent. */
+    request: jsonb('request').$type<Record<string, unknown>>().notNull(),
+    /** The address and port called. */
+    target: text('target'),
+    outcome: text('outcome').$type<ConfigOutcome>().notNull(),
+    httpStatus: integer('http_status'),
+    /** The box's answer, parsed when JSON (bounded in size). */
+    response: jsonb('response').$type<unknown>(),
+    errorCode: text('error_code'),
+    errorMessage: text('error_message'),
+    durationMs: integer('duration_ms').notNull(),
+  },
+  (t) => [index('box_config_changes_box_idx').on(t.boxId, t.id)],
+);
+
 export type Box = typeof boxes.$inferSelect;
+export type BoxConfigChange = typeof boxConfigChanges.$inferSelect;
 export type Device = typeof devices.$inferSelect;
 export type StatusEvent = typeof statusEvents.$inferSelect;
