@@ -42,7 +42,8 @@ export async function postReport(
   const response = await fetch(`${baseUrl}${path}`, {
     method: 'POST',
     headers: { ...(contentType ? { 'content-type': contentType } : {}), ...headers },
-    body: typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+    // A byte body keeps fetch from adding its own text/plain Content-Type.
+    body: body instanceof Uint8Array ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
   });
   const text = await response.text();
   let json: any;

@@ -1,0 +1,352 @@
+import { deriveSeed, pick, randomHex, randomInt, randomUuid, seededRandom, type Random } from './random';
+
+/** The four capture-device types the box documents. */
+export const DEVICE_TYPES = ['photo', 'rtsp', 'file', 'gb28181'] as const;
+export type DeviceType = (typeof DEVICE_TYPES)[number];
+export type DeviceStatus = 'online' | 'offline';
+
+/** `new`: `mq_license_key` + `media_devices`; `old`: `dev_sno` + `sub_devices` of `ep_*` fields. */
+export type ReportFormat = 'new' | 'old';
+/** `mixed` alternates boxes between the two formats: even box numbers new, odd old. */
+export type FleetFormat = ReportFormat | 'mixed';
+
+/** A capture device watched by a simulated box. */
+export interface SimulatedDevice {
+  /** `media_device_id`: a uuid, unique per box. */
+  id: string;
+  name: string;
+  /** Unique per box, so the older format's `ep_id` (= licence key + `__` + ip) is unique too. */
+  ip: string;
+  type: DeviceType;
+  /** An rtsp URL, a plain IP, a file path or a gb28181 URL, as the type demands; unique per box. */
+  url: string;
+  /** `permission_id` (newer format): one of the box's few permission groups. */
+  permissionId: string;
+  /** `ep_location` (older format): one of the box's few locations. */
+  locationId: string;
+  status: DeviceStatus;
+}
+
+/** Box health an older box adds as `gateway_ext_data`; it drifts a little between reports. */
+export interface BoxHealth {
+  cpuUsage: number;
+  memoryUsage: number;
+  diskUsage: number;
+  temperature: number;
+}
+
+export interface NewFormatDevice {
+  media_device_id: string;
+  media_device_name: string;
+  media_device_status: DeviceStatus;
+  media_device_ip: string;
+  permission_id: string;
+  media_device_type: DeviceType;
+  media_device_url: string;
+}
+
+/** The newer report, field for field as in the vendor's "采集端设备状态获取方式" page. */
+export interface NewFormatReport {
+  mq_license_key: string;
+  media_devices: NewFormatDevice[];
+}
+
+export interface OldFormatDevice {
+  ep_id: string;
+  ep_ip: string;
+  ep_status: DeviceStatus;
+  ep_location: string;
+  ep_type: DeviceType;
+  ep_name: string;
+}
+
+export interface GatewayExtData {
+  sw_version: string;
+  sdk_version: string;
+  gateway_mac: string;
+  cpu_usage: number;
+  memory_usage: number;
+  disk_usage: number;
+  temperature: number;
+}
+
+/** The older report ("采集端设备状态信息上报") with the box-level `gateway_*` fields older boxes add. */
+export interface OldFormatReport {
+  dev_sno: string;
+  sub_devices: OldFormatDevice[];
+  gateway_ip: string;
+  gateway_name: string;
+  gateway_status: 'online';
+  gateway_sn: string;
+  gateway_port: number;
+  gateway_ext_data: GatewayExtData;
+}
+
+export type DeviceStatusReport = NewFormatReport | OldFormatReport;
+
+/** The box's own REST API port, reported as `gateway_port`. */
+export const BOX_API_PORT = 5555;
+
+const LICENSE_KEY_PREFIX = 'SIM';
+const PLACES = ['前门', '后门', '大厅', '电梯口', '停车场', '东侧通道', '西侧通道', '食堂', '仓库', '会议室'];
+const KIND_BY_TYPE: Record<DeviceType, string> = { rtsp: '摄像机', photo: '抓拍机', file: '录像', gb28181: '国标球机' };
+const RTSP_PATHS = ['/main/av', '/ch1', '/h264/ch1/main/av_stream', '/Streaming/Channels/101'];
+const SOFTWARE_VERSIONS = ['1.6.3', '1.7.0', '1.7.2'];
+const SDK_VERSIONS = ['2.5.0', '2.6.0', '2.7.0'];
+
+/**
+ * A 24-character licence key shaped like the vendor's `ZKZCPI000120190807142601`: `SIM`, the box number
+ * (1-based, 7 digits) and a timestamp-like suffix ending in the seed, so two seeds make two fleets.
+ */
+export function licenseKeyFor(index: number, seed: number): string {
+  const boxNumber = String(index + 1).padStart(7, '0');
+  const suffix = `20240101${String(seed % 1_000_000).padStart(6, '0')}`;
+  return `${LICENSE_KEY_PREFIX}${boxNumber}${suffix}`;
+}
+
+export function formatForBox(format: FleetFormat, index: number): ReportFormat {
+  if (format !== 'mixed') return format;
+  return index % 2 === 0 ? 'new' : 'old';
+}
+
+/** The n-th address from .101 up in the box's LAN, spilling into the next /24 after .254. */
+function deviceIp(lanOctet: number, deviceIndex: number): string {
+  const n = 100 + deviceIndex;
+  return `192.168.${lanOctet + Math.floor(n / 254)}.${(n % 254) + 1}`;
+}
+
+/** Half rtsp, a quarter photo, an eighth each file and gb28181: roughly a real site's mix. */
+function drawDeviceType(random: Random): DeviceType {
+  const r = random();
+  if (r < 0.5) return 'rtsp';
+  if (r < 0.75) return 'photo';
+  return r < 0.875 ? 'file' : 'gb28181';
+}
+
+function deviceUrl(random: Random, type: DeviceType, ip: string, deviceIndex: number): string {
+  const number = String(deviceIndex + 1).padStart(6, '0');
+  switch (type) {
+    case 'rtsp':
+      return `rtsp://${ip}:554${pick(random, RTSP_PATHS)}`;
+    case 'photo':
+      return ip;
+    case 'file':
+      return `/data/video/record_${number}.mp4`;
+    case 'gb28181':
+      // A 20-digit GB/T 28181 device code: area 34020000, industry 00, type 132 (IP camera), serial.
+      return `gb28181://34020000001320${number}`;
+  }
+}
+
+function round1(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+/** A random walk step kept inside [min, max], with one decimal like a box's own figures. */
+function drift(random: Random, value: number, step: number, min: number, max: number): number {
+  return round1(Math.min(max, Math.max(min, value + (random() * 2 - 1) * step)));
+}
+
+export interface SimulatedBoxOptions {
+  index: number;
+  seed: number;
+  format: ReportFormat;
+  devicesPerBox: number;
+  reportPeriodSeconds: number;
+  monitorUrl: string;
+  /** Share of devices offline in the first report. Default 0.05. */
+  initialOfflineRate?: number;
+}
+
+/**
+ * One simulated SE AI box: its licence key, its devices and their statuses, and the report it sends.
+ * Content comes from a generator seeded by (seed, box number), so a re-run sends the same reports.
+ */
+export class SimulatedBox {
+  readonly index: number;
+  readonly licenseKey: string;
+  readonly format: ReportFormat;
+  readonly name: string;
+  readonly ip: string;
+  readonly serialNumber: string;
+  readonly mac: string;
+  readonly softwareVersion: string;
+  readonly sdkVersion: string;
+  readonly devices: SimulatedDevice[];
+  readonly health: BoxHealth;
+  /**
+   * Seconds between reports: the box's `MEDIA_DEVICE_MONITOR_REPORT_PEROID` (sic, the vendor's spelling).
+   * Read at every tick, so a `setconfigs` call can change it while the simulator runs.
+   */
+  reportPeriodSeconds: number;
+  /** Where reports go: the box's `MEDIA_DEVICE_MONITOR_URL`. Read at every tick, like the period. */
+  monitorUrl: string;
+  /** Port of the box's own REST API, reported as `gateway_port`. */
+  apiPort = BOX_API_PORT;
+  /** Reports built so far. */
+  reportCount = 0;
+  private readonly random: Random;
+  private readonly timing: Random;
+
+  constructor(options: SimulatedBoxOptions) {
+    const { index, seed, format } = options;
+    this.index = index;
+    this.format = format;
+    this.licenseKey = licenseKeyFor(index, seed);
+    this.reportPeriodSeconds = options.reportPeriodSeconds;
+    this.monitorUrl = options.monitorUrl;
+    const random = seededRandom(deriveSeed(seed, 'box', index));
+    this.random = random;
+    this.timing = seededRandom(deriveSeed(seed, 'timing', index));
+
+    const lanOctet = randomInt(random, 1, 200);
+    const boxNumber = String(index + 1).padStart(4, '0');
+    this.name = `SE5-${boxNumber}`;
+    this.ip = `192.168.${lanOctet}.19`;
+    this.serialNumber = `SE5A${randomHex(random, 12)}`;
+    this.mac = ['02', ...Array.from({ length: 5 }, () => randomHex(random, 2))].join(':').toLowerCase();
+    this.softwareVersion = pick(random, SOFTWARE_VERSIONS);
+    this.sdkVersion = pick(random, SDK_VERSIONS);
+    this.health = {
+      cpuUsage: round1(10 + random() * 40),
+      memoryUsage: round1(30 + random() * 30),
+      diskUsage: round1(20 + random() * 40),
+      temperature: round1(45 + random() * 15),
+    };
+
+    // A handful of permission groups / locations per box, shared by its devices as on a real site.
+    const permissionIds = Array.from({ length: 3 }, () => randomUuid(random));
+    const locationIds = Array.from({ length: 3 }, () => randomUuid(random));
+    const offlineRate = options.initialOfflineRate ?? 0.05;
+    this.devices = Array.from({ length: options.devicesPerBox }, (_, d) => {
+      const ip = deviceIp(lanOctet, d);
+      const type = drawDeviceType(random);
+      return {
+        id: randomUuid(random),
+        name: `${pick(random, PLACES)}${KIND_BY_TYPE[type]}${d + 1}`,
+        ip,
+        type,
+        url: deviceUrl(random, type, ip, d),
+        permissionId: pick(random, permissionIds),
+        locationId: pick(random, locationIds),
+        status: random() < offlineRate ? 'offline' : 'online',
+      };
+    });
+  }
+
+  /**
+   * Moves the box one report forward: each device flips online/offline with probability `flipRate`,
+   * and an older box's health figures drift. Returns the indexes of the devices that flipped.
+   */
+  advance(flipRate: number): number[] {
+    const flipped: number[] = [];
+    this.devices.forEach((device, i) => {
+      if (this.random() < flipRate) {
+        device.status = device.status === 'online' ? 'offline' : 'online';
+        flipped.push(i);
+      }
+    });
+    if (this.format === 'old') this.driftHealth();
+    return flipped;
+  }
+
+  private driftHealth(): void {
+    const h = this.health;
+    h.cpuUsage = drift(this.random, h.cpuUsage, 3, 1, 99);
+    h.memoryUsage = drift(this.random, h.memoryUsage, 1, 10, 95);
+    h.diskUsage = drift(this.random, h.diskUsage, 0.1, 5, 98);
+    h.temperature = drift(this.random, h.temperature, 0.5, 35, 85);
+  }
+
+  /** The report for the box's current state, in its format. Does not change the state. */
+  buildReport(): DeviceStatusReport {
+    return this.format === 'new' ? this.buildNewFormatReport() : this.buildOldFormatReport();
+  }
+
+  /** `advance` then `buildReport`: what the box sends at each tick. */
+  nextReport(flipRate: number): { report: DeviceStatusReport; flipped: number[] } {
+    const flipped = this.reportCount === 0 ? [] : this.advance(flipRate);
+    this.reportCount++;
+    return { report: this.buildReport(), flipped };
+  }
+
+  buildNewFormatReport(): NewFormatReport {
+    return {
+      mq_license_key: this.licenseKey,
+      media_devices: this.devices.map((d) => ({
+        media_device_id: d.id,
+        media_device_name: d.name,
+        media_device_status: d.status,
+        media_device_ip: d.ip,
+        permission_id: d.permissionId,
+        media_device_type: d.type,
+        media_device_url: d.url,
+      })),
+    };
+  }
+
+  buildOldFormatReport(): OldFormatReport {
+    return {
+      dev_sno: this.licenseKey,
+      sub_devices: this.devices.map((d, i) => ({
+        ep_id: `${this.licenseKey}__${d.ip}`,
+        ep_ip: d.ip,
+        ep_status: d.status,
+        ep_location: d.locationId,
+        ep_type: d.type,
+        // ep_name is optional; the vendor's own example sends it empty, so every tenth device does too.
+        ep_name: i % 10 === 9 ? '' : d.name,
+      })),
+      gateway_ip: this.ip,
+      gateway_name: this.name,
+      gateway_status: 'online',
+      gateway_sn: this.serialNumber,
+      gateway_port: this.apiPort,
+      gateway_ext_data: {
+        sw_version: this.softwareVersion,
+        sdk_version: this.sdkVersion,
+        gateway_mac: this.mac,
+        cpu_usage: this.health.cpuUsage,
+        memory_usage: this.health.memoryUsage,
+        disk_usage: this.health.diskUsage,
+        temperature: this.health.temperature,
+      },
+    };
+  }
+
+  /** Delay before the first report: anywhere in the first period, so a fleet does not report in lockstep. */
+  firstDelayMs(): number {
+    return this.timing() * this.reportPeriodSeconds * 1000;
+  }
+
+  /** Delay before the next report: the current period ±`jitter` (a share, default 10%). */
+  nextDelayMs(jitter = 0.1): number {
+    return this.reportPeriodSeconds * 1000 * (1 + (this.timing() * 2 - 1) * jitter);
+  }
+}
+
+export interface FleetOptions {
+  boxes: number;
+  devicesPerBox: number;
+  format: FleetFormat;
+  seed: number;
+  reportPeriodSeconds: number;
+  monitorUrl: string;
+  initialOfflineRate?: number;
+}
+
+export function createFleet(options: FleetOptions): SimulatedBox[] {
+  return Array.from(
+    { length: options.boxes },
+    (_, index) =>
+      new SimulatedBox({
+        index,
+        seed: options.seed,
+        format: formatForBox(options.format, index),
+        devicesPerBox: options.devicesPerBox,
+        reportPeriodSeconds: options.reportPeriodSeconds,
+        monitorUrl: options.monitorUrl,
+        initialOfflineRate: options.initialOfflineRate,
+      }),
+  );
+}

@@ -1,0 +1,191 @@
+import { parseArgs } from 'node:util';
+import type { FleetFormat } from './fleet';
+import { formatMs } from './latency';
+import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions, type SimulatorProgress, type SimulatorTotals } from './run';
+
+const USAGE = `Simulates a fleet of SOPHON SE AI boxes posting device-status reports.
+
+Usage: npm run simulate -- [options]
+
+  --boxes N            simulated boxes (default ${SIMULATOR_DEFAULTS.boxes})
+  --devices N          capture devices per box (default ${SIMULATOR_DEFAULTS.devicesPerBox})
+  --period S           seconds between a box's reports, ±10% (default ${SIMULATOR_DEFAULTS.reportPeriodSeconds})
+  --format F           new | old | mixed (default ${SIMULATOR_DEFAULTS.format}); mixed alternates boxes
+  --url URL            report receiver (default ${SIMULATOR_DEFAULTS.url})
+  --seed N             seed of all ids and flips; same seed, same fleet (default ${SIMULATOR_DEFAULTS.seed})
+  --flip-rate P        probability a device flips online/offline per report (default ${SIMULATOR_DEFAULTS.flipRate})
+  --connections N      keep-alive connections to the receiver (default ${SIMULATOR_DEFAULTS.connections})
+  --timeout S          seconds before an unanswered report fails (default ${SIMULATOR_DEFAULTS.requestTimeoutMs / 1000})
+  --duration S         stop after S seconds (default: until Ctrl-C)
+  --reports-per-box N  stop once every box has sent N reports
+  --json               print the totals as JSON
+  -h, --help           this text
+
+Progress goes to stderr once a second; totals go to stdout at the end.
+Exit status: 0, or 1 when reports were sent but none was acknowledged, 2 for bad options.`;
+
+class UsageError extends Error {}
+
+interface CliOptions {
+  simulator: SimulatorOptions;
+  json: boolean;
+}
+
+function numberOption(
+  raw: string | undefined,
+  name: string,
+  { min, max, integer = false }: { min: number; max: number; integer?: boolean },
+): number | undefined {
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} ${raw}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function formatOption(raw: string | undefined): FleetFormat | undefined {
+  if (raw === undefined || raw === 'new' || raw === 'old' || raw === 'mixed') return raw;
+  throw new UsageError(`--format ${raw}: expected new, old or mixed`);
+}
+
+function urlOption(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const protocol = URL.canParse(raw) ? new URL(raw).protocol : '';
+  if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`--url ${raw}: expected an http:// or https:// URL`);
+  return raw;
+}
+
+function parseCli(argv: string[]): CliOptions | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      boxes: { type: 'string' },
+      devices: { type: 'string' },
+      period: { type: 'string' },
+      format: { type: 'string' },
+      url: { type: 'string' },
+      seed: { type: 'string' },
+      'flip-rate': { type: 'string' },
+      connections: { type: 'string' },
+      timeout: { type: 'string' },
+      duration: { type: 'string' },
+      'reports-per-box': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const timeoutSeconds = numberOption(values.timeout, 'timeout', { min: 0.01, max: 3600 });
+  return {
+    json: values.json,
+    simulator: {
+      ...SIMULATOR_DEFAULTS,
+      ...defined({
+        boxes: numberOption(values.boxes, 'boxes', { min: 1, max: 1_000_000, integer: true }),
+        devicesPerBox: numberOption(values.devices, 'devices', { min: 0, max: 4096, integer: true }),
+        reportPeriodSeconds: numberOption(values.period, 'period', { min: 0.01, max: 86_400 }),
+        format: formatOption(values.format),
+        url: urlOption(values.url),
+        seed: numberOption(values.seed, 'seed', { min: 0, max: 2 ** 32 - 1, integer: true }),
+        flipRate: numberOption(values['flip-rate'], 'flip-rate', { min: 0, max: 1 }),
+        connections: numberOption(values.connections, 'connections', { min: 1, max: 10_000, integer: true }),
+        requestTimeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
+        durationSeconds: numberOption(values.duration, 'duration', { min: 0, max: 31_536_000 }),
+        reportsPerBox: numberOption(values['reports-per-box'], 'reports-per-box', { min: 1, max: 1e9, integer: true }),
+      }),
+    },
+  };
+}
+
+/** Drops unset keys so they do not overwrite the defaults they were spread over. */
+function defined<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Progress on stderr: one line rewritten in place on a terminal, one line per second in a log. */
+function progressPrinter(): { print(progress: SimulatorProgress): void; end(): void } {
+  const tty = process.stderr.isTTY;
+  let printed = false;
+  return {
+    print(p) {
+      const line =
+        `${(p.elapsedMs / 1000).toFixed(0).padStart(5)}s` +
+        `  sent ${p.sentPerSecond.toFixed(0)}/s acked ${p.ackedPerSecond.toFixed(0)}/s failed ${p.failedPerSecond.toFixed(0)}/s` +
+        `  | total sent ${p.sent} acked ${p.acked} failed ${p.failed}, in flight ${p.inFlight}`;
+      process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+      printed = true;
+    },
+    end() {
+      if (tty && printed) process.stderr.write('\n');
+    },
+  };
+}
+
+function describeCounts(counts: Record<string, number>): string {
+  const entries = Object.entries(counts);
+  return entries.length === 0 ? 'none' : entries.map(([key, n]) => `${key}: ${n}`).join(', ');
+}
+
+const STOPPED_BY: Record<SimulatorTotals['stoppedBy'], string> = {
+  'reports-per-box': 'every box sent its reports',
+  duration: 'duration reached',
+  signal: 'interrupted',
+};
+
+function printTotals(totals: SimulatorTotals): void {
+  const { latency } = totals;
+  process.stdout.write(
+    [
+      `totals after ${(totals.elapsedMs / 1000).toFixed(1)} s (${STOPPED_BY[totals.stoppedBy]}):`,
+      `  sent          ${totals.sent}`,
+      `  acknowledged  ${totals.acked}`,
+      `  failed        ${totals.failed}`,
+      `  by status     ${describeCounts(totals.byStatus)}`,
+      `  no answer     ${describeCounts(totals.byError)}`,
+      Object.keys(totals.byStatus).length === 0
+        ? '  latency       no answers'
+        : `  latency       p50 ${formatMs(latency.p50Ms)}, p99 ${formatMs(latency.p99Ms)}, max ${formatMs(latency.maxMs)}`,
+      `  device flips  ${totals.deviceFlips}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function main(): Promise<number> {
+  let cli: CliOptions | 'help';
+  try {
+    cli = parseCli(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (cli === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+
+  const { simulator } = cli;
+  const stop = new AbortController();
+  process.on('SIGINT', () => {
+    // A second Ctrl-C means "now": do not wait for the reports still in flight.
+    if (stop.signal.aborted) process.exit(130);
+    process.stderr.write('\nstopping (Ctrl-C again to quit at once)\n');
+    stop.abort();
+  });
+  process.on('SIGTERM', () => stop.abort());
+
+  process.stderr.write(
+    `simulating ${simulator.boxes} boxes × ${simulator.devicesPerBox} devices, ${simulator.format} format,` +
+      ` a report every ${simulator.reportPeriodSeconds} s ±10%, to ${simulator.url} (seed ${simulator.seed})\n`,
+  );
+  const progress = progressPrinter();
+  const totals = await runSimulator({ ...simulator, onProgress: progress.print }, { signal: stop.signal });
+  progress.end();
+  if (cli.json) process.stdout.write(`${JSON.stringify(totals, null, 2)}\n`);
+  else printTotals(totals);
+  return totals.sent > 0 && totals.acked === 0 ? 1 : 0;
+}
+
+process.exitCode = await main();
