@@ -6,6 +6,9 @@ import { createDb, createPool, migrateDatabase, type Db } from './db/connection'
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
 import { createIngestHandler, isIngestPath } from './ingest/http';
 import { ReportWriter } from './ingest/writer';
+import { EventHub } from './live/event-hub';
+import type { RecordedEvent } from './live/events-table';
+import { OfflineSweeper } from './live/offline-sweeper';
 import { createLogger, type Logger } from './log';
 
 export interface App {
@@ -19,6 +22,8 @@ export interface App {
   readonly db: Db;
   readonly pool: pg.Pool;
   readonly log: Logger;
+  readonly events: EventHub;
+  readonly sweeper: OfflineSweeper;
 }
 
 function notFound(res: ServerResponse): void {
@@ -31,6 +36,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let pool: pg.Pool | undefined;
   let db: Db | undefined;
   let writer: ReportWriter | undefined;
+  let events: EventHub | undefined;
+  let sweeper: OfflineSweeper | undefined;
   let server: Server | undefined;
   let url = '';
   let databaseUrl = config.databaseUrl ?? '';
@@ -43,7 +50,25 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     pool = createPool(databaseUrl, config.dbPoolSize, log);
     db = createDb(pool);
     await migrateDatabase(pool, log);
-    writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch });
+    events = new EventHub(databaseUrl, pool, db, log, { pollIntervalMs: config.eventPollIntervalMs });
+    await events.start();
+    // Events committed here are read at once; other replicas learn of them by NOTIFY.
+    const committed = (recorded: RecordedEvent[]) => {
+      if (recorded.length > 0) events!.committed(recorded[recorded.length - 1]!.id);
+    };
+    sweeper = new OfflineSweeper(
+      databaseUrl,
+      log,
+      {
+        intervalMs: config.sweepIntervalMs,
+        periods: config.offlinePeriods,
+        minSeconds: config.offlineMinSeconds,
+        defaultPeriodSeconds: config.defaultReportPeriodSeconds,
+      },
+      committed,
+    );
+    sweeper.start();
+    writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch }, committed);
     const ingest = createIngestHandler(writer, { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy }, log);
 
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -77,6 +102,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       clearTimeout(timer);
       server = undefined;
     }
+    await sweeper?.stop();
+    sweeper = undefined;
+    await events?.stop();
+    events = undefined;
     await pool?.end();
     pool = undefined;
     await postgres?.stop();
@@ -101,5 +130,13 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       return pool;
     },
     log,
+    get events() {
+      if (!events) throw new Error('app not started');
+      return events;
+    },
+    get sweeper() {
+      if (!sweeper) throw new Error('app not started');
+      return sweeper;
+    },
   };
 }

@@ -26,6 +26,18 @@ export interface Config {
   trustProxy: boolean;
   /** pino level. `LOG_LEVEL`, default `info`. */
   logLevel: string;
+  /** A box is offline after this many report periods without a report. `OFFLINE_PERIODS`, default 3. */
+  offlinePeriods: number;
+  /** ... but never sooner than this. `OFFLINE_MIN_SECONDS`, default 30. */
+  offlineMinSeconds: number;
+  /** Period assumed for a box that reported once and has none configured. `DEFAULT_REPORT_PERIOD_SECONDS`, default 60 (the vendor's). */
+  defaultReportPeriodSeconds: number;
+  /** How often the offline sweep runs (on one replica). `SWEEP_INTERVAL_MS`, default 2000. */
+  sweepIntervalMs: number;
+  /** Safety poll of the event table when no NOTIFY arrives. `EVENT_POLL_INTERVAL_MS`, default 2000. */
+  eventPollIntervalMs: number;
+  /** Events a subscription may have waiting before it is closed as too slow. `SUBSCRIPTION_BUFFER`, default 1000. */
+  subscriptionBuffer: number;
 }
 
 export class ConfigError extends Error {}
@@ -68,6 +80,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ingestMaxBatch: integer(env, 'INGEST_MAX_BATCH', 500, 1, 10_000),
     trustProxy: flag(env, 'TRUST_PROXY', false),
     logLevel: env.LOG_LEVEL || 'info',
+    offlinePeriods: integer(env, 'OFFLINE_PERIODS', 3, 1, 1000),
+    offlineMinSeconds: integer(env, 'OFFLINE_MIN_SECONDS', 30, 1, 86_400),
+    defaultReportPeriodSeconds: integer(env, 'DEFAULT_REPORT_PERIOD_SECONDS', 60, 1, 86_400),
+    sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 2000, 10, 600_000),
+    eventPollIntervalMs: integer(env, 'EVENT_POLL_INTERVAL_MS', 2000, 10, 600_000),
+    subscriptionBuffer: integer(env, 'SUBSCRIPTION_BUFFER', 1000, 1, 1_000_000),
     ...overrides,
   };
 }

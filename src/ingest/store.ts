@@ -1,7 +1,10 @@
 import type pg from 'pg';
 import type { BoxStatus, DeviceStatus, DeviceType } from '../db/schema';
 import type { ReportWarning } from './errors';
+import { insertStatusEvents, type RecordedEvent } from '../live/events-table';
 import type { Report, ReportedDevice } from './report';
+
+export type { RecordedEvent };
 
 /** A report waiting in a batch: what arrived, when, and from where. */
 export interface ReceivedReport {
@@ -18,16 +21,6 @@ export interface AppliedReport {
   devices: number;
   changes: number;
   warnings: ReportWarning[];
-}
-
-/** A history row, as written; the live layer publishes these after commit. */
-export interface RecordedEvent {
-  id: number;
-  boxId: number;
-  deviceId: number | null;
-  fromStatus: string | null;
-  toStatus: string;
-  at: Date;
 }
 
 interface BoxState {
@@ -97,11 +90,6 @@ const UPSERT_DEVICES = `
     reported_status = excluded.reported_status, reported_type = excluded.reported_type,
     updated_at = excluded.updated_at, removed_at = excluded.removed_at
   returning id, box_id, external_id`;
-
-const INSERT_EVENTS = `
-  insert into status_events (box_id, device_id, from_status, to_status, at)
-  select * from jsonb_to_recordset($1::jsonb) as e(box_id int, device_id int, from_status text, to_status text, at timestamptz)
-  returning id, box_id, device_id, from_status, to_status, at`;
 
 // Box fields from the report (format, name, gateway data, raw body) are written only when the body changed.
 const UPDATE_BOXES = `
@@ -230,7 +218,7 @@ function observePeriod(box: BoxState, at: Date): void {
 /**
  * Applies a batch of reports in one transaction that the caller opened and commits: locks the
  * batch's boxes (creating new ones), diffs device lists only where their hash changed, and writes
- * devices, history and boxes with one multi-row statement each. Reports are applied in order.
+ * devices, boxes and history with one multi-row statement each. Reports are applied in order.
  */
 export async function applyReports(
   client: pg.ClientBase,
@@ -314,26 +302,6 @@ export async function applyReports(
     for (const { box, device } of dirty) device.id = idOf.get(`${box.id}\u0000${device.externalId}`) ?? null;
   }
 
-  let recorded: RecordedEvent[] = [];
-  if (events.length > 0) {
-    const rows = events.map((e) => ({
-      box_id: e.box.id,
-      device_id: e.device?.id ?? null,
-      from_status: e.fromStatus,
-      to_status: e.toStatus,
-      at: e.at,
-    }));
-    const result = await client.query({ name: 'ingest_insert_events', text: INSERT_EVENTS, values: [JSON.stringify(rows)] });
-    recorded = result.rows.map((r) => ({
-      id: r.id,
-      boxId: r.box_id,
-      deviceId: r.device_id,
-      fromStatus: r.from_status,
-      toStatus: r.to_status,
-      at: r.at,
-    }));
-  }
-
   const touched = [...boxes.values()].filter((box) => box.reports > 0);
   const boxRows = touched.map((box) => ({
     id: box.id,
@@ -353,5 +321,11 @@ export async function applyReports(
     last_report: box.report!.raw,
   }));
   await client.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [JSON.stringify(boxRows)] });
+
+  // Last, because it serializes event writers across replicas until commit.
+  const recorded = await insertStatusEvents(
+    client,
+    events.map((e) => ({ box_id: e.box.id, device_id: e.device?.id ?? null, from_status: e.fromStatus, to_status: e.toStatus, at: e.at })),
+  );
   return { applied, events: recorded };
 }

@@ -1,0 +1,233 @@
+import { inArray } from 'drizzle-orm';
+import pg from 'pg';
+import type { Db } from '../db/connection';
+import { boxes, devices, type Box, type Device } from '../db/schema';
+import type { Logger } from '../log';
+import { EVENTS_CHANNEL, type RecordedEvent } from './events-table';
+
+/** A committed history row with its device and box, loaded once per replica for all subscribers. */
+export interface LiveEvent extends RecordedEvent {
+  device: Device | null;
+  box: Box;
+}
+
+export interface EventHubOptions {
+  /** Catch-up query interval when no notification arrives (covers a dropped LISTEN connection). Default 2000. */
+  pollIntervalMs?: number;
+  /** Rows per catch-up query. Default 1000. */
+  pageSize?: number;
+}
+
+export class SlowConsumerError extends Error {
+  constructor(readonly bufferSize: number) {
+    super(`The subscriber fell ${bufferSize} events behind and was disconnected; resubscribe from your last cursor.`);
+  }
+}
+
+interface Subscriber {
+  accepts(event: LiveEvent): boolean;
+  push(event: LiveEvent): void;
+}
+
+const SELECT_AFTER = `
+  select id, box_id, device_id, from_status, to_status, at from status_events
+  where id > $1 order by id limit $2`;
+
+/**
+ * One per gateway process. Listens on Postgres for "events committed up to id N", reads the new
+ * rows once (with their devices and boxes) and hands them to the local subscribers in id order.
+ * It never skips an event: it reads `id > last delivered` from the table, and event ids commit in
+ * order (see events-table.ts). After a lost LISTEN connection it reconnects and catches up.
+ */
+export class EventHub {
+  private listener: pg.Client | undefined;
+  private readonly subscribers = new Set<Subscriber>();
+  private delivered = 0;
+  private fetching: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private poll: NodeJS.Timeout | undefined;
+  private reconnectDelayMs = 250;
+  private readonly pollIntervalMs: number;
+  private readonly pageSize: number;
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly pool: pg.Pool,
+    private readonly db: Db,
+    private readonly log: Logger,
+    options: EventHubOptions = {},
+  ) {
+    this.pollIntervalMs = options.pollIntervalMs ?? 2000;
+    this.pageSize = options.pageSize ?? 1000;
+  }
+
+  /** The id of the last event handed to subscribers: everything up to it has been delivered. */
+  get lastDeliveredId(): number {
+    return this.delivered;
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    const { rows } = await this.pool.query('select coalesce(max(id), 0) as id from status_events');
+    this.delivered = rows[0].id;
+    await this.listen();
+    this.poll = setInterval(() => this.catchUp(), this.pollIntervalMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.poll);
+    await this.fetching;
+    await this.listener?.end().catch(() => {});
+    this.listener = undefined;
+  }
+
+  /** Another part of this process committed events up to `id`; read them without waiting for NOTIFY. */
+  committed(id: number): void {
+    if (id > this.delivered) this.catchUp();
+  }
+
+  /**
+   * Events accepted by `filter`, from the next one delivered on. At most `bufferSize` may wait for a
+   * slow reader; one more ends the iteration with SlowConsumerError instead of growing memory.
+   */
+  subscribe(filter: (event: LiveEvent) => boolean, bufferSize: number): AsyncIterableIterator<LiveEvent> {
+    const buffer: LiveEvent[] = [];
+    let wake: (() => void) | undefined;
+    let failure: Error | undefined;
+    let done = false;
+    const subscriber: Subscriber = {
+      accepts: filter,
+      push: (event) => {
+        if (buffer.length >= bufferSize) {
+          failure = new SlowConsumerError(bufferSize);
+          buffer.length = 0;
+          this.subscribers.delete(subscriber);
+        } else buffer.push(event);
+        wake?.();
+      },
+    };
+    this.subscribers.add(subscriber);
+    const finish = () => {
+      done = true;
+      this.subscribers.delete(subscriber);
+      wake?.();
+    };
+    return {
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+      async next(): Promise<IteratorResult<LiveEvent>> {
+        for (;;) {
+          if (failure) {
+            const error = failure;
+            failure = undefined;
+            finish();
+            throw error;
+          }
+          const event = buffer.shift();
+          if (event) return { value: event, done: false };
+          if (done) return { value: undefined, done: true };
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      },
+      async return(): Promise<IteratorResult<LiveEvent>> {
+        finish();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'fleetgate-listen' });
+    client.on('notification', (message) => {
+      if (Number(message.payload) > this.delivered) this.catchUp();
+    });
+    client.on('error', (error) => {
+      this.log.warn({ err: error.message }, 'event listener connection lost; reconnecting');
+      this.reconnect(client);
+    });
+    client.on('end', () => this.reconnect(client));
+    await client.connect();
+    await client.query(`listen ${EVENTS_CHANNEL}`);
+    this.listener = client;
+    this.reconnectDelayMs = 250;
+  }
+
+  private reconnect(lost: pg.Client): void {
+    if (this.stopped || this.listener !== lost) return;
+    this.listener = undefined;
+    lost.end().catch(() => {});
+    const retry = () => {
+      if (this.stopped) return;
+      this.listen()
+        .then(() => {
+          this.log.info('event listener reconnected; catching up');
+          this.catchUp();
+        })
+        .catch(() => {
+          this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 5000);
+          setTimeout(retry, this.reconnectDelayMs);
+        });
+    };
+    setTimeout(retry, this.reconnectDelayMs);
+  }
+
+  /** Reads and delivers everything after the last delivered id; one reader at a time. */
+  private catchUp(): void {
+    if (this.stopped) return;
+    if (this.fetching) {
+      this.again = true;
+      return;
+    }
+    this.fetching = this.readNewEvents()
+      .catch((error) => this.log.warn({ err: (error as Error).message }, 'reading new events failed; will retry'))
+      .finally(() => {
+        this.fetching = undefined;
+        if (this.again) {
+          this.again = false;
+          this.catchUp();
+        }
+      });
+  }
+
+  private async readNewEvents(): Promise<void> {
+    for (;;) {
+      const { rows } = await this.pool.query({ name: 'hub_select_after', text: SELECT_AFTER, values: [this.delivered, this.pageSize] });
+      if (rows.length === 0) return;
+      const deviceIds = [...new Set(rows.map((r) => r.device_id).filter((id): id is number => id !== null))];
+      const boxIds = [...new Set(rows.map((r) => r.box_id as number))];
+      const [deviceRows, boxRows] = await Promise.all([
+        deviceIds.length ? this.db.select().from(devices).where(inArray(devices.id, deviceIds)) : Promise.resolve([]),
+        this.db.select().from(boxes).where(inArray(boxes.id, boxIds)),
+      ]);
+      const deviceById = new Map(deviceRows.map((d) => [d.id, d]));
+      const boxById = new Map(boxRows.map((b) => [b.id, b]));
+      for (const r of rows) {
+        this.delivered = r.id;
+        const box = boxById.get(r.box_id);
+        if (!box) continue; // deleted together with its history since
+        const event: LiveEvent = {
+          id: r.id,
+          boxId: r.box_id,
+          deviceId: r.device_id,
+          fromStatus: r.from_status,
+          toStatus: r.to_status,
+          at: r.at,
+          device: r.device_id === null ? null : (deviceById.get(r.device_id) ?? null),
+          box,
+        };
+        for (const subscriber of this.subscribers) {
+          if (subscriber.accepts(event)) subscriber.push(event);
+        }
+      }
+      if (rows.length < this.pageSize) return;
+    }
+  }
+}
