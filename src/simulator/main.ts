@@ -171,7 +171,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => {
     // A second Ctrl-C means "now": do not wait for the reports still in flight.
     if (stop.signal.aborted) process.exit(130);
-    process.stderr.write('\nstopping (Ctrl-C again to quit at once)\n');
+    process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}stopping (Ctrl-C again to quit at once)\n`);
     stop.abort();
   });
   process.on('SIGTERM', () => stop.abort());
