@@ -68,7 +68,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       committed,
     );
     sweeper.start();
-    writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch }, committed);
+    writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch, maxInFlight: config.ingestPipeline }, committed);
     const ingest = createIngestHandler(writer, { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy }, log);
 
     server = createServer((req: IncomingMessage, res: ServerResponse) => {

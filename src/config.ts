@@ -22,6 +22,8 @@ export interface Config {
   ingestBatchWindowMs: number;
   /** Most reports in one group-commit transaction. `INGEST_MAX_BATCH`, default 500. */
   ingestMaxBatch: number;
+  /** Batches committing at once; the next starts when the previous holds its row locks. `INGEST_PIPELINE`, default 4. */
+  ingestPipeline: number;
   /** Take the box address from the left-most `X-Forwarded-For` entry. `TRUST_PROXY`, default false. */
   trustProxy: boolean;
   /** pino level. `LOG_LEVEL`, default `info`. */
@@ -78,6 +80,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     ingestMaxDevices: integer(env, 'INGEST_MAX_DEVICES', 4096, 1, 100_000),
     ingestBatchWindowMs: integer(env, 'INGEST_BATCH_WINDOW_MS', 2, 0, 1000),
     ingestMaxBatch: integer(env, 'INGEST_MAX_BATCH', 500, 1, 10_000),
+    ingestPipeline: integer(env, 'INGEST_PIPELINE', 4, 1, 64),
     trustProxy: flag(env, 'TRUST_PROXY', false),
     logLevel: env.LOG_LEVEL || 'info',
     offlinePeriods: integer(env, 'OFFLINE_PERIODS', 3, 1, 1000),

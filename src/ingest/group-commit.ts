@@ -3,6 +3,8 @@ export interface GroupCommitOptions {
   windowMs: number;
   /** Most items in one commit; more wait for the next. */
   maxItems: number;
+  /** Most groups committing at once. Default 1. */
+  maxInFlight?: number;
 }
 
 interface Waiting<T, R> {
@@ -12,20 +14,32 @@ interface Waiting<T, R> {
 }
 
 /**
- * Gathers concurrent submissions into one commit at a time (group commit). Items that arrive while a
- * commit runs form the next group, so batches grow with load and latency stays one commit when idle.
- * Items are committed in submission order, one group after another.
+ * Called with a group to commit. Answer each item with its result or an Error (throwing fails the
+ * whole group). Call `startNext` once the next group may begin, e.g. when this one holds the locks
+ * that order it before the next; it is called for you when the commit ends.
+ */
+export type CommitGroup<T, R> = (items: T[], startNext: () => void) => Promise<Array<R | Error>>;
+
+/**
+ * Gathers concurrent submissions into groups (group commit). Items that arrive while a group commits
+ * form the next one, so groups grow with load and latency stays one commit when idle. Groups start
+ * in submission order; a group starts only after the one before it said it may (`startNext`), and at
+ * most `maxInFlight` run at once.
  */
 export class GroupCommit<T, R> {
   private queue: Array<Waiting<T, R>> = [];
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private inFlight = new Set<Promise<void>>();
+  /** The group started last has not yet let the next one start. */
+  private gated = false;
+  private readonly maxInFlight: number;
 
-  /** `commit` answers each item with its result or an Error; throwing fails the whole group. */
   constructor(
-    private readonly commit: (items: T[]) => Promise<Array<R | Error>>,
+    private readonly commit: CommitGroup<T, R>,
     private readonly options: GroupCommitOptions,
-  ) {}
+  ) {
+    this.maxInFlight = options.maxInFlight ?? 1;
+  }
 
   get pending(): number {
     return this.queue.length;
@@ -34,34 +48,52 @@ export class GroupCommit<T, R> {
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
-      if (this.running) return;
-      if (this.queue.length >= this.options.maxItems) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.options.windowMs);
+      if (this.inFlight.size > 0) this.startReady();
+      else if (this.queue.length >= this.options.maxItems) this.start();
+      else this.timer ??= setTimeout(() => this.start(), this.options.windowMs);
     });
   }
 
   /** Resolves once everything submitted so far is committed (or failed). */
   async drain(): Promise<void> {
-    while (this.running || this.queue.length > 0) {
-      if (!this.running) this.flush();
-      await this.running;
+    while (this.inFlight.size > 0 || this.queue.length > 0) {
+      if (this.inFlight.size === 0) this.start();
+      await Promise.race(this.inFlight);
     }
   }
 
-  private flush(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.running || this.queue.length === 0) return;
-    const group = this.queue.splice(0, this.options.maxItems);
-    this.running = this.run(group).finally(() => {
-      this.running = undefined;
-      if (this.queue.length > 0) this.flush();
-    });
+  /** While groups are committing, the next one starts when allowed, with whatever has gathered. */
+  private startReady(): void {
+    if (!this.gated && this.inFlight.size < this.maxInFlight && this.queue.length > 0) this.start();
   }
 
-  private async run(group: Array<Waiting<T, R>>): Promise<void> {
+  private start(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.gated || this.inFlight.size >= this.maxInFlight || this.queue.length === 0) return;
+    const group = this.queue.splice(0, this.options.maxItems);
+    this.gated = true;
+    let released = false;
+    const startNext = () => {
+      if (released) return;
+      released = true;
+      this.gated = false;
+      this.startReady();
+    };
+    const running: Promise<void> = this.run(group, startNext).finally(() => {
+      this.inFlight.delete(running);
+      startNext();
+      this.startReady();
+    });
+    this.inFlight.add(running);
+  }
+
+  private async run(group: Array<Waiting<T, R>>, startNext: () => void): Promise<void> {
     try {
-      const results = await this.commit(group.map((w) => w.item));
+      const results = await this.commit(
+        group.map((w) => w.item),
+        startNext,
+      );
       group.forEach((w, i) => {
         const result = results[i];
         if (result instanceof Error) w.reject(result);

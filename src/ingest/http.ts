@@ -83,11 +83,12 @@ export function createIngestHandler(writer: ReportWriter, options: IngestOptions
       checkContentType(req);
       const body = await readBody(req, options.maxBodyBytes);
       const warnings: ReportWarning[] = [];
-      const { value, lenient } = parseReportJson(body.toString('utf8'));
+      const text = body.toString('utf8');
+      const { value, lenient } = parseReportJson(text);
       if (lenient) {
         warnings.push({ code: 'LENIENT_JSON', message: 'The body is not strict JSON; it was read as JSON5.', path: '' });
       }
-      const report = normalizeReport(value, body, { maxDevices: options.maxDevices }, warnings);
+      const report = normalizeReport(value, body, { maxDevices: options.maxDevices }, warnings, lenient ? undefined : text);
       const applied = await writer.write({ report, receivedAt: new Date(), address: sourceAddress(req, options.trustProxy) });
       send(res, 200, {
         boxId: Buffer.from(`Box:${applied.boxId}`).toString('base64'),

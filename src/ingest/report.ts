@@ -26,8 +26,8 @@ export interface Report {
   gateway: Record<string, unknown> | null;
   gatewayExtData: Record<string, unknown> | null;
   boxName: string | null;
-  /** The parsed body, made storable as jsonb. */
-  raw: unknown;
+  /** The body as JSON text to store as the box's last report: the bytes received when they were strict, storable JSON. */
+  rawJson: string;
   /** Hash of the body bytes: equal bodies mean an equal report. */
   rawHash: string;
   /** Hash of the normalized device list. */
@@ -210,7 +210,14 @@ function hash(data: string | Buffer): string {
 }
 
 /** Validates a parsed body of either format and maps it to one `Report`, or throws a `ReportError`. */
-export function normalizeReport(parsed: unknown, body: Buffer, limits: ReportLimits, warnings: ReportWarning[] = []): Report {
+export function normalizeReport(
+  parsed: unknown,
+  body: Buffer,
+  limits: ReportLimits,
+  warnings: ReportWarning[] = [],
+  /** The body's text when it parsed as strict JSON. */
+  strictText?: string,
+): Report {
   if (!isObject(parsed)) {
     throw new ReportError(400, 'INVALID_REPORT', 'A report must be a JSON object.');
   }
@@ -252,7 +259,7 @@ export function normalizeReport(parsed: unknown, body: Buffer, limits: ReportLim
     format,
     devices,
     ...readGateway(raw, warnings),
-    raw,
+    rawJson: raw === parsed && strictText !== undefined ? strictText : JSON.stringify(raw),
     rawHash: hash(body),
     devicesHash: hash(JSON.stringify(sorted)),
     warnings,

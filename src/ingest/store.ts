@@ -29,7 +29,6 @@ interface BoxState {
   status: BoxStatus;
   statusSince: Date;
   lastReportAt: Date | null;
-  observedPeriodSeconds: number | null;
   lastReportHash: string | null;
   devicesHash: string | null;
   /** Set once the batch touched it: the values the final UPDATE writes. */
@@ -57,15 +56,11 @@ interface PendingEvent {
   at: Date;
 }
 
-// Intervals outside this range say nothing about the configured period (bursts, outages).
-const MIN_PERIOD_SAMPLE_S = 0.5;
-const MAX_PERIOD_SAMPLE_S = 3600;
-
 const SELECT_BOXES = `
-  select id, license_key, status, status_since, last_report_at, observed_period_seconds, last_report_hash, devices_hash
+  select id, license_key, status, status_since, last_report_at, last_report_hash, devices_hash
   from boxes where license_key = any($1::text[])
-  order by license_key
-  for update`;
+  order by license_key -- one lock order for every writer, so replicas cannot deadlock on boxes
+  for no key update`;
 
 const INSERT_BOXES = `
   insert into boxes (license_key, status, status_since, first_report_at)
@@ -91,27 +86,57 @@ const UPSERT_DEVICES = `
     updated_at = excluded.updated_at, removed_at = excluded.removed_at
   returning id, box_id, external_id`;
 
-// Box fields from the report (format, name, gateway data, raw body) are written only when the body changed.
-const UPDATE_BOXES = `
-  update boxes b set
+/**
+ * The smoothed interval between a box's reports, for offline detection when no period is configured.
+ * Samples outside 0.5 s .. 1 h say nothing about the period (bursts, outages) and are ignored.
+ */
+const OBSERVED_PERIOD = `
+  case when b.last_report_at is null
+         or extract(epoch from v.last_report_at - b.last_report_at) / v.reports not between 0.5 and 3600
+       then b.observed_period_seconds
+       else coalesce(b.observed_period_seconds * 0.8, 0.8 * extract(epoch from v.last_report_at - b.last_report_at) / v.reports)
+            + 0.2 * extract(epoch from v.last_report_at - b.last_report_at) / v.reports end`;
+
+/**
+ * Columns both box updates set from a report. The report's own fields (format, name, gateway data,
+ * the body) are sent only when its body differs from the stored one (`last_report` not null).
+ */
+const REPORT_COLUMNS = `
     last_report_at = v.last_report_at,
     first_report_at = coalesce(b.first_report_at, v.last_report_at),
     address = coalesce(v.address, b.address),
     report_count = b.report_count + v.reports,
-    status = v.status,
-    status_since = v.status_since,
-    observed_period_seconds = v.observed_period_seconds,
+    observed_period_seconds = ${OBSERVED_PERIOD},
     last_report_hash = v.last_report_hash,
     devices_hash = v.devices_hash,
-    report_format = case when v.raw_changed then v.report_format else b.report_format end,
-    name = case when v.raw_changed and v.name is not null then v.name else b.name end,
-    gateway = case when v.raw_changed then v.gateway else b.gateway end,
-    gateway_ext_data = case when v.raw_changed then v.gateway_ext_data else b.gateway_ext_data end,
-    last_report = case when v.raw_changed then v.last_report else b.last_report end
-  from jsonb_to_recordset($1::jsonb) as v(
-    id int, last_report_at timestamptz, address text, reports int, status text, status_since timestamptz,
-    observed_period_seconds real, last_report_hash text, devices_hash text, raw_changed boolean,
-    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, last_report jsonb)
+    report_format = case when v.last_report is null then b.report_format else v.report_format end,
+    name = case when v.last_report is not null and v.name is not null then v.name else b.name end,
+    gateway = case when v.last_report is null then b.gateway else v.gateway end,
+    gateway_ext_data = case when v.last_report is null then b.gateway_ext_data else v.gateway_ext_data end,
+    last_report = coalesce(v.last_report::jsonb, b.last_report)`;
+
+const REPORT_RECORD = `
+    last_report_at timestamptz, address text, reports int, last_report_hash text, devices_hash text,
+    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, last_report text`;
+
+/**
+ * The common case in one statement, without reading first: a box that is online and reports the
+ * devices it reported last time. Rows that do not match (devices changed, box offline, new box, or
+ * the body omitted but not equal to the stored one) take the full path.
+ */
+const UPDATE_UNCHANGED_BOXES = `
+  update boxes b set ${REPORT_COLUMNS}
+  from jsonb_to_recordset($1::jsonb) as v(license_key text, ${REPORT_RECORD})
+  where b.license_key = v.license_key and b.status = 'online'
+    and b.devices_hash = v.devices_hash
+    and (v.last_report is not null or b.last_report_hash = v.last_report_hash)
+  returning b.id, b.license_key`;
+
+const UPDATE_BOXES = `
+  update boxes b set ${REPORT_COLUMNS},
+    status = v.status,
+    status_since = v.status_since
+  from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
   where b.id = v.id`;
 
 async function lockBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date): Promise<Map<string, BoxState>> {
@@ -131,7 +156,6 @@ async function lockBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date)
       status: r.status,
       statusSince: r.status_since,
       lastReportAt: r.last_report_at,
-      observedPeriodSeconds: r.observed_period_seconds,
       lastReportHash: r.last_report_hash,
       devicesHash: r.devices_hash,
       reports: 0,
@@ -207,26 +231,89 @@ function diffDevices(box: BoxState, report: Report, at: Date, events: PendingEve
   return changes;
 }
 
-function observePeriod(box: BoxState, at: Date): void {
-  if (!box.lastReportAt) return;
-  const seconds = (at.getTime() - box.lastReportAt.getTime()) / 1000;
-  if (seconds < MIN_PERIOD_SAMPLE_S || seconds > MAX_PERIOD_SAMPLE_S) return;
-  // Smoothed, so one late report does not swing offline detection.
-  box.observedPeriodSeconds = box.observedPeriodSeconds === null ? seconds : box.observedPeriodSeconds * 0.8 + seconds * 0.2;
+/** What the store remembers between batches: the body hash it last stored per box, to avoid resending equal bodies. */
+export type StoredBodies = Map<string, string>;
+
+/** A report's fields for the box updates; the body only when it differs from the one stored. */
+function reportRecord(report: Report, at: Date, address: string | null, reports: number, sendBody: boolean) {
+  return {
+    last_report_at: at,
+    address,
+    reports,
+    last_report_hash: report.rawHash,
+    devices_hash: report.devicesHash,
+    report_format: report.format,
+    name: report.boxName,
+    gateway: report.gateway,
+    gateway_ext_data: report.gatewayExtData,
+    last_report: sendBody ? report.rawJson : null,
+  };
+}
+
+function applied(boxId: number, report: Report, changes: number): AppliedReport {
+  return {
+    boxId,
+    licenseKey: report.licenseKey,
+    format: report.format,
+    devices: report.devices.length,
+    changes,
+    warnings: report.warnings,
+  };
 }
 
 /**
- * Applies a batch of reports in one transaction that the caller opened and commits: locks the
- * batch's boxes (creating new ones), diffs device lists only where their hash changed, and writes
- * devices, boxes and history with one multi-row statement each. Reports are applied in order.
+ * Applies a batch of reports in one transaction that the caller opened and commits, in order:
+ * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads;
+ * 2. the rest: lock their boxes (creating new ones; any later batch touching them waits for this
+ *    commit), diff device lists against the stored ones, and write devices, boxes and history with
+ *    one multi-row statement each.
+ * `stored` holds the body hash last stored per box (this process's view; a stale entry only costs
+ * the slow path).
  */
 export async function applyReports(
   client: pg.ClientBase,
   batch: ReceivedReport[],
+  stored: StoredBodies,
+  /** Called once the batch holds its boxes' row locks: a newer batch may start from here. */
+  locked: () => void = () => {},
 ): Promise<{ applied: AppliedReport[]; events: RecordedEvent[] }> {
+  const results = new Map<ReceivedReport, AppliedReport>();
+  const perBox = new Map<string, number>();
+  for (const { report } of batch) perBox.set(report.licenseKey, (perBox.get(report.licenseKey) ?? 0) + 1);
+
+  // 1. The common case. A box reporting twice in one batch takes the full path, which orders them.
+  const single = batch.filter((r) => perBox.get(r.report.licenseKey) === 1);
+  if (single.length > 0) {
+    const rows = single.map(({ report, receivedAt, address }) => ({
+      license_key: report.licenseKey,
+      ...reportRecord(report, receivedAt, address, 1, stored.get(report.licenseKey) !== report.rawHash),
+    }));
+    const { rows: updated } = await client.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [JSON.stringify(rows)] });
+    const ids = new Map<string, number>(updated.map((r) => [r.license_key, r.id]));
+    for (const received of single) {
+      const id = ids.get(received.report.licenseKey);
+      if (id !== undefined) results.set(received, applied(id, received.report, 0));
+    }
+  }
+
+  // 2. Everything else.
+  const rest = batch.filter((r) => !results.has(r));
+  let recorded: RecordedEvent[] = [];
+  if (rest.length > 0) recorded = await applyChanges(client, rest, locked, results);
+  else locked();
+  return { applied: batch.map((r) => results.get(r)!), events: recorded };
+}
+
+async function applyChanges(
+  client: pg.ClientBase,
+  batch: ReceivedReport[],
+  locked: () => void,
+  results: Map<ReceivedReport, AppliedReport>,
+): Promise<RecordedEvent[]> {
   const at = batch[batch.length - 1]!.receivedAt;
   const keys = [...new Set(batch.map((r) => r.report.licenseKey))].sort();
   const boxes = await lockBoxes(client, keys, at);
+  locked();
 
   // Devices are read only for boxes whose device list changed since the stored one.
   const needDevices = new Set<BoxState>();
@@ -240,8 +327,8 @@ export async function applyReports(
   if (needDevices.size > 0) await loadDevices(client, [...needDevices]);
 
   const events: PendingEvent[] = [];
-  const applied: AppliedReport[] = [];
-  for (const { report, receivedAt, address } of batch) {
+  for (const received of batch) {
+    const { report, receivedAt, address } = received;
     const box = boxes.get(report.licenseKey)!;
     let changes = 0;
     if (box.lastReportAt === null) {
@@ -261,19 +348,11 @@ export async function applyReports(
       box.rawChanged = true;
       box.lastReportHash = report.rawHash;
     }
-    observePeriod(box, receivedAt);
     box.lastReportAt = receivedAt;
     box.reports++;
     box.report = report;
     box.address = address;
-    applied.push({
-      boxId: box.id,
-      licenseKey: box.licenseKey,
-      format: report.format,
-      devices: report.devices.length,
-      changes,
-      warnings: report.warnings,
-    });
+    results.set(received, applied(box.id, report, changes));
   }
 
   const dirty: Array<{ box: BoxState; device: DeviceState }> = [];
@@ -302,30 +381,18 @@ export async function applyReports(
     for (const { box, device } of dirty) device.id = idOf.get(`${box.id}\u0000${device.externalId}`) ?? null;
   }
 
-  const touched = [...boxes.values()].filter((box) => box.reports > 0);
-  const boxRows = touched.map((box) => ({
+  const boxRows = [...boxes.values()].map((box) => ({
     id: box.id,
-    last_report_at: box.lastReportAt,
-    address: box.address,
-    reports: box.reports,
     status: box.status,
     status_since: box.statusSince,
-    observed_period_seconds: box.observedPeriodSeconds,
-    last_report_hash: box.lastReportHash,
-    devices_hash: box.devicesHash,
-    raw_changed: box.rawChanged,
-    report_format: box.report!.format,
-    name: box.report!.boxName,
-    gateway: box.report!.gateway,
-    gateway_ext_data: box.report!.gatewayExtData,
-    last_report: box.report!.raw,
+    // The stored body was read under lock above: send ours only when it differs.
+    ...reportRecord(box.report!, box.lastReportAt!, box.address ?? null, box.reports, box.rawChanged),
   }));
   await client.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [JSON.stringify(boxRows)] });
 
   // Last, because it serializes event writers across replicas until commit.
-  const recorded = await insertStatusEvents(
+  return insertStatusEvents(
     client,
     events.map((e) => ({ box_id: e.box.id, device_id: e.device?.id ?? null, from_status: e.fromStatus, to_status: e.toStatus, at: e.at })),
   );
-  return { applied, events: recorded };
 }

@@ -3,7 +3,7 @@ import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
 import { ReportError } from './errors';
 import { GroupCommit, type GroupCommitOptions } from './group-commit';
-import { applyReports, type AppliedReport, type ReceivedReport, type RecordedEvent } from './store';
+import { applyReports, type AppliedReport, type ReceivedReport, type RecordedEvent, type StoredBodies } from './store';
 
 /** Postgres asks the transaction to be run again: deadlock between replicas, serialization. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -16,13 +16,31 @@ export class DatabaseUnavailableError extends ReportError {
   }
 }
 
+/** A report that cannot be re-run after its batch failed, because a newer report of its box is already applied. */
+function overtaken(): ReportError {
+  return new ReportError(503, 'RETRY', 'The report was not stored because its batch failed; send it again.');
+}
+
+interface StartedBatch {
+  seq: number;
+  licenseKeys: Set<string>;
+  done: boolean;
+}
+
 /**
  * Durable writes of reports: group commit in front of `applyReports`. A report's promise resolves
- * only after its transaction committed. A group that fails for a reason other than an outage is
- * re-run one report at a time, so one unstorable report cannot take its neighbours down with it.
+ * only after its transaction committed. Batches overlap (pipelining): the next one starts once the
+ * previous one holds its boxes' row locks, so a box's reports still apply in arrival order.
+ * A batch that fails for a reason other than an outage is re-run without the reports whose box a
+ * newer batch already touched (those get 503 and the box resends), one report at a time when the
+ * failure was not a deadlock, so one unstorable report cannot take its neighbours down with it.
  */
 export class ReportWriter {
   private readonly group: GroupCommit<ReceivedReport, AppliedReport>;
+  private seq = 0;
+  private started: StartedBatch[] = [];
+  /** Body hash last committed per box by this process, so equal bodies are not sent again. */
+  private readonly stored: StoredBodies = new Map();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -30,7 +48,7 @@ export class ReportWriter {
     options: GroupCommitOptions,
     private readonly onCommitted: (events: RecordedEvent[]) => void = () => {},
   ) {
-    this.group = new GroupCommit((batch) => this.commitGroup(batch), options);
+    this.group = new GroupCommit((batch, startNext) => this.commitBatch(batch, startNext), options);
   }
 
   write(report: ReceivedReport): Promise<AppliedReport> {
@@ -42,45 +60,80 @@ export class ReportWriter {
     return this.group.drain();
   }
 
-  private async commitGroup(batch: ReceivedReport[]): Promise<Array<AppliedReport | Error>> {
+  private async commitBatch(batch: ReceivedReport[], startNext: () => void): Promise<Array<AppliedReport | Error>> {
+    const me: StartedBatch = { seq: ++this.seq, licenseKeys: new Set(batch.map((r) => r.report.licenseKey)), done: false };
+    this.started.push(me);
     try {
-      return await this.transaction(batch);
-    } catch (error) {
-      if (isDatabaseUnavailable(error)) throw new DatabaseUnavailableError(error);
-      if (batch.length === 1) {
-        this.log.error({ err: error, licenseKey: batch[0]!.report.licenseKey }, 'report could not be stored');
-        return [error instanceof Error ? error : new Error(String(error))];
-      }
-      this.log.warn({ err: error, size: batch.length }, 'batch failed; storing its reports one by one');
-      const results: Array<AppliedReport | Error> = [];
-      for (const report of batch) {
-        const [result] = await this.commitGroup([report]);
-        results.push(result!);
-      }
-      return results;
+      return await this.commitWithRecovery(batch, me, startNext);
+    } finally {
+      me.done = true;
+      while (this.started[0]?.done) this.started.shift();
     }
   }
 
-  private async transaction(batch: ReceivedReport[]): Promise<AppliedReport[]> {
-    for (let attempt = 1; ; attempt++) {
-      const client = await this.pool.connect();
-      let broken = false;
+  /** Licence keys of batches started after `me`: their reports are newer than any of mine. */
+  private newerKeys(me: StartedBatch): Set<string> {
+    const keys = new Set<string>();
+    for (const batch of this.started) if (batch.seq > me.seq) for (const key of batch.licenseKeys) keys.add(key);
+    return keys;
+  }
+
+  private async commitWithRecovery(batch: ReceivedReport[], me: StartedBatch, startNext: () => void): Promise<Array<AppliedReport | Error>> {
+    let attempt = 1;
+    let rerun = batch;
+    const results = new Map<ReceivedReport, AppliedReport | Error>();
+    for (;;) {
       try {
-        await client.query('begin');
-        const { applied, events } = await applyReports(client, batch);
-        await client.query('commit');
-        this.onCommitted(events);
-        return applied;
+        const applied = await this.transaction(rerun, startNext);
+        rerun.forEach((report, i) => results.set(report, applied[i]!));
+        break;
       } catch (error) {
-        await client.query('rollback').catch(() => {
-          broken = true;
-        });
+        if (isDatabaseUnavailable(error)) throw new DatabaseUnavailableError(error);
+        const newer = this.newerKeys(me);
+        const free = rerun.filter((r) => !newer.has(r.report.licenseKey));
+        for (const report of rerun) if (newer.has(report.report.licenseKey)) results.set(report, overtaken());
         const code = (error as { code?: string }).code;
-        if (attempt < ATTEMPTS && code && RETRYABLE.has(code)) continue;
-        throw error;
-      } finally {
-        client.release(broken);
+        if (code && RETRYABLE.has(code) && attempt < ATTEMPTS) {
+          attempt++;
+          rerun = free;
+          if (rerun.length === 0) break;
+          continue;
+        }
+        if (rerun.length === 1 || free.length <= 1) {
+          if (free.length === 1) {
+            this.log.error({ err: error, licenseKey: free[0]!.report.licenseKey }, 'report could not be stored');
+            results.set(free[0]!, error instanceof Error ? error : new Error(String(error)));
+          }
+          break;
+        }
+        this.log.warn({ err: error, size: free.length }, 'batch failed; storing its reports one by one');
+        for (const report of free) {
+          const [result] = await this.commitWithRecovery([report], me, () => {});
+          results.set(report, result!);
+        }
+        break;
       }
+    }
+    return batch.map((report) => results.get(report)!);
+  }
+
+  private async transaction(batch: ReceivedReport[], locked: () => void): Promise<AppliedReport[]> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('begin');
+      const { applied, events } = await applyReports(client, batch, this.stored, locked);
+      await client.query('commit');
+      for (const { report } of batch) this.stored.set(report.licenseKey, report.rawHash);
+      this.onCommitted(events);
+      return applied;
+    } catch (error) {
+      await client.query('rollback').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
     }
   }
 }

@@ -89,7 +89,14 @@ export class EventHub {
 
   /** Another part of this process committed events up to `id`; read them without waiting for NOTIFY. */
   committed(id: number): void {
-    if (id > this.delivered) this.catchUp();
+    this.known(id);
+  }
+
+  /** Events up to `id` are committed. With nobody listening here they need not be read at all. */
+  private known(id: number): void {
+    if (id <= this.delivered) return;
+    if (this.subscribers.size === 0 && !this.fetching) this.delivered = id;
+    else this.catchUp();
   }
 
   /**
@@ -146,9 +153,7 @@ export class EventHub {
 
   private async listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'fleetgate-listen' });
-    client.on('notification', (message) => {
-      if (Number(message.payload) > this.delivered) this.catchUp();
-    });
+    client.on('notification', (message) => this.known(Number(message.payload)));
     client.on('error', (error) => {
       this.log.warn({ err: error.message }, 'event listener connection lost; reconnecting');
       this.reconnect(client);
