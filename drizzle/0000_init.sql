@@ -13,6 +13,12 @@ CREATE TABLE "box_config_changes" (
 	"duration_ms" integer NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "box_last_reports" (
+	"box_id" integer PRIMARY KEY NOT NULL,
+	"received_at" timestamp with time zone NOT NULL,
+	"body" jsonb NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "boxes" (
 	"id" serial PRIMARY KEY NOT NULL,
 	"license_key" text NOT NULL,
@@ -27,7 +33,6 @@ CREATE TABLE "boxes" (
 	"observed_period_seconds" real,
 	"gateway" jsonb,
 	"gateway_ext_data" jsonb,
-	"last_report" jsonb,
 	"last_report_hash" text,
 	"devices_hash" text,
 	"api_address" text,
@@ -69,6 +74,7 @@ CREATE TABLE "status_events" (
 );
 --> statement-breakpoint
 ALTER TABLE "box_config_changes" ADD CONSTRAINT "box_config_changes_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "box_last_reports" ADD CONSTRAINT "box_last_reports_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "devices" ADD CONSTRAINT "devices_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "status_events" ADD CONSTRAINT "status_events_box_id_boxes_id_fk" FOREIGN KEY ("box_id") REFERENCES "public"."boxes"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "status_events" ADD CONSTRAINT "status_events_device_id_devices_id_fk" FOREIGN KEY ("device_id") REFERENCES "public"."devices"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint

@@ -51,9 +51,7 @@ export const boxes = pgTable(
     gateway: jsonb('gateway').$type<Record<string, unknown>>(),
     /** Older boxes' `gateway_ext_data`: versions, MAC, cpu/memory/disk usage, temperature. */
     gatewayExtData: jsonb('gateway_ext_data').$type<Record<string, unknown>>(),
-    /** The last report as received (parsed), for debugging. */
-    lastReport: jsonb('last_report').$type<unknown>(),
-    /** Hash of the last report body; an equal report only moves `last_report_at`. */
+    /** Hash of the last report body (the body itself is in box_last_reports). */
     lastReportHash: text('last_report_hash'),
     /** Hash of the normalized device list; equal means no device can have changed. */
     devicesHash: text('devices_hash'),
@@ -75,6 +73,18 @@ export const boxes = pgTable(
     check('boxes_status_check', sql`${t.status} in ('online', 'offline')`),
   ],
 );
+
+/**
+ * Each box's last report as received, for debugging. Apart from `boxes` so that the box row, updated
+ * on every report, stays narrow enough for HOT updates; written only when the body changed.
+ */
+export const boxLastReports = pgTable('box_last_reports', {
+  boxId: integer('box_id')
+    .primaryKey()
+    .references(() => boxes.id, { onDelete: 'cascade' }),
+  receivedAt: timestamptz('received_at').notNull(),
+  body: jsonb('body').$type<unknown>().notNull(),
+});
 
 /** A capture device as its box reports it. `externalId` is the box's id for it. */
 export const devices = pgTable(

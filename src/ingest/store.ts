@@ -112,8 +112,14 @@ const REPORT_COLUMNS = `
     report_format = case when v.last_report is null then b.report_format else v.report_format end,
     name = case when v.last_report is not null and v.name is not null then v.name else b.name end,
     gateway = case when v.last_report is null then b.gateway else v.gateway end,
-    gateway_ext_data = case when v.last_report is null then b.gateway_ext_data else v.gateway_ext_data end,
-    last_report = coalesce(v.last_report::jsonb, b.last_report)`;
+    gateway_ext_data = case when v.last_report is null then b.gateway_ext_data else v.gateway_ext_data end`;
+
+/** Stores the bodies sent with an update (`updated` returns id, last_report_at, last_report). */
+const STORE_BODIES = `
+  bodies as (
+    insert into box_last_reports (box_id, received_at, body)
+    select id, last_report_at, last_report::jsonb from updated where last_report is not null
+    on conflict (box_id) do update set received_at = excluded.received_at, body = excluded.body)`;
 
 const REPORT_RECORD = `
     last_report_at timestamptz, address text, reports int, last_report_hash text, devices_hash text,
@@ -125,19 +131,26 @@ const REPORT_RECORD = `
  * the body omitted but not equal to the stored one) take the full path.
  */
 const UPDATE_UNCHANGED_BOXES = `
-  update boxes b set ${REPORT_COLUMNS}
-  from jsonb_to_recordset($1::jsonb) as v(license_key text, ${REPORT_RECORD})
-  where b.license_key = v.license_key and b.status = 'online'
-    and b.devices_hash = v.devices_hash
-    and (v.last_report is not null or b.last_report_hash = v.last_report_hash)
-  returning b.id, b.license_key`;
+  with updated as (
+    update boxes b set ${REPORT_COLUMNS}
+    from jsonb_to_recordset($1::jsonb) as v(license_key text, ${REPORT_RECORD})
+    where b.license_key = v.license_key and b.status = 'online'
+      and b.devices_hash = v.devices_hash
+      and (v.last_report is not null or b.last_report_hash = v.last_report_hash)
+    returning b.id, b.license_key, v.last_report_at, v.last_report),
+  ${STORE_BODIES}
+  select id, license_key from updated`;
 
 const UPDATE_BOXES = `
-  update boxes b set ${REPORT_COLUMNS},
-    status = v.status,
-    status_since = v.status_since
-  from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
-  where b.id = v.id`;
+  with updated as (
+    update boxes b set ${REPORT_COLUMNS},
+      status = v.status,
+      status_since = v.status_since
+    from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
+    where b.id = v.id
+    returning b.id, v.last_report_at, v.last_report),
+  ${STORE_BODIES}
+  select count(*) from updated`;
 
 async function lockBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date): Promise<Map<string, BoxState>> {
   const load = async (keys: string[]) => (await client.query({ name: 'ingest_select_boxes', text: SELECT_BOXES, values: [keys] })).rows;
@@ -261,14 +274,25 @@ function applied(boxId: number, report: Report, changes: number): AppliedReport 
   };
 }
 
+/** The batch failed after some of its reports were committed; those are in `applied`. */
+export class PartlyAppliedError extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly applied: Map<ReceivedReport, AppliedReport>,
+  ) {
+    super('batch partly applied', { cause });
+  }
+}
+
 /**
- * Applies a batch of reports in one transaction that the caller opened and commits, in order:
- * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads;
- * 2. the rest: lock their boxes (creating new ones; any later batch touching them waits for this
- *    commit), diff device lists against the stored ones, and write devices, boxes and history with
- *    one multi-row statement each.
+ * Applies a batch of reports, in order, on a client with no transaction open:
+ * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads, in
+ *    its own implicit transaction (it commits before anything below);
+ * 2. the rest, in one transaction: lock their boxes (creating new ones; any later batch touching
+ *    them waits for this commit), diff device lists against the stored ones, and write devices,
+ *    boxes and history with one multi-row statement each.
  * `stored` holds the body hash last stored per box (this process's view; a stale entry only costs
- * the slow path).
+ * the slow path). If step 2 fails after step 1 committed, a PartlyAppliedError says which are stored.
  */
 export async function applyReports(
   client: pg.ClientBase,
@@ -299,8 +323,18 @@ export async function applyReports(
   // 2. Everything else.
   const rest = batch.filter((r) => !results.has(r));
   let recorded: RecordedEvent[] = [];
-  if (rest.length > 0) recorded = await applyChanges(client, rest, locked, results);
-  else locked();
+  if (rest.length === 0) locked();
+  else {
+    const committed = new Map(results);
+    try {
+      await client.query('begin');
+      recorded = await applyChanges(client, rest, locked, results);
+      await client.query('commit');
+    } catch (error) {
+      await client.query('rollback').catch(() => {});
+      throw committed.size > 0 ? new PartlyAppliedError(error, committed) : error;
+    }
+  }
   return { applied: batch.map((r) => results.get(r)!), events: recorded };
 }
 

@@ -3,7 +3,7 @@ import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
 import { ReportError } from './errors';
 import { GroupCommit, type GroupCommitOptions } from './group-commit';
-import { applyReports, type AppliedReport, type ReceivedReport, type RecordedEvent, type StoredBodies } from './store';
+import { applyReports, PartlyAppliedError, type AppliedReport, type ReceivedReport, type RecordedEvent, type StoredBodies } from './store';
 
 /** Postgres asks the transaction to be run again: deadlock between replicas, serialization. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -79,35 +79,42 @@ export class ReportWriter {
   }
 
   private async commitWithRecovery(batch: ReceivedReport[], me: StartedBatch, startNext: () => void): Promise<Array<AppliedReport | Error>> {
-    let attempt = 1;
-    let rerun = batch;
     const results = new Map<ReceivedReport, AppliedReport | Error>();
-    for (;;) {
+    let rerun = batch;
+    for (let attempt = 1; rerun.length > 0; attempt++) {
       try {
-        const applied = await this.transaction(rerun, startNext);
+        const applied = await this.apply(rerun, startNext);
         rerun.forEach((report, i) => results.set(report, applied[i]!));
         break;
-      } catch (error) {
-        if (isDatabaseUnavailable(error)) throw new DatabaseUnavailableError(error);
+      } catch (thrown) {
+        let error = thrown;
+        if (error instanceof PartlyAppliedError) {
+          for (const [report, result] of error.applied) results.set(report, result);
+          error = error.cause;
+        }
+        let left = rerun.filter((r) => !results.has(r));
+        if (isDatabaseUnavailable(error)) {
+          for (const report of left) results.set(report, new DatabaseUnavailableError(error));
+          break;
+        }
+        // A newer report of the same box may already be applied: re-running an older one would undo it.
         const newer = this.newerKeys(me);
-        const free = rerun.filter((r) => !newer.has(r.report.licenseKey));
-        for (const report of rerun) if (newer.has(report.report.licenseKey)) results.set(report, overtaken());
+        for (const report of left) if (newer.has(report.report.licenseKey)) results.set(report, overtaken());
+        left = left.filter((r) => !results.has(r));
         const code = (error as { code?: string }).code;
         if (code && RETRYABLE.has(code) && attempt < ATTEMPTS) {
-          attempt++;
-          rerun = free;
-          if (rerun.length === 0) break;
+          rerun = left;
           continue;
         }
-        if (rerun.length === 1 || free.length <= 1) {
-          if (free.length === 1) {
-            this.log.error({ err: error, licenseKey: free[0]!.report.licenseKey }, 'report could not be stored');
-            results.set(free[0]!, error instanceof Error ? error : new Error(String(error)));
+        if (rerun.length === 1 || left.length <= 1) {
+          if (left.length === 1) {
+            this.log.error({ err: error, licenseKey: left[0]!.report.licenseKey }, 'report could not be stored');
+            results.set(left[0]!, error instanceof Error ? error : new Error(String(error)));
           }
           break;
         }
-        this.log.warn({ err: error, size: free.length }, 'batch failed; storing its reports one by one');
-        for (const report of free) {
+        this.log.warn({ err: error, size: left.length }, 'batch failed; storing its reports one by one');
+        for (const report of left) {
           const [result] = await this.commitWithRecovery([report], me, () => {});
           results.set(report, result!);
         }
@@ -117,20 +124,16 @@ export class ReportWriter {
     return batch.map((report) => results.get(report)!);
   }
 
-  private async transaction(batch: ReceivedReport[], locked: () => void): Promise<AppliedReport[]> {
+  private async apply(batch: ReceivedReport[], locked: () => void): Promise<AppliedReport[]> {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      await client.query('begin');
       const { applied, events } = await applyReports(client, batch, this.stored, locked);
-      await client.query('commit');
       for (const { report } of batch) this.stored.set(report.licenseKey, report.rawHash);
       this.onCommitted(events);
       return applied;
     } catch (error) {
-      await client.query('rollback').catch(() => {
-        broken = true;
-      });
+      broken = isDatabaseUnavailable(error instanceof PartlyAppliedError ? error.cause : error);
       throw error;
     } finally {
       client.release(broken);

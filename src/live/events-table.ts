@@ -28,23 +28,31 @@ export interface RecordedEvent {
   at: Date;
 }
 
+/**
+ * Lock, insert and notify in one round trip. The lock sits in a joined subquery: no row to insert
+ * (and so no id drawn from the sequence) exists before it is taken.
+ */
 const INSERT_EVENTS = `
-  insert into status_events (box_id, device_id, from_status, to_status, at)
-  select box_id, device_id, from_status, to_status, at
-  from jsonb_array_elements($1::jsonb) with ordinality as item(value, n),
-       jsonb_to_record(item.value) as e(box_id int, device_id int, from_status text, to_status text, at timestamptz)
-  order by item.n -- ids follow the order the changes happened in
-  returning id, box_id, device_id, from_status, to_status, at`;
+  with inserted as (
+    insert into status_events (box_id, device_id, from_status, to_status, at)
+    select e.box_id, e.device_id, e.from_status, e.to_status, e.at
+    from (select pg_advisory_xact_lock($2)) as serialized,
+         jsonb_array_elements($1::jsonb) with ordinality as item(value, n),
+         jsonb_to_record(item.value) as e(box_id int, device_id int, from_status text, to_status text, at timestamptz)
+    order by item.n -- ids follow the order the changes happened in
+    returning id, box_id, device_id, from_status, to_status, at),
+  notified as (select pg_notify($3, max(id)::text) from inserted)
+  select inserted.* from inserted, notified
+  order by id`;
 
 /**
- * Inserts history rows inside the caller's transaction and tells every replica once it commits.
- * Call it as the transaction's last statement: the lock it takes is held until commit.
+ * Inserts history rows inside the caller's transaction; every replica hears of them once it commits.
+ * Make it the transaction's last statement: the lock it takes is held until commit.
  */
 export async function insertStatusEvents(client: pg.ClientBase, rows: EventRow[]): Promise<RecordedEvent[]> {
   if (rows.length === 0) return [];
-  await client.query({ name: 'events_lock', text: 'select pg_advisory_xact_lock($1)', values: [EVENTS_LOCK] });
-  const result = await client.query({ name: 'events_insert', text: INSERT_EVENTS, values: [JSON.stringify(rows)] });
-  const events: RecordedEvent[] = result.rows.map((r) => ({
+  const result = await client.query({ name: 'events_insert', text: INSERT_EVENTS, values: [JSON.stringify(rows), EVENTS_LOCK, EVENTS_CHANNEL] });
+  return result.rows.map((r) => ({
     id: r.id,
     boxId: r.box_id,
     deviceId: r.device_id,
@@ -52,7 +60,4 @@ export async function insertStatusEvents(client: pg.ClientBase, rows: EventRow[]
     toStatus: r.to_status,
     at: r.at,
   }));
-  const lastId = Math.max(...events.map((e) => e.id));
-  await client.query({ name: 'events_notify', text: 'select pg_notify($1, $2)', values: [EVENTS_CHANNEL, String(lastId)] });
-  return events;
 }

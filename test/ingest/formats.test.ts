@@ -9,7 +9,10 @@ beforeAll(async () => {
 afterAll(() => gateway?.close());
 
 async function box(licenseKey: string) {
-  const { rows } = await gateway.sql.query('select * from boxes where license_key = $1', [licenseKey]);
+  const { rows } = await gateway.sql.query(
+    'select b.*, r.body as last_report from boxes b left join box_last_reports r on r.box_id = b.id where b.license_key = $1',
+    [licenseKey],
+  );
   return rows[0];
 }
 
