@@ -1,6 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // graphql ships CJS (index.js) and ESM (index.mjs). Node loads the CJS one for node_modules (Pothos,
+    // yoga); vite would give our sources the ESM one, and two graphql realms break instanceof checks.
+    alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // One real Postgres for the whole run; each test file gets its own database cloned from a migrated template.

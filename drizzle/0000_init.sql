@@ -83,7 +83,11 @@ CREATE UNIQUE INDEX "boxes_license_key_key" ON "boxes" USING btree ("license_key
 CREATE INDEX "boxes_status_idx" ON "boxes" USING btree ("status","id");--> statement-breakpoint
 CREATE UNIQUE INDEX "devices_box_external_id_key" ON "devices" USING btree ("box_id","external_id");--> statement-breakpoint
 CREATE INDEX "devices_status_idx" ON "devices" USING btree ("status","id");--> statement-breakpoint
+CREATE INDEX "devices_status_since_idx" ON "devices" USING btree ("status","status_since","id");--> statement-breakpoint
+CREATE INDEX "devices_name_idx" ON "devices" USING btree (coalesce("name", ''),"id");--> statement-breakpoint
 CREATE INDEX "devices_type_idx" ON "devices" USING btree ("type","id");--> statement-breakpoint
 CREATE INDEX "status_events_box_idx" ON "status_events" USING btree ("box_id","id");--> statement-breakpoint
 CREATE INDEX "status_events_device_idx" ON "status_events" USING btree ("device_id","id");--> statement-breakpoint
-CREATE INDEX "status_events_at_idx" ON "status_events" USING btree ("at");
+CREATE INDEX "status_events_at_idx" ON "status_events" USING btree ("at");--> statement-breakpoint
+CREATE INDEX "status_events_device_at_idx" ON "status_events" USING btree ("device_id","at","id");--> statement-breakpoint
+CREATE INDEX "status_events_box_at_idx" ON "status_events" USING btree ("box_id","at","id");

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Config } from './config';
 import { createDb, createPool, migrateDatabase, type Db } from './db/connection';
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
+import { createGraphQLServer } from './graphql/server';
 import { createIngestHandler, isIngestPath } from './ingest/http';
 import { ReportWriter } from './ingest/writer';
 import { EventHub } from './live/event-hub';
@@ -70,6 +71,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper.start();
     writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch, maxInFlight: config.ingestPipeline }, committed);
     const ingest = createIngestHandler(writer, { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy }, log);
+    const yoga = createGraphQLServer({ db, pool, log, config });
 
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const pathname = (req.url ?? '/').split('?')[0]!;
@@ -78,6 +80,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
         res.writeHead(200, { 'content-type': 'application/json' });
         return void res.end('{"status":"ok"}');
       }
+      if (pathname === '/graphql') return void yoga(req, res);
       notFound(res);
     });
     server.keepAliveTimeout = 65_000; // longer than typical box and load-balancer idle timeouts

@@ -116,6 +116,9 @@ export const devices = pgTable(
   (t) => [
     uniqueIndex('devices_box_external_id_key').on(t.boxId, t.externalId),
     index('devices_status_idx').on(t.status, t.id),
+    // GraphQL orderings: devices by status age, by name (keyset pagination).
+    index('devices_status_since_idx').on(t.status, t.statusSince, t.id),
+    index('devices_name_idx').on(sql`coalesce(${t.name}, '')`, t.id),
     index('devices_type_idx').on(t.type, t.id),
     check('devices_status_check', sql`${t.status} in ('online', 'offline', 'unknown')`),
     check('devices_type_check', sql`${t.type} in ('photo', 'rtsp', 'file', 'gb28181', 'unknown')`),
@@ -143,6 +146,9 @@ export const statusEvents = pgTable(
     index('status_events_box_idx').on(t.boxId, t.id),
     index('status_events_device_idx').on(t.deviceId, t.id),
     index('status_events_at_idx').on(t.at),
+    // A device's or box's history over a time range.
+    index('status_events_device_at_idx').on(t.deviceId, t.at, t.id),
+    index('status_events_box_at_idx').on(t.boxId, t.at, t.id),
   ],
 );
 

@@ -43,7 +43,7 @@ export async function postReport(
     method: 'POST',
     headers: { ...(contentType ? { 'content-type': contentType } : {}), ...headers },
     // A byte body keeps fetch from adding its own text/plain Content-Type.
-    body: body instanceof Uint8Array ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
+    body: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
   });
   const text = await response.text();
   let json: any;

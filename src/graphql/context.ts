@@ -1,0 +1,78 @@
+import type DataLoader from 'dataloader';
+import type pg from 'pg';
+import type { Config } from '../config';
+import type { Db } from '../db/connection';
+import type { Logger } from '../log';
+import { CountCache } from '../models/count-cache';
+
+/** What the GraphQL layer takes from the app. */
+export interface GraphQLDeps {
+  db: Db;
+  pool: pg.Pool;
+  log: Logger;
+  config: Config;
+}
+
+/** State that outlives a request: one per server, shared by HTTP and (later) websocket operations. */
+export interface GraphQLShared {
+  /** Large counts (totalCount, fleetSummary), kept about a second; see CountCache. */
+  counts: CountCache;
+}
+
+/** Time a large count is served before it is read again, and how stale it may get while refreshing. */
+export const COUNT_CACHE_TTL_MS = 1_000;
+const COUNT_CACHE_MAX_STALE_MS = 10_000;
+/** Counts under this many rows take Postgres about a millisecond: always read fresh. */
+export const COUNT_CACHE_MIN_VALUE = 5_000;
+
+export function createGraphQLShared(deps: GraphQLDeps, options: { countCacheTtlMs?: number; countCacheMinValue?: number } = {}): GraphQLShared {
+  const log = deps.log;
+  return {
+    counts: new CountCache(
+      {
+        ttlMs: options.countCacheTtlMs ?? COUNT_CACHE_TTL_MS,
+        maxStaleMs: Math.max(COUNT_CACHE_MAX_STALE_MS, options.countCacheTtlMs ?? 0),
+        minValue: options.countCacheMinValue ?? COUNT_CACHE_MIN_VALUE,
+      },
+      (error) => log.warn({ err: error }, 'background count refresh failed'),
+    ),
+  };
+}
+
+/** What every resolver gets. Made fresh for each operation, so loaders never leak data between requests. */
+export interface GraphQLContext {
+  /** The HTTP request (for a websocket operation: the upgrade request). */
+  request: Request;
+  db: Db;
+  pool: pg.Pool;
+  log: Logger;
+  config: Config;
+  counts: CountCache;
+  /**
+   * This operation's DataLoaders for nested connections (`Box.devices`, `Device.statusEvents`, ...),
+   * one per field and argument set; node loaders (Box, Device, StatusEvent) are kept by
+   * @pothos/plugin-dataloader against this context object.
+   */
+  loaders: Map<string, DataLoader<number, unknown>>;
+  /** The database snapshot read before executing (by the response cache), when there is one. */
+  snapshot?: string;
+  /** Set when a count may lag the data (see CountCache): the response may then be kept only as long. */
+  countsLag: boolean;
+}
+
+/**
+ * The context of one operation, from yoga's initial context (`{ request }`) and the app's parts.
+ * `createGraphQLServer` passes it to yoga, so `yoga.getEnveloped(...)` (websockets) gets it too.
+ */
+export function createGraphQLContext(deps: GraphQLDeps & GraphQLShared, initial: { request: Request }): GraphQLContext {
+  return {
+    request: initial.request,
+    db: deps.db,
+    pool: deps.pool,
+    log: deps.log,
+    config: deps.config,
+    counts: deps.counts,
+    loaders: new Map(),
+    countsLag: false,
+  };
+}

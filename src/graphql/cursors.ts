@@ -1,0 +1,56 @@
+// Cursors of every list: base64url of a JSON array `[scope, ...values]`, opaque to clients. The scope
+// names the list and ordering a cursor was made for, so one of another list or ordering is refused
+// instead of misread. No schema types here: the websocket server can import these without the schema.
+import type { CursorValue } from '../models/sql';
+import { badUserInput } from './errors';
+
+export type CursorValueType = 'int' | 'text' | 'timestamptz';
+
+export function encodeCursor(scope: string, values: readonly CursorValue[]): string {
+  return Buffer.from(JSON.stringify([scope, ...values])).toString('base64url');
+}
+
+function malformedCursor(argument: string, why: string) {
+  return badUserInput(`\`${argument}\` is not a cursor of this list: ${why}. Use a cursor this list returned with the same orderBy, or omit it to start over.`, {
+    argument,
+  });
+}
+
+/** The values inside a cursor made by `encodeCursor(scope, ...)`, checked against their types. */
+export function decodeCursor(cursor: string, scope: string, types: readonly CursorValueType[], argument = 'after'): CursorValue[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw malformedCursor(argument, 'it cannot be decoded');
+  }
+  if (!Array.isArray(parsed) || typeof parsed[0] !== 'string') throw malformedCursor(argument, 'it cannot be decoded');
+  if (parsed[0] !== scope) throw malformedCursor(argument, `it was made for ${JSON.stringify(parsed[0])}, not ${JSON.stringify(scope)}`);
+  if (parsed.length !== types.length + 1) throw malformedCursor(argument, 'its position is not valid');
+  const values = parsed.slice(1) as unknown[];
+  types.forEach((type, i) => {
+    const value = values[i];
+    const ok =
+      type === 'int'
+        ? Number.isSafeInteger(value) && (value as number) > 0
+        : type === 'text'
+          ? typeof value === 'string' && value.length <= 10_000
+          : typeof value === 'string' && !Number.isNaN(Date.parse(value));
+    if (!ok) throw malformedCursor(argument, 'its position is not valid');
+  });
+  return values as CursorValue[];
+}
+
+
+// A status event's cursor is its id, in every ordering of every list of events, and in subscriptions
+// that resume from it: `statusEvents(after: cursor)` takes a cursor from a query and the other way round.
+export const STATUS_EVENT_CURSOR_SCOPE = 'StatusEvent';
+
+export function encodeStatusEventCursor(id: number): string {
+  return encodeCursor(STATUS_EVENT_CURSOR_SCOPE, [id]);
+}
+
+/** The event id inside a status event cursor, or `BAD_USER_INPUT` naming `argument`. */
+export function decodeStatusEventCursor(cursor: string, argument = 'after'): number {
+  return decodeCursor(cursor, STATUS_EVENT_CURSOR_SCOPE, ['int'], argument)[0] as number;
+}

@@ -1,0 +1,15 @@
+import { lexicographicSortSchema, printSchema } from 'graphql';
+import { builder } from './builder';
+import './types/pagination';
+import './types/box';
+import './types/device';
+import './types/status-event';
+import './types/fleet-summary';
+
+/** The executable schema. Only the server (and the printer and tests) import this file. */
+export const schema = builder.toSchema({ sortSchema: false });
+
+/** The SDL committed as schema.graphql: types and fields in alphabetical order, so diffs stay small. */
+export function printSchemaSdl(): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

@@ -1,0 +1,144 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { useGraphQlJit } from '@envelop/graphql-jit';
+import { PothosValidationError } from '@pothos/core';
+import { getOperationAST, getVariableValues, GraphQLError, type DocumentNode, type OperationDefinitionNode } from 'graphql';
+import { createYoga, maskError as yogaMaskError, type Plugin, type YogaLogger, type YogaServerInstance } from 'graphql-yoga';
+import type { Logger } from '../log';
+import { createGraphQLContext, createGraphQLShared, type GraphQLContext, type GraphQLDeps } from './context';
+import { useSnapshotResponseCache } from './response-cache';
+import { schema } from './schema';
+
+export interface GraphQLServerOptions {
+  /**
+   * Compile each operation to JavaScript with graphql-jit (faster execution of big pages). Default true.
+   * graphql-jit does not apply the default of a non-null input field, so input fields with defaults are
+   * nullable in this schema (e.g. `orderBy.direction`) and resolvers treat null as the default.
+   */
+  jit?: boolean;
+  /** How long large counts are kept (ms); see CountCache. Default 1,000. */
+  countCacheTtlMs?: number;
+  /** Counts below this are always read fresh. Default 5,000. */
+  countCacheMinValue?: number;
+  /** Keep query responses while the database snapshot is unchanged (see useSnapshotResponseCache). Default true. */
+  responseCache?: boolean;
+}
+
+export type GraphQLServer = YogaServerInstance<{ req: IncomingMessage; res: ServerResponse }, GraphQLContext>;
+
+const EXAMPLE_QUERY = `# Offline devices, longest offline first, with their boxes.
+query OfflineDevices {
+  devices(first: 20, filter: { status: OFFLINE }, orderBy: { field: STATUS_SINCE, direction: ASC }) {
+    totalCount
+    edges {
+      node { name ip type statusSince box { licenseKey name lastReportAt } }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+  fleetSummary { boxes { total online offline } devices { total online offline unknown removed } }
+}
+`;
+
+function isOriginalGraphQLError(error: unknown): error is GraphQLError {
+  if (!(error instanceof GraphQLError)) return false;
+  return error.originalError == null || isOriginalGraphQLError(error.originalError);
+}
+
+/**
+ * Errors a client caused keep their message and get a code; anything else (a database fault, a bug)
+ * is logged with its cause and answered as "Unexpected error." with code INTERNAL_SERVER_ERROR.
+ */
+function createMaskError(log: Logger) {
+  return (error: unknown, message: string): Error => {
+    if (isOriginalGraphQLError(error)) {
+      // Pothos's own argument checks (an ID of another type, ...) carry no code; they are input errors.
+      const cause = error.originalError ?? error;
+      if (cause instanceof PothosValidationError && error.extensions.code === undefined) {
+        return new GraphQLError(error.message, {
+          nodes: error.nodes,
+          source: error.source,
+          positions: error.positions,
+          path: error.path,
+          extensions: { ...error.extensions, code: 'BAD_USER_INPUT' },
+        });
+      }
+      return error;
+    }
+    const cause = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    log.error({ err: cause, path: error instanceof GraphQLError ? error.path?.join('.') : undefined }, 'GraphQL resolver failed');
+    return yogaMaskError(error, message, false);
+  };
+}
+
+/**
+ * Variables are checked against their types before execution, so a wrong one (an unknown enum value,
+ * a malformed DateTime, a missing required one) is a `BAD_USER_INPUT` request error: status 400 for
+ * `application/graphql-response+json`, 200 for `application/json` (GraphQL over HTTP). graphql-jit
+ * coerces variables itself, with messages but without codes or statuses.
+ */
+function useVariableCheck(): Plugin {
+  const operations = new WeakMap<DocumentNode, OperationDefinitionNode | null>();
+  return {
+    onExecute({ args, setResultAndStopExecution }) {
+      let operation = operations.get(args.document);
+      if (operation === undefined) {
+        operation = getOperationAST(args.document, args.operationName) ?? null;
+        if (!args.operationName) operations.set(args.document, operation);
+      }
+      if (!operation?.variableDefinitions?.length) return;
+      const { errors } = getVariableValues(args.schema, operation.variableDefinitions, args.variableValues ?? {}, { maxErrors: 20 });
+      if (errors) {
+        setResultAndStopExecution({
+          errors: errors.map(
+            (error) =>
+              new GraphQLError(error.message, {
+                nodes: error.nodes,
+                extensions: { code: 'BAD_USER_INPUT', http: { status: 400, spec: true } },
+              }),
+          ),
+        });
+      }
+    },
+  };
+}
+
+function yogaLogger(log: Logger): YogaLogger {
+  const write =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) => {
+      const [first, ...rest] = args;
+      if (first instanceof Error) log[level]({ err: first }, first.message);
+      else log[level](rest.length > 0 ? { details: rest } : {}, String(first));
+    };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+/**
+ * The GraphQL read API: POST/GET `/graphql` per GraphQL over HTTP, GraphiQL for browsers at the same
+ * path. It is a Node request listener; src/app.ts routes `/graphql` to it. The websocket server (later)
+ * runs operations through `yoga.getEnveloped(...)`, which builds the same context per operation.
+ */
+export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOptions = {}): GraphQLServer {
+  const log = deps.log.child({ part: 'graphql' });
+  const contextDeps = { ...deps, ...createGraphQLShared(deps, options) };
+  const responseCache = useSnapshotResponseCache({
+    pool: deps.pool,
+    maxEntries: 2_000,
+    maxBytes: 64 * 1024 * 1024,
+    maxAgeMs: 60_000,
+    countTtlMs: contextDeps.counts.options.ttlMs,
+  });
+  return createYoga<{ req: IncomingMessage; res: ServerResponse }, GraphQLContext>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: { title: 'fleetgate', defaultQuery: EXAMPLE_QUERY },
+    maskedErrors: { maskError: createMaskError(log) },
+    logging: yogaLogger(log),
+    context: ({ request }) => createGraphQLContext(contextDeps, { request }),
+    plugins: [
+      useVariableCheck(),
+      ...(options.responseCache === false ? [] : [responseCache]),
+      ...(options.jit === false ? [] : [useGraphQlJit()]),
+    ],
+  });
+}

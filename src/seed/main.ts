@@ -1,0 +1,103 @@
+// `npm run seed -- --boxes 10000 --devices 16 --days 30 [--reset] [--seed 1]`: fills DATABASE_URL, or when it is
+// unset the embedded Postgres in FLEETGATE_DATA_DIR (the gateway's own), with a fleet and its history.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config';
+import { createPool, migrateDatabase } from '../db/connection';
+import { startEmbeddedPostgres, type RunningPostgres } from '../db/embedded';
+import { createLogger } from '../log';
+import { seedFleet } from './fleet';
+import { progressBar } from './progress';
+
+const USAGE = `usage: npm run seed -- [--boxes 10000] [--devices 16] [--days 30] [--seed 1] [--reset]
+
+Fills the database with a fleet: boxes of both report formats (older ones with their gateway details),
+--devices devices each (a mix of types and statuses, a few removed) and --days days of status history
+consistent with each device's current status. Targets DATABASE_URL, or the gateway's embedded Postgres
+(FLEETGATE_DATA_DIR, EMBEDDED_PG_PORT) when it is unset. Refuses a database that already has boxes unless
+--reset is given, which deletes every box, device and event first.`;
+
+function count(value: string | undefined, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    console.error(`seed: --${name} must be a whole number from 0 to ${max}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+/** True while a postmaster (e.g. a running gateway's) serves `dataDir`: it must then be left running. */
+function postmasterRunning(dataDir: string): boolean {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return false;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const { values } = parseArgs({
+  options: {
+    boxes: { type: 'string' },
+    devices: { type: 'string' },
+    days: { type: 'string' },
+    seed: { type: 'string' },
+    reset: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+});
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const options = {
+  boxes: count(values.boxes, 'boxes', 10_000, 1_000_000),
+  devicesPerBox: count(values.devices, 'devices', 16, 4096),
+  days: count(values.days, 'days', 30, 3650),
+  seed: count(values.seed, 'seed', 1, 1_000_000),
+  reset: values.reset,
+};
+
+let config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`seed: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+let postgres: RunningPostgres | undefined;
+let url = config.databaseUrl;
+if (!url) {
+  const shared = postmasterRunning(config.dataDir);
+  const running = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log });
+  url = running.url;
+  if (!shared) postgres = running; // started here, so stopped here; a gateway's stays up
+}
+const pool = createPool(url, 2, log);
+const bar = progressBar('seed');
+let exitCode = 0;
+try {
+  await migrateDatabase(pool, log);
+  const result = await seedFleet(pool, options, bar.update);
+  bar.finish(
+    `seeded ${result.boxes} boxes, ${result.devices} devices and ${result.statusEvents} status events (${options.days} days) in ${(result.ms / 1000).toFixed(1)} s` +
+      ` into ${config.databaseUrl ? 'DATABASE_URL' : `the embedded Postgres in ${config.dataDir}`}`,
+  );
+} catch (error) {
+  bar.finish(`seed failed: ${error instanceof Error ? error.message : String(error)}`);
+  exitCode = 1;
+} finally {
+  await pool.end();
+  await postgres?.stop();
+}
+process.exit(exitCode);

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CountCache } from '../../src/models/count-cache';
+import { startGateway, type TestGateway } from '../helpers/gateway';
+import { countStatements, graphql as send, query } from '../helpers/graphql';
+import { newerReport, post } from './fleet-fixture';
+import { graphql } from './generated';
+
+let gateway: TestGateway;
+beforeAll(async () => {
+  gateway = await startGateway();
+  await post(gateway, newerReport('C-BOX-1', [{ id: 'c1' }, { id: 'c2', status: 'offline' }]));
+});
+afterAll(() => gateway?.close());
+
+const Offline = graphql(`
+  query CacheOffline {
+    devices(filter: { status: [OFFLINE] }) { totalCount nodes { externalId status } }
+    fleetSummary { devices { online offline } }
+  }
+`);
+
+describe('response cache', () => {
+  it('answers a repeated query from memory while nothing was written: one snapshot read', async () => {
+    const first = await query(gateway.url, Offline);
+    const statements = await countStatements(gateway.app.pool, async () => {
+      expect(await query(gateway.url, Offline)).toEqual(first);
+    });
+    expect(statements).toEqual(['select pg_current_snapshot()::text as snapshot']);
+  });
+
+  it('sees a write at once: the next answer is computed again', async () => {
+    const before = await query(gateway.url, Offline);
+    expect(before.devices.nodes.map((d) => d.externalId)).toEqual(['c2']);
+    await post(gateway, newerReport('C-BOX-1', [{ id: 'c1', status: 'offline' }, { id: 'c2', status: 'offline' }]));
+    const after = await query(gateway.url, Offline);
+    expect(after.devices.nodes.map((d) => d.externalId)).toEqual(['c1', 'c2']);
+    expect(after.devices.totalCount).toBe(2);
+    expect(after.fleetSummary.devices).toEqual({ online: 0, offline: 2 });
+  });
+
+  it('runs the query when asked with Cache-Control: no-cache', async () => {
+    await query(gateway.url, Offline);
+    const statements = await countStatements(gateway.app.pool, async () => {
+      const response = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' },
+        body: JSON.stringify({ query: '{ devices(filter: { status: [OFFLINE] }) { totalCount } }' }),
+      });
+      expect(await response.json()).toEqual({ data: { devices: { totalCount: 2 } } });
+    });
+    expect(statements.some((s) => s.includes('pg_current_snapshot'))).toBe(false);
+    expect(statements.length).toBeGreaterThan(0);
+  });
+
+  it('does not keep answers with errors', async () => {
+    for (let i = 0; i < 2; i++) {
+      const response = await send(gateway.url, '{ devices(first: 501) { totalCount } }');
+      expect(response.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+  });
+});
+
+describe('CountCache', () => {
+  const cache = () => new CountCache({ ttlMs: 50, maxStaleMs: 10_000, minValue: 100 });
+
+  it('reads small counts every time', async () => {
+    const counts = cache();
+    let reads = 0;
+    const load = async () => ++reads;
+    await counts.get('k', load, (n) => n);
+    await counts.get('k', load, (n) => n);
+    expect(reads).toBe(2);
+  });
+
+  it('keeps a large count while the snapshot is the same, exactly, whatever its age', async () => {
+    const counts = cache();
+    let reads = 0;
+    const load = async () => 1000 + reads++;
+    let lagging = 0;
+    const read = { snapshot: 's1', lagging: () => lagging++ };
+    expect(await counts.get('k', load, (n) => n, read)).toBe(1000);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(await counts.get('k', load, (n) => n, read)).toBe(1000);
+    expect(reads).toBe(1);
+    expect(lagging).toBe(0);
+  });
+
+  it('under another snapshot serves it for ttlMs, then refreshes it in the background', async () => {
+    const counts = cache();
+    let value = 1000;
+    let reads = 0;
+    const load = async () => {
+      reads++;
+      return value;
+    };
+    let lagging = 0;
+    await counts.get('k', load, (n) => n, { snapshot: 's1' });
+    value = 2000;
+    expect(await counts.get('k', load, (n) => n, { snapshot: 's2', lagging: () => lagging++ })).toBe(1000);
+    expect(lagging).toBe(1);
+    expect(reads).toBe(1);
+    await new Promise((r) => setTimeout(r, 80));
+    // Stale: served once more while one refresh runs, then the fresh value.
+    expect(await counts.get('k', load, (n) => n, { snapshot: 's3' })).toBe(1000);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(reads).toBe(2);
+    expect(await counts.get('k', load, (n) => n, { snapshot: 's3' })).toBe(2000);
+  });
+
+  it('shares one read between identical requests in flight', async () => {
+    const counts = cache();
+    let reads = 0;
+    const load = () => new Promise<number>((r) => setTimeout(() => r(5 + reads++), 20));
+    const values = await Promise.all([counts.get('k', load, (n) => n), counts.get('k', load, (n) => n)]);
+    expect(values).toEqual([5, 5]);
+    expect(reads).toBe(1);
+  });
+});
