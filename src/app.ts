@@ -10,6 +10,7 @@ import { ReportWriter } from './ingest/writer';
 import { EventHub } from './live/event-hub';
 import type { RecordedEvent } from './live/events-table';
 import { OfflineSweeper } from './live/offline-sweeper';
+import { attachWebSocketTransport, type WebSocketTransport } from './live/websocket';
 import { createLogger, type Logger } from './log';
 
 export interface App {
@@ -40,6 +41,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let events: EventHub | undefined;
   let sweeper: OfflineSweeper | undefined;
   let server: Server | undefined;
+  let websockets: WebSocketTransport | undefined;
   let url = '';
   let databaseUrl = config.databaseUrl ?? '';
 
@@ -71,7 +73,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper.start();
     writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch, maxInFlight: config.ingestPipeline }, committed);
     const ingest = createIngestHandler(writer, { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy }, log);
-    const yoga = createGraphQLServer({ db, pool, log, config });
+    const yoga = createGraphQLServer({ db, pool, log, config, events });
 
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const pathname = (req.url ?? '/').split('?')[0]!;
@@ -84,6 +86,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       notFound(res);
     });
     server.keepAliveTimeout = 65_000; // longer than typical box and load-balancer idle timeouts
+    websockets = attachWebSocketTransport(server, yoga, log);
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(config.port, config.host, () => resolve());
@@ -95,6 +98,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   }
 
   async function stop(): Promise<void> {
+    // Websocket clients are told the server is going away (1001) and reconnect elsewhere.
+    await websockets?.close();
+    websockets = undefined;
     if (server) {
       const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
       server.closeIdleConnections();

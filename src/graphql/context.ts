@@ -2,6 +2,7 @@ import type DataLoader from 'dataloader';
 import type pg from 'pg';
 import type { Config } from '../config';
 import type { Db } from '../db/connection';
+import type { EventHub } from '../live/event-hub';
 import type { Logger } from '../log';
 import { CountCache } from '../models/count-cache';
 
@@ -11,6 +12,8 @@ export interface GraphQLDeps {
   pool: pg.Pool;
   log: Logger;
   config: Config;
+  /** This process's feed of committed status events, for subscriptions. */
+  events: EventHub;
 }
 
 /** State that outlives a request: one per server, shared by HTTP and (later) websocket operations. */
@@ -48,6 +51,12 @@ export interface GraphQLContext {
   log: Logger;
   config: Config;
   counts: CountCache;
+  events: EventHub;
+  /**
+   * Ends the operation's transport with a reason the client can read: set for websocket operations
+   * (closes the socket); SSE and HTTP operations end with a GraphQL error instead.
+   */
+  closeTransport?: (code: number, reason: string) => void;
   /**
    * This operation's DataLoaders for nested connections (`Box.devices`, `Device.statusEvents`, ...),
    * one per field and argument set; node loaders (Box, Device, StatusEvent) are kept by
@@ -64,9 +73,14 @@ export interface GraphQLContext {
  * The context of one operation, from yoga's initial context (`{ request }`) and the app's parts.
  * `createGraphQLServer` passes it to yoga, so `yoga.getEnveloped(...)` (websockets) gets it too.
  */
-export function createGraphQLContext(deps: GraphQLDeps & GraphQLShared, initial: { request: Request }): GraphQLContext {
+export function createGraphQLContext(
+  deps: GraphQLDeps & GraphQLShared,
+  initial: { request: Request; closeTransport?: (code: number, reason: string) => void },
+): GraphQLContext {
   return {
     request: initial.request,
+    events: deps.events,
+    closeTransport: initial.closeTransport,
     db: deps.db,
     pool: deps.pool,
     log: deps.log,

@@ -5,6 +5,7 @@ import './types/box';
 import './types/device';
 import './types/status-event';
 import './types/fleet-summary';
+import './types/live';
 
 /** The executable schema. Only the server (and the printer and tests) import this file. */
 export const schema = builder.toSchema({ sortSchema: false });

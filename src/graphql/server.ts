@@ -134,11 +134,12 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
     graphiql: { title: 'fleetgate', defaultQuery: EXAMPLE_QUERY },
     maskedErrors: { maskError: createMaskError(log) },
     logging: yogaLogger(log),
-    context: ({ request }) => createGraphQLContext(contextDeps, { request }),
+    context: (initial) => createGraphQLContext(contextDeps, initial as Parameters<typeof createGraphQLContext>[1]),
     plugins: [
       useVariableCheck(),
       ...(options.responseCache === false ? [] : [responseCache]),
-      ...(options.jit === false ? [] : [useGraphQlJit()]),
+      // Queries only: graphql-jit's compiled subscribe does not pass a subscription field its arguments.
+      ...(options.jit === false ? [] : [useGraphQlJit({}, { enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation === 'query' })]),
     ],
   });
 }

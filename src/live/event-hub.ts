@@ -43,6 +43,8 @@ export class EventHub {
   private listener: pg.Client | undefined;
   private readonly subscribers = new Set<Subscriber>();
   private delivered = 0;
+  /** The highest id known to be committed (by this process's writers or NOTIFY); may run ahead of `delivered`. */
+  private committedUpTo = 0;
   private fetching: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -75,6 +77,7 @@ export class EventHub {
     this.stopped = false;
     const { rows } = await this.pool.query('select coalesce(max(id), 0) as id from status_events');
     this.delivered = rows[0].id;
+    this.committedUpTo = this.delivered;
     await this.listen();
     this.poll = setInterval(() => this.catchUp(), this.pollIntervalMs);
   }
@@ -94,6 +97,7 @@ export class EventHub {
 
   /** Events up to `id` are committed. With nobody listening here they need not be read at all. */
   private known(id: number): void {
+    this.committedUpTo = Math.max(this.committedUpTo, id);
     if (id <= this.delivered) return;
     if (this.subscribers.size === 0 && !this.fetching) this.delivered = id;
     else this.catchUp();
@@ -104,6 +108,19 @@ export class EventHub {
    * slow reader; one more ends the iteration with SlowConsumerError instead of growing memory.
    */
   subscribe(filter: (event: LiveEvent) => boolean, bufferSize: number): AsyncIterableIterator<LiveEvent> {
+    return this.iterate(filter, bufferSize);
+  }
+
+  /**
+   * `subscribe` from now on: the live events are those after `startsAfter`, the newest id known to be
+   * committed when subscribing. A replay from the table up to it joins them with no gap and no duplicate.
+   */
+  subscribeFrom(filter: (event: LiveEvent) => boolean, bufferSize: number): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number } {
+    const startsAfter = Math.max(this.delivered, this.committedUpTo);
+    return { events: this.iterate((event) => event.id > startsAfter && filter(event), bufferSize), startsAfter };
+  }
+
+  private iterate(filter: (event: LiveEvent) => boolean, bufferSize: number): AsyncIterableIterator<LiveEvent> {
     const buffer: LiveEvent[] = [];
     let wake: (() => void) | undefined;
     let failure: Error | undefined;
@@ -184,6 +201,35 @@ export class EventHub {
     setTimeout(retry, this.reconnectDelayMs);
   }
 
+  /** Status event rows (snake_case, as selected) with their device and box; rows of deleted boxes are dropped. */
+  async withDetails(rows: Array<{ id: number; box_id: number; device_id: number | null; from_status: string | null; to_status: string; at: Date }>): Promise<LiveEvent[]> {
+    if (rows.length === 0) return [];
+    const deviceIds = [...new Set(rows.map((r) => r.device_id).filter((id): id is number => id !== null))];
+    const boxIds = [...new Set(rows.map((r) => r.box_id))];
+    const [deviceRows, boxRows] = await Promise.all([
+      deviceIds.length ? this.db.select().from(devices).where(inArray(devices.id, deviceIds)) : Promise.resolve([]),
+      this.db.select().from(boxes).where(inArray(boxes.id, boxIds)),
+    ]);
+    const deviceById = new Map(deviceRows.map((d) => [d.id, d]));
+    const boxById = new Map(boxRows.map((b) => [b.id, b]));
+    const events: LiveEvent[] = [];
+    for (const r of rows) {
+      const box = boxById.get(r.box_id);
+      if (!box) continue; // deleted together with its history since
+      events.push({
+        id: r.id,
+        boxId: r.box_id,
+        deviceId: r.device_id,
+        fromStatus: r.from_status,
+        toStatus: r.to_status,
+        at: r.at,
+        device: r.device_id === null ? null : (deviceById.get(r.device_id) ?? null),
+        box,
+      });
+    }
+    return events;
+  }
+
   /** Reads and delivers everything after the last delivered id; one reader at a time. */
   private catchUp(): void {
     if (this.stopped) return;
@@ -206,32 +252,14 @@ export class EventHub {
     for (;;) {
       const { rows } = await this.pool.query({ name: 'hub_select_after', text: SELECT_AFTER, values: [this.delivered, this.pageSize] });
       if (rows.length === 0) return;
-      const deviceIds = [...new Set(rows.map((r) => r.device_id).filter((id): id is number => id !== null))];
-      const boxIds = [...new Set(rows.map((r) => r.box_id as number))];
-      const [deviceRows, boxRows] = await Promise.all([
-        deviceIds.length ? this.db.select().from(devices).where(inArray(devices.id, deviceIds)) : Promise.resolve([]),
-        this.db.select().from(boxes).where(inArray(boxes.id, boxIds)),
-      ]);
-      const deviceById = new Map(deviceRows.map((d) => [d.id, d]));
-      const boxById = new Map(boxRows.map((b) => [b.id, b]));
-      for (const r of rows) {
-        this.delivered = r.id;
-        const box = boxById.get(r.box_id);
-        if (!box) continue; // deleted together with its history since
-        const event: LiveEvent = {
-          id: r.id,
-          boxId: r.box_id,
-          deviceId: r.device_id,
-          fromStatus: r.from_status,
-          toStatus: r.to_status,
-          at: r.at,
-          device: r.device_id === null ? null : (deviceById.get(r.device_id) ?? null),
-          box,
-        };
+      const events = await this.withDetails(rows);
+      for (const event of events) {
+        this.delivered = event.id;
         for (const subscriber of this.subscribers) {
           if (subscriber.accepts(event)) subscriber.push(event);
         }
       }
+      this.delivered = Math.max(this.delivered, rows[rows.length - 1].id);
       if (rows.length < this.pageSize) return;
     }
   }

@@ -34,6 +34,8 @@ export type DeviceRow = Pick<
 > & {
   /** Reports do not touch unchanged devices, so a listed device was last seen at its box's last report. */
   lastSeenAt: Date | null;
+  /** Its box is offline: the status is the last one reported, not a current one. */
+  stale: boolean;
   sortValue?: string;
 };
 
@@ -55,6 +57,7 @@ const DEVICE_COLUMN: Record<Exclude<keyof DeviceRow, 'sortValue'>, SQL> = {
   updatedAt: sql`d.updated_at as "updatedAt"`,
   removedAt: sql`d.removed_at as "removedAt"`,
   lastSeenAt: sql`case when d.removed_at is null then b.last_report_at else d.removed_at end as "lastSeenAt"`,
+  stale: sql`b.status = 'offline' as stale`,
 };
 
 export type DeviceColumn = keyof typeof DEVICE_COLUMN;

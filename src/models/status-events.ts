@@ -1,9 +1,15 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type pg from 'pg';
+import type { BoxRow } from './boxes';
+import type { DeviceRow } from './devices';
 import type { StatusEvent } from '../db/schema';
 import { keysetConditionAt, oneOf, pagePerParentQuery, pageQuery, selectRows, type Ordering, type PageWindow } from './sql';
 
-export type StatusEventRow = Pick<StatusEvent, 'id' | 'boxId' | 'deviceId' | 'fromStatus' | 'toStatus' | 'at'>;
+export type StatusEventRow = Pick<StatusEvent, 'id' | 'boxId' | 'deviceId' | 'fromStatus' | 'toStatus' | 'at'> & {
+  /** Set on live events: their box and device as read once for all subscribers. */
+  box?: BoxRow;
+  device?: DeviceRow & { box?: BoxRow };
+};
 
 const EVENT_COLUMNS = sql`e.id, e.box_id as "boxId", e.device_id as "deviceId", e.from_status as "fromStatus", e.to_status as "toStatus", e.at`;
 
@@ -50,6 +56,19 @@ function eventConditions(filter: StatusEventFilter): SQL[] {
   if (filter.since) conditions.push(sql`e.at >= ${filter.since}::timestamptz`);
   if (filter.until) conditions.push(sql`e.at < ${filter.until}::timestamptz`);
   return conditions;
+}
+
+/**
+ * Events with `afterId < id <= untilId` in id order, at most `limit`: a subscription's catch-up from
+ * its cursor before it goes live. Returned as the table's rows (snake_case), as the event hub reads them.
+ */
+export function statusEventsBetween(pool: pg.Pool, filter: StatusEventFilter, afterId: number, untilId: number, limit: number) {
+  return selectRows<{ id: number; box_id: number; device_id: number | null; from_status: string | null; to_status: string; at: Date }>(
+    pool,
+    sql`select e.id, e.box_id, e.device_id, e.from_status, e.to_status, e.at from ${EVENTS_OF_LISTED_BOXES}
+        where e.id > ${afterId}::int8 and e.id <= ${untilId}::int8 and ${sql.join(eventConditions(filter), sql` and `)}
+        order by e.id limit ${limit}`,
+  );
 }
 
 export function statusEventsPage(pool: pg.Pool, filter: StatusEventFilter, ordering: Ordering, window: PageWindow): Promise<StatusEventRow[]> {

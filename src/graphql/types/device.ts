@@ -88,6 +88,9 @@ export const DeviceRef = builder.loadableNode('Device', {
     }),
     firstSeenAt: t.expose('firstSeenAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When any of its fields last changed.' }),
+    stale: t.exposeBoolean('stale', {
+      description: 'Its box is offline (no report for several periods): `status` is the last one it reported, which may no longer hold.',
+    }),
     removed: t.boolean({ description: "Gone from its box's list.", resolve: (device) => device.removedAt !== null }),
     removedAt: t.expose('removedAt', { type: 'DateTime', nullable: true }),
   }),
@@ -110,6 +113,7 @@ const DEVICE_FIELD_COLUMNS: Record<string, readonly DeviceColumn[]> = {
   reportedStatus: ['reportedStatus'],
   statusSince: ['statusSince'],
   lastSeenAt: ['lastSeenAt'],
+  stale: ['stale'],
   firstSeenAt: ['firstSeenAt'],
   updatedAt: ['updatedAt'],
   removed: ['removedAt'],

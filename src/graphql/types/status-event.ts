@@ -54,8 +54,14 @@ export const StatusEventRef = builder.loadableNode('StatusEvent', {
   sort: true,
   fields: (t) => ({
     subject: t.field({ type: StatusEventSubject, resolve: (event) => (event.deviceId === null ? 'box' : 'device') }),
-    box: t.field({ type: BoxRef, resolve: (event) => event.boxId }),
-    device: t.field({ type: DeviceRef, nullable: true, description: 'Null for box events.', resolve: (event) => event.deviceId }),
+    // Live events arrive with their box and device, read once per process for every subscriber.
+    box: t.field({ type: BoxRef, resolve: (event) => event.box ?? event.boxId }),
+    device: t.field({
+      type: DeviceRef,
+      nullable: true,
+      description: 'Null for box events.',
+      resolve: (event) => event.device ?? event.deviceId,
+    }),
     fromStatus: t.field({
       type: EventStatus,
       nullable: true,
@@ -89,7 +95,7 @@ const StatusEventOrder = builder.inputType('StatusEventOrder', {
   }),
 });
 
-const StatusEventFilter = builder.inputType('StatusEventFilter', {
+export const StatusEventFilter = builder.inputType('StatusEventFilter', {
   description: 'Conditions an event must all meet. A list matches any of its values.',
   fields: (t) => ({
     box: t.globalIDList({ for: BoxRef, description: 'Events of these boxes (their own and their devices’).' }),

@@ -1,0 +1,169 @@
+import { GraphQLError } from 'graphql';
+import { SlowConsumerError, type LiveEvent } from '../../live/event-hub';
+import { statusEventsBetween, type StatusEventFilter as StatusEventFilterShape, type StatusEventRow } from '../../models/status-events';
+import { builder } from '../builder';
+import type { GraphQLContext } from '../context';
+import { decodeStatusEventCursor } from '../cursors';
+import { BoxRef } from './box';
+import { DeviceRef, DeviceType } from './device';
+import { EventStatus, StatusEventFilter, StatusEventRef } from './status-event';
+
+/** Websocket close code for a subscriber that fell too far behind (application range 4000-4999). */
+export const SLOW_CONSUMER_CLOSE_CODE = 4009;
+
+/** Events read per catch-up query while replaying from a cursor. */
+const REPLAY_PAGE = 500;
+
+/** What a live event must match; every set condition must hold, a list matches any of its values. */
+interface LiveFilter {
+  boxIds?: ReadonlySet<number>;
+  deviceIds?: ReadonlySet<number>;
+  subject?: 'box' | 'device';
+  toStatus?: ReadonlySet<string>;
+  deviceTypes?: ReadonlySet<string>;
+  since?: Date;
+  until?: Date;
+}
+
+function matches(event: LiveEvent, filter: LiveFilter): boolean {
+  if (event.box.removedAt !== null) return false; // removed boxes are hidden, with their history
+  if (filter.subject === 'box' && event.deviceId !== null) return false;
+  if (filter.subject === 'device' && event.deviceId === null) return false;
+  if (filter.boxIds && !filter.boxIds.has(event.boxId)) return false;
+  if (filter.deviceIds && (event.deviceId === null || !filter.deviceIds.has(event.deviceId))) return false;
+  if (filter.toStatus && !filter.toStatus.has(event.toStatus)) return false;
+  if (filter.deviceTypes && (!event.device || !filter.deviceTypes.has(event.device.type))) return false;
+  if (filter.since && event.at < filter.since) return false;
+  if (filter.until && event.at >= filter.until) return false;
+  return true;
+}
+
+const setOf = <T>(values: readonly T[] | null | undefined): ReadonlySet<T> | undefined => (values ? new Set(values) : undefined);
+
+/** The GraphQL object of a live event: the StatusEvent row with its box and device already loaded. */
+function toStatusEvent(event: LiveEvent): StatusEventRow {
+  const box = event.box;
+  const device = event.device && {
+    ...event.device,
+    lastSeenAt: event.device.removedAt ?? box.lastReportAt,
+    stale: box.status === 'offline',
+    box,
+  };
+  return { id: event.id, boxId: event.boxId, deviceId: event.deviceId, fromStatus: event.fromStatus, toStatus: event.toStatus, at: event.at, box, device: device ?? undefined };
+}
+
+/** Ends a subscription that fell behind: a websocket is closed with a reason, SSE gets an error. */
+function slowConsumer(context: GraphQLContext, error: SlowConsumerError): never | void {
+  if (context.closeTransport) {
+    context.closeTransport(SLOW_CONSUMER_CLOSE_CODE, `Slow consumer: ${error.message}`.slice(0, 123));
+    return;
+  }
+  throw new GraphQLError(error.message, { extensions: { code: 'SLOW_CONSUMER' } });
+}
+
+/**
+ * Live events matching `filter`, from those committed after the subscription on; with `afterId`,
+ * first the stored events after it, then live ones, with no gap and no duplicate: the hub says which
+ * id its live feed starts after, and the replay reads the table up to exactly that id.
+ */
+async function* follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): AsyncGenerator<StatusEventRow> {
+  const hub = context.events;
+  const { events: live, startsAfter } = hub.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer);
+  try {
+    let last = startsAfter;
+    if (afterId !== undefined) {
+      const sqlFilter: StatusEventFilterShape = {
+        boxIds: filter.boxIds && [...filter.boxIds],
+        deviceIds: filter.deviceIds && [...filter.deviceIds],
+        subject: filter.subject,
+        toStatus: filter.toStatus && [...filter.toStatus],
+        since: filter.since,
+        until: filter.until,
+      };
+      for (let from = afterId; from < startsAfter; ) {
+        const rows = await statusEventsBetween(context.pool, sqlFilter, from, startsAfter, REPLAY_PAGE);
+        for (const event of await hub.withDetails(rows)) if (matches(event, filter)) yield toStatusEvent(event);
+        if (rows.length < REPLAY_PAGE) break;
+        from = rows[rows.length - 1]!.id;
+      }
+      // A cursor ahead of this process (another replica delivered more already) skips what it has seen.
+      last = Math.max(afterId, startsAfter);
+    }
+    for await (const event of live) if (event.id > last) yield toStatusEvent(event);
+  } catch (error) {
+    if (error instanceof SlowConsumerError) slowConsumer(context, error);
+    else throw error;
+  } finally {
+    await live.return?.();
+  }
+}
+
+const DeviceStatusChangedFilter = builder.inputType('DeviceStatusChangedFilter', {
+  description: 'Conditions a device event must all meet. A list matches any of its values; omit a field to match all.',
+  fields: (t) => ({
+    boxes: t.globalIDList({ for: BoxRef, description: 'Devices of these boxes.' }),
+    devices: t.globalIDList({ for: DeviceRef, description: 'These devices.' }),
+    types: t.field({ type: [DeviceType], description: 'Devices of these types.' }),
+    statuses: t.field({ type: [EventStatus], description: 'Changes to these statuses (`toStatus`).' }),
+  }),
+});
+
+builder.subscriptionType({
+  description:
+    'Live status changes, over websockets (graphql-transport-ws) or SSE on /graphql. Each event is the StatusEvent the history query returns, with its cursor.',
+});
+
+builder.subscriptionField('deviceStatusChanged', (t) =>
+  t.field({
+    type: StatusEventRef,
+    description: 'Device events from now on: first seen, online/offline, removed from and back in its box’s list.',
+    args: { filter: t.arg({ type: DeviceStatusChangedFilter }) },
+    subscribe: (_root, { filter }, context) =>
+      follow(context, {
+        subject: 'device',
+        boxIds: setOf(filter?.boxes?.map((id) => Number(id.id))),
+        deviceIds: setOf(filter?.devices?.map((id) => Number(id.id))),
+        deviceTypes: setOf(filter?.types),
+        toStatus: setOf(filter?.statuses),
+      }),
+    resolve: (event) => event,
+  }),
+);
+
+builder.subscriptionField('boxStatusChanged', (t) =>
+  t.field({
+    type: StatusEventRef,
+    description: 'Box events from now on: first report, offline (fell silent), back online.',
+    args: { boxes: t.arg.globalIDList({ for: BoxRef, description: 'Only these boxes; omit for all.' }) },
+    subscribe: (_root, { boxes }, context) => follow(context, { subject: 'box', boxIds: setOf(boxes?.map((id) => Number(id.id))) }),
+    resolve: (event) => event,
+  }),
+);
+
+builder.subscriptionField('statusEvents', (t) =>
+  t.field({
+    type: StatusEventRef,
+    description:
+      'Every event matching `filter`: first those stored after `after` (a StatusEvent cursor from a query or an earlier event), then live ones, with no gap and no duplicate. Resubscribe with the last cursor you received after a disconnect.',
+    args: {
+      after: t.arg.string({ description: 'Replay from after this cursor; omit to start with the next event.' }),
+      filter: t.arg({ type: StatusEventFilter }),
+    },
+    subscribe: (_root, { after, filter }, context) => {
+      const afterId = after ? decodeStatusEventCursor(after) : undefined;
+      return follow(
+        context,
+        {
+          boxIds: setOf(filter?.box?.map((id) => Number(id.id))),
+          deviceIds: setOf(filter?.device?.map((id) => Number(id.id))),
+          subject: filter?.subject ?? undefined,
+          toStatus: setOf(filter?.toStatus),
+          since: filter?.since ?? undefined,
+          until: filter?.until ?? undefined,
+        },
+        afterId,
+      );
+    },
+    resolve: (event) => event,
+  }),
+);

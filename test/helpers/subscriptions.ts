@@ -1,0 +1,88 @@
+import { createClient as createSseClient } from 'graphql-sse';
+import { createClient as createWsClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+
+export interface Subscription<T = any> {
+  /** The next result, or an error after `timeoutMs`. */
+  next(timeoutMs?: number): Promise<T>;
+  /** Results received so far and not yet taken. */
+  readonly pending: T[];
+  /** Resolves when the server ends the subscription (complete or error); the error, if any. */
+  readonly ended: Promise<unknown>;
+  close(): void;
+}
+
+type Sink = { next(value: unknown): void; error(error: unknown): void; complete(): void };
+type Subscribe = (payload: { query: string; variables?: Record<string, unknown> }, sink: Sink) => () => void;
+
+function track<T>(subscribe: Subscribe, query: string, variables?: Record<string, unknown>): Subscription<T> {
+  const pending: T[] = [];
+  const waiters: Array<(value: T) => void> = [];
+  let end!: (error: unknown) => void;
+  const ended = new Promise<unknown>((resolve) => (end = resolve));
+  const dispose = subscribe(
+    { query, variables },
+    {
+      next: (value) => {
+        const waiter = waiters.shift();
+        if (waiter) waiter(value as T);
+        else pending.push(value as T);
+      },
+      error: (error) => end(error),
+      complete: () => end(undefined),
+    },
+  );
+  return {
+    pending,
+    ended,
+    close: dispose,
+    next(timeoutMs = 5000) {
+      const ready = pending.shift();
+      if (ready !== undefined) return Promise.resolve(ready);
+      return new Promise<T>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error(`no result within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const waiter = (value: T) => {
+          clearTimeout(timer);
+          resolve(value);
+        };
+        waiters.push(waiter);
+        void ended.then((error) => {
+          if (waiters.includes(waiter)) {
+            clearTimeout(timer);
+            waiters.splice(waiters.indexOf(waiter), 1);
+            reject(error ?? new Error('subscription completed'));
+          }
+        });
+      });
+    },
+  };
+}
+
+/** A graphql-ws client (graphql-transport-ws over the `ws` package) on the gateway's /graphql. */
+export function wsClient(baseUrl: string, options: { connectionParams?: Record<string, unknown> } = {}): Client & { closed: Promise<{ code: number; reason: string }> } {
+  let onClosed!: (event: { code: number; reason: string }) => void;
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => (onClosed = resolve));
+  const client = createWsClient({
+    url: `${baseUrl.replace(/^http/, 'ws')}/graphql`,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: false,
+    connectionParams: options.connectionParams,
+    on: { closed: (event) => onClosed(event as { code: number; reason: string }) },
+  });
+  return Object.assign(client, { closed });
+}
+
+export function wsSubscribe<T = any>(client: Client, query: string, variables?: Record<string, unknown>): Subscription<T> {
+  return track<T>((payload, sink) => client.subscribe(payload, sink as never), query, variables);
+}
+
+/** A graphql-sse client in distinct connections mode (one SSE response per subscription), as yoga serves it. */
+export function sseSubscribe<T = any>(baseUrl: string, query: string, variables?: Record<string, unknown>): Subscription<T> & { client: ReturnType<typeof createSseClient> } {
+  const client = createSseClient({ url: `${baseUrl}/graphql`, retryAttempts: 0 });
+  const subscription = track<T>((payload, sink) => client.subscribe(payload, sink as never), query, variables);
+  return Object.assign(subscription, { client });
+}
