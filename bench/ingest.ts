@@ -3,7 +3,7 @@
  * node:http server that only parses them (the baseline), both driven by the same report generator.
  *
  *   npm run bench:ingest -- [--boxes 1000] [--devices 16] [--change-rate 0.01] [--duration 30]
- *                           [--concurrency 64] [--warmup 3] [--format mixed] [--only both|baseline|gateway]
+ *                           [--concurrency BOXES] [--warmup 3] [--format mixed] [--only both|baseline|gateway]
  *
  * Each server runs in its own child process on loopback. The gateway gets a fresh embedded Postgres in a
  * temporary folder unless DATABASE_URL is set. See `--help` for every option.
@@ -32,7 +32,8 @@ Usage: npm run bench:ingest -- [options]
   --change-rate P       probability a device changes status per report (default 0.01)
   --duration S          measured seconds per server (default 30)
   --warmup S            unmeasured seconds before that (default 3)
-  --concurrency N       requests in flight, one keep-alive connection each (default 64)
+  --concurrency N       requests in flight, one keep-alive connection each (default: one per box, as
+                        each box waits for its answer before its next report)
   --format F            new | old | mixed report format (default mixed)
   --seed N              seed of the fleet (default 1)
   --only WHICH          both | baseline | gateway (default both)
@@ -112,13 +113,14 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
   const generous = 2 * (readyTimeoutMs / 1000 + 2 * (warmupSeconds + durationSeconds) + 120);
   const reportPath = v.path ?? '/DeviceStatus';
   if (!reportPath.startsWith('/')) throw new UsageError(`--path ${reportPath}: must start with /`);
+  const boxes = numberOption(v.boxes, 'boxes', 1000, 1, 1_000_000, true);
   return {
-    boxes: numberOption(v.boxes, 'boxes', 1000, 1, 1_000_000, true),
+    boxes,
     devices: numberOption(v.devices, 'devices', 16, 0, 4096, true),
     changeRate: numberOption(v['change-rate'], 'change-rate', 0.01, 0, 1),
     durationSeconds,
     warmupSeconds,
-    concurrency: numberOption(v.concurrency, 'concurrency', 64, 1, 4096, true),
+    concurrency: numberOption(v.concurrency, 'concurrency', Math.min(boxes, 4096), 1, 4096, true),
     format: oneOf(v.format, 'format', ['new', 'old', 'mixed'], 'mixed'),
     seed: numberOption(v.seed, 'seed', 1, 0, 2 ** 32 - 1, true),
     only: oneOf(v.only, 'only', ['both', 'baseline', 'gateway'], 'both'),

@@ -288,8 +288,7 @@ export class PartlyAppliedError extends Error {
  * Applies a batch of reports, in order, on a client with no transaction open:
  * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads, in
  *    its own implicit transaction (it commits before anything below);
- * 2. the rest, in one transaction: lock their boxes (creating new ones; any later batch touching
- *    them waits for this commit), diff device lists against the stored ones, and write devices,
+ * 2. the rest, in one transaction: lock their boxes (creating new ones), diff device lists against the stored ones, and write devices,
  *    boxes and history with one multi-row statement each.
  * `stored` holds the body hash last stored per box (this process's view; a stale entry only costs
  * the slow path). If step 2 fails after step 1 committed, a PartlyAppliedError says which are stored.
@@ -298,8 +297,6 @@ export async function applyReports(
   client: pg.ClientBase,
   batch: ReceivedReport[],
   stored: StoredBodies,
-  /** Called once the batch holds its boxes' row locks: a newer batch may start from here. */
-  locked: () => void = () => {},
 ): Promise<{ applied: AppliedReport[]; events: RecordedEvent[] }> {
   const results = new Map<ReceivedReport, AppliedReport>();
   const perBox = new Map<string, number>();
@@ -323,12 +320,11 @@ export async function applyReports(
   // 2. Everything else.
   const rest = batch.filter((r) => !results.has(r));
   let recorded: RecordedEvent[] = [];
-  if (rest.length === 0) locked();
-  else {
+  if (rest.length > 0) {
     const committed = new Map(results);
     try {
       await client.query('begin');
-      recorded = await applyChanges(client, rest, locked, results);
+      recorded = await applyChanges(client, rest, results);
       await client.query('commit');
     } catch (error) {
       await client.query('rollback').catch(() => {});
@@ -341,13 +337,11 @@ export async function applyReports(
 async function applyChanges(
   client: pg.ClientBase,
   batch: ReceivedReport[],
-  locked: () => void,
   results: Map<ReceivedReport, AppliedReport>,
 ): Promise<RecordedEvent[]> {
   const at = batch[batch.length - 1]!.receivedAt;
   const keys = [...new Set(batch.map((r) => r.report.licenseKey))].sort();
   const boxes = await lockBoxes(client, keys, at);
-  locked();
 
   // Devices are read only for boxes whose device list changed since the stored one.
   const needDevices = new Set<BoxState>();

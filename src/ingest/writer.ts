@@ -16,39 +16,25 @@ export class DatabaseUnavailableError extends ReportError {
   }
 }
 
-/** A report that cannot be re-run after its batch failed, because a newer report of its box is already applied. */
-function overtaken(): ReportError {
-  return new ReportError(503, 'RETRY', 'The report was not stored because its batch failed; send it again.');
-}
-
-interface StartedBatch {
-  seq: number;
-  licenseKeys: Set<string>;
-  done: boolean;
-}
-
 /**
  * Durable writes of reports: group commit in front of `applyReports`. A report's promise resolves
- * only after its transaction committed. Batches overlap (pipelining): the next one starts once the
- * previous one holds its boxes' row locks, so a box's reports still apply in arrival order.
- * A batch that fails for a reason other than an outage is re-run without the reports whose box a
- * newer batch already touched (those get 503 and the box resends), one report at a time when the
- * failure was not a deadlock, so one unstorable report cannot take its neighbours down with it.
+ * only after its transaction committed. Several batches commit at once, but never two holding the
+ * same box: a box's next report waits for its previous one, so reports apply in arrival order.
+ * A batch that fails for a reason other than an outage is retried (deadlocks between replicas) or
+ * re-run one report at a time, so one unstorable report cannot take its neighbours down with it.
  */
 export class ReportWriter {
   private readonly group: GroupCommit<ReceivedReport, AppliedReport>;
-  private seq = 0;
-  private started: StartedBatch[] = [];
   /** Body hash last committed per box by this process, so equal bodies are not sent again. */
   private readonly stored: StoredBodies = new Map();
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly log: Logger,
-    options: GroupCommitOptions,
+    options: Omit<GroupCommitOptions<ReceivedReport>, 'keyOf'>,
     private readonly onCommitted: (events: RecordedEvent[]) => void = () => {},
   ) {
-    this.group = new GroupCommit((batch, startNext) => this.commitBatch(batch, startNext), options);
+    this.group = new GroupCommit((batch) => this.commitBatch(batch), { ...options, keyOf: (r) => r.report.licenseKey });
   }
 
   write(report: ReceivedReport): Promise<AppliedReport> {
@@ -60,30 +46,12 @@ export class ReportWriter {
     return this.group.drain();
   }
 
-  private async commitBatch(batch: ReceivedReport[], startNext: () => void): Promise<Array<AppliedReport | Error>> {
-    const me: StartedBatch = { seq: ++this.seq, licenseKeys: new Set(batch.map((r) => r.report.licenseKey)), done: false };
-    this.started.push(me);
-    try {
-      return await this.commitWithRecovery(batch, me, startNext);
-    } finally {
-      me.done = true;
-      while (this.started[0]?.done) this.started.shift();
-    }
-  }
-
-  /** Licence keys of batches started after `me`: their reports are newer than any of mine. */
-  private newerKeys(me: StartedBatch): Set<string> {
-    const keys = new Set<string>();
-    for (const batch of this.started) if (batch.seq > me.seq) for (const key of batch.licenseKeys) keys.add(key);
-    return keys;
-  }
-
-  private async commitWithRecovery(batch: ReceivedReport[], me: StartedBatch, startNext: () => void): Promise<Array<AppliedReport | Error>> {
+  private async commitBatch(batch: ReceivedReport[]): Promise<Array<AppliedReport | Error>> {
     const results = new Map<ReceivedReport, AppliedReport | Error>();
     let rerun = batch;
     for (let attempt = 1; rerun.length > 0; attempt++) {
       try {
-        const applied = await this.apply(rerun, startNext);
+        const applied = await this.apply(rerun);
         rerun.forEach((report, i) => results.set(report, applied[i]!));
         break;
       } catch (thrown) {
@@ -92,21 +60,17 @@ export class ReportWriter {
           for (const [report, result] of error.applied) results.set(report, result);
           error = error.cause;
         }
-        let left = rerun.filter((r) => !results.has(r));
+        const left = rerun.filter((r) => !results.has(r));
         if (isDatabaseUnavailable(error)) {
           for (const report of left) results.set(report, new DatabaseUnavailableError(error));
           break;
         }
-        // A newer report of the same box may already be applied: re-running an older one would undo it.
-        const newer = this.newerKeys(me);
-        for (const report of left) if (newer.has(report.report.licenseKey)) results.set(report, overtaken());
-        left = left.filter((r) => !results.has(r));
         const code = (error as { code?: string }).code;
         if (code && RETRYABLE.has(code) && attempt < ATTEMPTS) {
           rerun = left;
           continue;
         }
-        if (rerun.length === 1 || left.length <= 1) {
+        if (left.length <= 1) {
           if (left.length === 1) {
             this.log.error({ err: error, licenseKey: left[0]!.report.licenseKey }, 'report could not be stored');
             results.set(left[0]!, error instanceof Error ? error : new Error(String(error)));
@@ -115,7 +79,7 @@ export class ReportWriter {
         }
         this.log.warn({ err: error, size: left.length }, 'batch failed; storing its reports one by one');
         for (const report of left) {
-          const [result] = await this.commitWithRecovery([report], me, () => {});
+          const [result] = await this.commitBatch([report]);
           results.set(report, result!);
         }
         break;
@@ -124,11 +88,11 @@ export class ReportWriter {
     return batch.map((report) => results.get(report)!);
   }
 
-  private async apply(batch: ReceivedReport[], locked: () => void): Promise<AppliedReport[]> {
+  private async apply(batch: ReceivedReport[]): Promise<AppliedReport[]> {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      const { applied, events } = await applyReports(client, batch, this.stored, locked);
+      const { applied, events } = await applyReports(client, batch, this.stored);
       for (const { report } of batch) this.stored.set(report.licenseKey, report.rawHash);
       this.onCommitted(events);
       return applied;
