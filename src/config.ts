@@ -40,6 +40,15 @@ export interface Config {
   eventPollIntervalMs: number;
   /** Events a subscription may have waiting before it is closed as too slow. `SUBSCRIPTION_BUFFER`, default 1000. */
   subscriptionBuffer: number;
+  /**
+   * The gateway's root URL as boxes reach it, e.g. `https://fleet.example.com` (no trailing slash kept).
+   * pointBoxAtGateway sets a box's MEDIA_DEVICE_MONITOR_URL to it + `/DeviceStatus`. `PUBLIC_URL`; unset:
+   * `http://HOST:PORT` as the gateway listens, where HOST 0.0.0.0 (or ::) means the interface the GraphQL
+   * request came in on, which is not what a box on another network reaches: production sets PUBLIC_URL.
+   */
+  publicUrl: string | undefined;
+  /** Deadline of one call to a box's REST API (connect, request, whole answer). `BOX_API_TIMEOUT_MS`, default 5000. */
+  boxApiTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -62,6 +71,16 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(`${name}=${env[name]} is not a boolean; use true or false.`);
+}
+
+function publicUrl(env: Env): string | undefined {
+  const raw = env.PUBLIC_URL;
+  if (raw === undefined || raw === '') return undefined;
+  const parsed = URL.canParse(raw) ? new URL(raw) : undefined;
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.username || parsed.password || parsed.search || parsed.hash) {
+    throw new ConfigError(`PUBLIC_URL=${raw} is not an http:// or https:// URL without credentials, query or fragment, e.g. https://fleet.example.com.`);
+  }
+  return `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
 }
 
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
@@ -89,6 +108,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 2000, 10, 600_000),
     eventPollIntervalMs: integer(env, 'EVENT_POLL_INTERVAL_MS', 2000, 10, 600_000),
     subscriptionBuffer: integer(env, 'SUBSCRIPTION_BUFFER', 1000, 1, 1_000_000),
+    publicUrl: publicUrl(env),
+    boxApiTimeoutMs: integer(env, 'BOX_API_TIMEOUT_MS', 5000, 1, 600_000),
     ...overrides,
   };
 }

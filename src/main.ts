@@ -53,6 +53,11 @@ console.error(
     `  fleetgate is up on ${app.url}`,
     `  box reports:  POST ${ingestUrl}   (set it as a box's MEDIA_DEVICE_MONITOR_URL)`,
     `  database:     ${config.databaseUrl ? 'DATABASE_URL' : `embedded Postgres, data in ${config.dataDir}`}`,
+    config.publicUrl
+      ? `  pointBoxAtGateway sets ${config.publicUrl}/DeviceStatus (PUBLIC_URL)`
+      : ['0.0.0.0', '::'].includes(config.host)
+        ? `  PUBLIC_URL unset: pointBoxAtGateway uses the address each GraphQL request came in on; set PUBLIC_URL to the URL boxes reach`
+        : `  PUBLIC_URL unset: pointBoxAtGateway sets ${ingestUrl}; set PUBLIC_URL if boxes reach the gateway otherwise`,
     '',
   ].join('\n'),
 );

@@ -1,5 +1,6 @@
 import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
+import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type { GraphQLContext } from './context';
@@ -25,7 +26,10 @@ export interface SchemaTypes {
  * the others do), ErrorsPlugin after RelayPlugin (so relay payload types can carry error unions).
  */
 export const builder = new SchemaBuilder<SchemaTypes>({
-  plugins: [RelayPlugin, DataloaderPlugin],
+  // Errors before Dataloader: a field with an error union may return a loadable object.
+  plugins: [RelayPlugin, ErrorsPlugin, DataloaderPlugin],
+  // Only the failures a field lists become union members; anything else stays a (masked) GraphQL error.
+  errors: { defaultTypes: [] },
   // Fields are non-null unless they say `nullable: true`: clients need no null checks for what always exists.
   defaultFieldNullability: false,
   relay: {
@@ -54,3 +58,6 @@ builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('JSON', JSONResolver);
 
 builder.queryType({ description: 'Reads over the fleet: boxes, their devices, and the history of their statuses.' });
+builder.mutationType({
+  description: 'Changes: box settings through the box’s own REST API, and the boxes the gateway knows. Failures a client can act on are members of each field’s result union.',
+});

@@ -1,5 +1,7 @@
 import type DataLoader from 'dataloader';
+import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
+import { SerialQueue } from '../box-api/serial-queue';
 import type { Config } from '../config';
 import type { Db } from '../db/connection';
 import type { EventHub } from '../live/event-hub';
@@ -20,6 +22,8 @@ export interface GraphQLDeps {
 export interface GraphQLShared {
   /** Large counts (totalCount, fleetSummary), kept about a second; see CountCache. */
   counts: CountCache;
+  /** configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box id). */
+  boxCalls: SerialQueue<number>;
 }
 
 /** Time a large count is served before it is read again, and how stale it may get while refreshing. */
@@ -39,6 +43,7 @@ export function createGraphQLShared(deps: GraphQLDeps, options: { countCacheTtlM
       },
       (error) => log.warn({ err: error }, 'background count refresh failed'),
     ),
+    boxCalls: new SerialQueue(),
   };
 }
 
@@ -67,6 +72,28 @@ export interface GraphQLContext {
   snapshot?: string;
   /** Set when a count may lag the data (see CountCache): the response may then be kept only as long. */
   countsLag: boolean;
+  /** Set by a resolver whose answer does not come from the database (a box's own API): the response is not cached. */
+  uncacheable: boolean;
+  /** The Node request under `request`, when there is one: its socket says where the gateway was reached. */
+  req?: IncomingMessage;
+  /**
+   * Who is asking, for the audit trail: the `X-Fleetgate-Actor` header (at most 200 characters) until
+   * API tokens exist; then the token's identity goes here. Null when unknown.
+   */
+  actor: string | null;
+  boxCalls: SerialQueue<number>;
+}
+
+/**
+ * The `X-Fleetgate-Actor` header (of the HTTP request, or of a websocket's upgrade request), trimmed;
+ * null when absent, empty or not printable.
+ */
+export function actorOf(request: Request | undefined, req: IncomingMessage | undefined): string | null {
+  const headers = request?.headers as Headers | undefined;
+  const raw = typeof headers?.get === 'function' ? headers.get('x-fleetgate-actor') : req?.headers['x-fleetgate-actor'];
+  const value = (Array.isArray(raw) ? raw[0] : raw)?.trim();
+  if (!value || /[\u0000-\u001f\u007f]/.test(value)) return null;
+  return value.slice(0, 200);
 }
 
 /**
@@ -75,7 +102,7 @@ export interface GraphQLContext {
  */
 export function createGraphQLContext(
   deps: GraphQLDeps & GraphQLShared,
-  initial: { request: Request; closeTransport?: (code: number, reason: string) => void },
+  initial: { request: Request; req?: IncomingMessage; closeTransport?: (code: number, reason: string) => void },
 ): GraphQLContext {
   return {
     request: initial.request,
@@ -88,5 +115,9 @@ export function createGraphQLContext(
     counts: deps.counts,
     loaders: new Map(),
     countsLag: false,
+    uncacheable: false,
+    req: initial.req,
+    actor: actorOf(initial.request, initial.req),
+    boxCalls: deps.boxCalls,
   };
 }

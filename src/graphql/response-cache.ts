@@ -121,7 +121,7 @@ export function useSnapshotResponseCache(options: ResponseCacheOptions): Plugin<
         onExecuteDone({ result }) {
           if (inFlight.get(key)?.done === done) inFlight.delete(key);
           const single = result as Result;
-          if (!single || Symbol.asyncIterator in single || single.errors?.length) {
+          if (!single || Symbol.asyncIterator in single || single.errors?.length || context.uncacheable) {
             finish(undefined);
             return;
           }

@@ -29,6 +29,8 @@ interface BoxState {
   status: BoxStatus;
   statusSince: Date;
   lastReportAt: Date | null;
+  /** Removed by an operator (history kept); a report brings it back. */
+  removedAt: Date | null;
   lastReportHash: string | null;
   devicesHash: string | null;
   /** Set once the batch touched it: the values the final UPDATE writes. */
@@ -57,7 +59,7 @@ interface PendingEvent {
 }
 
 const SELECT_BOXES = `
-  select id, license_key, status, status_since, last_report_at, last_report_hash, devices_hash
+  select id, license_key, status, status_since, last_report_at, last_report_hash, devices_hash, removed_at
   from boxes where license_key = any($1::text[])
   order by license_key -- one lock order for every writer, so replicas cannot deadlock on boxes
   for no key update`;
@@ -134,7 +136,7 @@ const UPDATE_UNCHANGED_BOXES = `
   with updated as (
     update boxes b set ${REPORT_COLUMNS}
     from jsonb_to_recordset($1::jsonb) as v(license_key text, ${REPORT_RECORD})
-    where b.license_key = v.license_key and b.status = 'online'
+    where b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
       and (v.last_report is not null or b.last_report_hash = v.last_report_hash)
     returning b.id, b.license_key, v.last_report_at, v.last_report),
@@ -145,7 +147,8 @@ const UPDATE_BOXES = `
   with updated as (
     update boxes b set ${REPORT_COLUMNS},
       status = v.status,
-      status_since = v.status_since
+      status_since = v.status_since,
+      removed_at = null
     from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
     where b.id = v.id
     returning b.id, v.last_report_at, v.last_report),
@@ -169,6 +172,7 @@ async function lockBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date)
       status: r.status,
       statusSince: r.status_since,
       lastReportAt: r.last_report_at,
+      removedAt: r.removed_at,
       lastReportHash: r.last_report_hash,
       devicesHash: r.devices_hash,
       reports: 0,
@@ -359,11 +363,11 @@ async function applyChanges(
     const { report, receivedAt, address } = received;
     const box = boxes.get(report.licenseKey)!;
     let changes = 0;
-    if (box.lastReportAt === null) {
-      events.push({ box, device: null, fromStatus: null, toStatus: 'online', at: receivedAt });
-      changes++;
-    } else if (box.status === 'offline') {
-      events.push({ box, device: null, fromStatus: 'offline', toStatus: 'online', at: receivedAt });
+    // A box's first report (also of one an operator registered), its return after removeBox, or after silence.
+    const fromStatus = box.removedAt ? 'removed' : box.lastReportAt === null ? null : box.status === 'offline' ? 'offline' : undefined;
+    if (fromStatus !== undefined) {
+      events.push({ box, device: null, fromStatus, toStatus: 'online', at: receivedAt });
+      box.removedAt = null;
       box.status = 'online';
       box.statusSince = receivedAt;
       changes++;

@@ -18,6 +18,9 @@ export type BoxRow = Pick<
   | 'reportCount'
   | 'observedPeriodSeconds'
   | 'reportPeriodSeconds'
+  | 'apiAddress'
+  | 'apiPort'
+  | 'monitorUrl'
   | 'gateway'
   | 'gatewayExtData'
   | 'createdAt'
@@ -37,6 +40,9 @@ const BOX_COLUMN: Record<Exclude<keyof BoxRow, 'sortValue'>, string> = {
   reportCount: 'b.report_count',
   observedPeriodSeconds: 'b.observed_period_seconds',
   reportPeriodSeconds: 'b.report_period_seconds',
+  apiAddress: 'b.api_address',
+  apiPort: 'b.api_port',
+  monitorUrl: 'b.monitor_url',
   gateway: 'b.gateway',
   gatewayExtData: 'b.gateway_ext_data',
   createdAt: 'b.created_at',

@@ -181,8 +181,15 @@ export class SimulatedBox {
   reportPeriodSeconds: number;
   /** Where reports go: the box's `MEDIA_DEVICE_MONITOR_URL`. Read at every tick, like the period. */
   monitorUrl: string;
-  /** Port of the box's own REST API, reported as `gateway_port`. */
+  /** Port of the box's own REST API, reported as `gateway_port`; the simulator sets the one it listens on. */
   apiPort = BOX_API_PORT;
+  /** The box's other settings, as its REST API lists and sets them (src/simulator/box-api.ts). */
+  readonly settings: Record<string, string | number | boolean> = {
+    HISTORY_EVENT_UPLOAD_URL: '',
+    HISTORY_REPORT_PEROID: 60,
+    MATCH_THRESHOLD: 0.75,
+    GATE_PASS_MODE: 'normal',
+  };
   /** Reports built so far. */
   reportCount = 0;
   private readonly random: Random;

@@ -1,4 +1,6 @@
 import { Agent } from 'undici';
+import { MEDIA_DEVICE_MONITOR_REPORT_PEROID } from '../box-api/config-keys';
+import { startBoxApi, type BoxApiServer } from './box-api';
 import { createFleet, type FleetFormat, type SimulatedBox } from './fleet';
 import { LatencyHistogram, type LatencySummary } from './latency';
 
@@ -28,6 +30,14 @@ export interface SimulatorOptions {
   onProgress?: (progress: SimulatorProgress) => void;
   /** Default 1000. */
   progressIntervalMs?: number;
+  /**
+   * Serve each box's own REST API (setconfigs, getconfigs) over HTTP, as a real box does on port 5555,
+   * and obey it: a new MEDIA_DEVICE_MONITOR_URL or report period changes where and how often the box
+   * reports. Box n listens on `basePort + n`, or on a free port of its own when `basePort` is 0 or
+   * unset; `SimulatedBox.apiPort` says which (and older boxes report it as `gateway_port`). Host
+   * default 127.0.0.1. Unset or `false`: no API (the CLI serves it unless `--no-api`).
+   */
+  boxApi?: { host?: string; basePort?: number } | false;
 }
 
 export const SIMULATOR_DEFAULTS = {
@@ -79,6 +89,11 @@ export interface SimulatorContext {
   signal?: AbortSignal;
   /** Boxes to drive instead of `createFleet(options)`, for callers that reach into them while running. */
   fleet?: SimulatedBox[];
+  /**
+   * Called once every box API listens (with `boxApi`), before the first report is planned: e.g. to
+   * tell the gateway where each box's API is. Throwing ends the run with that error.
+   */
+  onReady?: (apis: readonly BoxApiServer[], fleet: readonly SimulatedBox[]) => Promise<void> | void;
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'user-agent': 'fleetgate-simulator' };
@@ -103,7 +118,8 @@ class Simulation {
   private readonly agent: Agent;
   /** Aborts the requests still in flight once the stop grace is over. */
   private readonly abortInFlight = new AbortController();
-  private readonly timers = new Map<SimulatedBox, NodeJS.Timeout>();
+  /** Each box's next report, and when it is due (performance.now() time). */
+  private readonly timers = new Map<SimulatedBox, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly reportsSent = new Map<SimulatedBox, number>();
   private readonly targets = new Map<string, Target>();
   private readonly latency = new LatencyHistogram();
@@ -131,7 +147,42 @@ class Simulation {
     });
   }
 
-  async run(signal: AbortSignal | undefined): Promise<SimulatorTotals> {
+  async run(signal: AbortSignal | undefined, onReady?: SimulatorContext['onReady']): Promise<SimulatorTotals> {
+    const apis = await this.startApis();
+    try {
+      await onReady?.(apis, this.fleet);
+      return await this.runReports(signal);
+    } finally {
+      await Promise.all(apis.map((api) => api.close()));
+      await this.agent.close().catch(() => this.agent.destroy());
+    }
+  }
+
+  /** One API server per box, each on its own port; none without `options.boxApi`. */
+  private async startApis(): Promise<BoxApiServer[]> {
+    const { boxApi } = this.options;
+    if (!boxApi) return [];
+    const apis: BoxApiServer[] = [];
+    try {
+      for (const [index, box] of this.fleet.entries()) {
+        apis.push(
+          await startBoxApi(box, {
+            host: boxApi.host,
+            port: boxApi.basePort ? boxApi.basePort + index : 0,
+            onChange: (changed, keys) => {
+              if (keys.includes(MEDIA_DEVICE_MONITOR_REPORT_PEROID)) this.periodChanged(changed);
+            },
+          }),
+        );
+      }
+    } catch (error) {
+      await Promise.all(apis.map((api) => api.close()));
+      throw error;
+    }
+    return apis;
+  }
+
+  private async runReports(signal: AbortSignal | undefined): Promise<SimulatorTotals> {
     const started = performance.now();
     const stopped = new Promise<StopReason>((resolve) => (this.onStop = resolve));
     const onAbort = () => this.stop('signal');
@@ -147,14 +198,13 @@ class Simulation {
     if (this.fleet.length === 0) this.stop('reports-per-box');
 
     const reason = await stopped;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     // Reports-per-box ends naturally: let the last reports finish or time out on their own.
     await this.drain(reason === 'reports-per-box' ? undefined : Math.min(STOP_GRACE_MS, this.options.requestTimeoutMs));
     clearTimeout(durationTimer);
     clearInterval(progressTimer);
     signal?.removeEventListener('abort', onAbort);
-    await this.agent.close().catch(() => this.agent.destroy());
     return this.totals(reason, performance.now() - started);
   }
 
@@ -189,10 +239,22 @@ class Simulation {
   }
 
   private schedule(box: SimulatedBox, delayMs: number): void {
-    this.timers.set(
-      box,
-      setTimeout(() => this.tick(box), delayMs),
-    );
+    this.timers.set(box, { timer: setTimeout(() => this.tick(box), delayMs), dueAt: performance.now() + delayMs });
+  }
+
+  /**
+   * The box's period was changed through its API. A shorter one takes effect at once: the next report
+   * comes within one new period rather than at the end of the old one. A longer one takes effect
+   * after the report already planned.
+   */
+  private periodChanged(box: SimulatedBox): void {
+    const pending = this.timers.get(box);
+    if (!pending || this.stopReason !== undefined) return;
+    const delayMs = box.nextDelayMs();
+    if (pending.dueAt - performance.now() > delayMs) {
+      clearTimeout(pending.timer);
+      this.schedule(box, delayMs);
+    }
   }
 
   /** A box's report is due: build it, post it without waiting, and plan the next one. */
@@ -310,5 +372,5 @@ export async function runSimulator(options: SimulatorOptions, context: Simulator
       reportPeriodSeconds: options.reportPeriodSeconds,
       monitorUrl: options.url,
     });
-  return new Simulation(options, fleet).run(context.signal);
+  return new Simulation(options, fleet).run(context.signal, context.onReady);
 }

@@ -127,6 +127,25 @@ describe('history', () => {
     expect((await deviceRows('H-EMPTY')).every((d) => d.removed_at)).toBe(true);
   });
 
+  it('a box registered before it reports goes online with its first report', async () => {
+    await gateway.sql.query(`insert into boxes (license_key, status) values ('H-REGISTERED', 'offline')`);
+    expect((await post(newer('H-REGISTERED', [{ id: 'a' }]))).changes).toBe(2);
+    expect((await boxRow('H-REGISTERED')).status).toBe('online');
+    expect(await events('H-REGISTERED')).toEqual([
+      { device: null, from: null, to: 'online' },
+      { device: 'a', from: null, to: 'online' },
+    ]);
+  });
+
+  it('a removed box that reports again comes back, even with an unchanged report', async () => {
+    const report = newer('H-REMOVED', [{ id: 'a' }]);
+    await post(report);
+    await gateway.sql.query(`update boxes set removed_at = now() where license_key = 'H-REMOVED'`);
+    expect((await post(report)).changes).toBe(1);
+    expect((await boxRow('H-REMOVED')).removed_at).toBeNull();
+    expect((await events('H-REMOVED')).at(-1)).toEqual({ device: null, from: 'removed', to: 'online' });
+  });
+
   it('learns the interval between reports', async () => {
     await post(newer('H-PERIOD', [{ id: 'a' }]));
     await new Promise((r) => setTimeout(r, 700));

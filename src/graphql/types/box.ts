@@ -108,6 +108,13 @@ export const BOX_FIELD_COLUMNS: Record<string, readonly BoxColumn[]> = {
   devices: [],
   deviceCounts: [],
   statusEvents: [],
+  // Added by box-config.ts.
+  apiAddress: ['apiAddress', 'address'],
+  apiPort: ['apiPort'],
+  configuredApiAddress: ['apiAddress'],
+  configuredApiPort: ['apiPort'],
+  monitorUrl: ['monitorUrl'],
+  configChanges: [],
 };
 
 function text(value: unknown): string | null {
