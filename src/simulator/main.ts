@@ -1,7 +1,10 @@
 import { parseArgs } from 'node:util';
+import type { BoxApiServer } from './box-api';
 import type { FleetFormat } from './fleet';
 import { formatMs } from './latency';
+import { registerApiPorts } from './register';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions, type SimulatorProgress, type SimulatorTotals } from './run';
+import { startConsoleWatcher, watchOnly } from './watch';
 
 const USAGE = `Simulates a fleet of SOPHON SE AI boxes posting device-status reports.
 
@@ -19,7 +22,22 @@ Usage: npm run simulate -- [options]
   --duration S         stop after S seconds (default: until Ctrl-C)
   --reports-per-box N  stop once every box has sent N reports
   --json               print the totals as JSON
+  --watch              also print every live change the gateway publishes (graphql-ws on --graphql-url):
+                       time, box, device, from → to, and ms since the gateway received the report;
+                       reconnects by itself and replays what it missed meanwhile
+  --watch-only         watch without sending reports (until Ctrl-C or --duration)
   -h, --help           this text
+
+Each box also serves its own REST API (POST /sophon/v2/face/setconfigs and getconfigs, as a real box on
+port 5555) and obeys it: a new MEDIA_DEVICE_MONITOR_URL or MEDIA_DEVICE_MONITOR_REPORT_PEROID changes
+where and how often it reports (a shorter period within one new period).
+  --api-host H         interface the box APIs listen on (default 127.0.0.1)
+  --api-base-port N    box n listens on N + n (default: a free port each)
+  --list               print each box's licence key, format and API address at start
+  --register-api-ports tell the gateway each box's API port (registerBox, or updateBox when it knows
+                       the box) through its GraphQL API before the first report
+  --graphql-url URL    the gateway's GraphQL endpoint (default: --url's origin + /graphql)
+  --no-api             no box APIs (for large fleets: one listening socket per box)
 
 Progress goes to stderr once a second; totals go to stdout at the end.
 Exit status: 0, or 1 when reports were sent but none was acknowledged, 2 for bad options.`;
@@ -29,6 +47,12 @@ class UsageError extends Error {}
 interface CliOptions {
   simulator: SimulatorOptions;
   json: boolean;
+  list: boolean;
+  /** The GraphQL endpoint to register API ports with; undefined: do not register. */
+  registerAt: string | undefined;
+  /** Print live changes from `graphqlUrl` beside the reports, or instead of them. */
+  watch: 'off' | 'also' | 'only';
+  graphqlUrl: string;
 }
 
 function numberOption(
@@ -49,10 +73,10 @@ function formatOption(raw: string | undefined): FleetFormat | undefined {
   throw new UsageError(`--format ${raw}: expected new, old or mixed`);
 }
 
-function urlOption(raw: string | undefined): string | undefined {
+function urlOption(raw: string | undefined, name = 'url'): string | undefined {
   if (raw === undefined) return undefined;
   const protocol = URL.canParse(raw) ? new URL(raw).protocol : '';
-  if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`--url ${raw}: expected an http:// or https:// URL`);
+  if (protocol !== 'http:' && protocol !== 'https:') throw new UsageError(`--${name} ${raw}: expected an http:// or https:// URL`);
   return raw;
 }
 
@@ -72,14 +96,33 @@ function parseCli(argv: string[]): CliOptions | 'help' {
       timeout: { type: 'string' },
       duration: { type: 'string' },
       'reports-per-box': { type: 'string' },
+      'api-host': { type: 'string' },
+      'api-base-port': { type: 'string' },
+      list: { type: 'boolean', default: false },
+      'register-api-ports': { type: 'boolean', default: false },
+      'graphql-url': { type: 'string' },
+      'no-api': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      watch: { type: 'boolean', default: false },
+      'watch-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) return 'help';
   const timeoutSeconds = numberOption(values.timeout, 'timeout', { min: 0.01, max: 3600 });
+  const api = !values['no-api'];
+  if (!api && (values['register-api-ports'] || values['api-base-port'] !== undefined || values['api-host'] !== undefined)) {
+    throw new UsageError('--no-api: the box APIs are off, so --api-host, --api-base-port and --register-api-ports do not apply');
+  }
+  const basePort = numberOption(values['api-base-port'], 'api-base-port', { min: 1, max: 65_535, integer: true });
+  const url = urlOption(values.url) ?? SIMULATOR_DEFAULTS.url;
+  const graphqlUrl = urlOption(values['graphql-url'], 'graphql-url') ?? `${new URL(url).origin}/graphql`;
   return {
     json: values.json,
+    list: values.list,
+    registerAt: values['register-api-ports'] ? graphqlUrl : undefined,
+    watch: values['watch-only'] ? 'only' : values.watch ? 'also' : 'off',
+    graphqlUrl,
     simulator: {
       ...SIMULATOR_DEFAULTS,
       ...defined({
@@ -94,6 +137,7 @@ function parseCli(argv: string[]): CliOptions | 'help' {
         requestTimeoutMs: timeoutSeconds === undefined ? undefined : timeoutSeconds * 1000,
         durationSeconds: numberOption(values.duration, 'duration', { min: 0, max: 31_536_000 }),
         reportsPerBox: numberOption(values['reports-per-box'], 'reports-per-box', { min: 1, max: 1e9, integer: true }),
+        boxApi: api ? { host: values['api-host'] ?? '127.0.0.1', basePort } : false,
       }),
     },
   };
@@ -121,6 +165,14 @@ function progressPrinter(): { print(progress: SimulatorProgress): void; end(): v
       if (tty && printed) process.stderr.write('\n');
     },
   };
+}
+
+/** `40001-40050`, or the first few ports when they are not consecutive. */
+function describePorts(apis: readonly BoxApiServer[]): string {
+  const ports = apis.map((api) => api.port);
+  const consecutive = ports.every((port, i) => i === 0 || port === ports[i - 1]! + 1);
+  if (consecutive) return ports.length === 1 ? String(ports[0]) : `${ports[0]}-${ports[ports.length - 1]}`;
+  return ports.length <= 5 ? ports.join(', ') : `${ports.slice(0, 5).join(', ')}, ... (--list shows all)`;
 }
 
 function describeCounts(counts: Record<string, number>): string {
@@ -175,14 +227,39 @@ async function main(): Promise<number> {
     stop.abort();
   });
   process.on('SIGTERM', () => stop.abort());
+  if (cli.watch === 'only') return watchOnly(cli.graphqlUrl, stop.signal, simulator.durationSeconds);
+  const watcher = cli.watch === 'also' ? startConsoleWatcher(cli.graphqlUrl) : undefined;
 
   process.stderr.write(
     `simulating ${simulator.boxes} boxes × ${simulator.devicesPerBox} devices, ${simulator.format} format,` +
       ` a report every ${simulator.reportPeriodSeconds} s ±10%, to ${simulator.url} (seed ${simulator.seed})\n`,
   );
+  const onReady = async (apis: readonly BoxApiServer[]) => {
+    if (apis.length > 0) process.stderr.write(`box APIs listening on ${apis[0]!.host}, ports ${describePorts(apis)}\n`);
+    if (cli.list) {
+      for (const { box, host, port } of apis.length > 0 ? apis : []) process.stdout.write(`${box.licenseKey}  ${box.format}  ${box.name}  ${host}:${port}\n`);
+    }
+    if (cli.registerAt) {
+      // An API on a wildcard interface: the gateway calls the address the box's reports come from.
+      const host = simulator.boxApi ? simulator.boxApi.host : undefined;
+      const address = host === '0.0.0.0' || host === '::' ? undefined : host;
+      const registered = await registerApiPorts(cli.registerAt, apis, { address });
+      const fresh = registered.filter((r) => r.action === 'registered').length;
+      process.stderr.write(`told ${cli.registerAt} the API ports of ${registered.length} boxes (${fresh} registered, ${registered.length - fresh} updated)\n`);
+    }
+  };
   const progress = progressPrinter();
-  const totals = await runSimulator({ ...simulator, onProgress: progress.print }, { signal: stop.signal });
+  let totals: SimulatorTotals;
+  try {
+    totals = await runSimulator({ ...simulator, onProgress: progress.print }, { signal: stop.signal, onReady });
+  } catch (error) {
+    progress.end();
+    await watcher?.stop();
+    process.stderr.write(`simulator could not start: ${(error as Error).message}\n`);
+    return 1;
+  }
   progress.end();
+  await watcher?.stop();
   if (cli.json) process.stdout.write(`${JSON.stringify(totals, null, 2)}\n`);
   else printTotals(totals);
   return totals.sent > 0 && totals.acked === 0 ? 1 : 0;

@@ -101,8 +101,9 @@ describe('runSimulator', () => {
       expect(reports).toHaveLength(2);
       expect(reports[0]?.body).toEqual(box.buildReport()); // the first report is the initial state
       expect(Object.keys(reports[0]!.body)).toContain(box.format === 'new' ? 'media_devices' : 'sub_devices');
-      // ±10% jitter around 0.2 s, with slack for timers on a busy machine.
-      expect(reports[1]!.at - reports[0]!.at).toBeGreaterThan(150);
+      // ±10% jitter around 0.2 s; the first report's receipt also carries connection setup, and timers
+      // slip on a busy machine, so only "not back to back" is checked.
+      expect(reports[1]!.at - reports[0]!.at).toBeGreaterThan(100);
     }
   });
 

@@ -1,0 +1,1436 @@
+/**
+ * Live-delivery benchmark (issue 4): websocket subscribers on a gateway while status changes are
+ * ingested at a steady rate; the delay from each ingest's 200 to each subscriber's receipt, the
+ * deliveries lost, and the gateway's memory and CPU. First one gateway process, then two replicas
+ * sharing one Postgres, with the reports going to replica A only.
+ *
+ *   npm run bench:live -- [--subscribers 5000] [--boxes 500] [--watch-all 50] [--interval-ms 10]
+ *                         [--duration 30] [--single-only | --replicas-only] [--connections-per-process 2500]
+ *
+ * The gateways, the subscriber processes and this process (the ingest driver) are separate processes
+ * on loopback, so no load generator's event loop sits inside a measured delay. See `--help`.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Pool } from 'undici';
+import WebSocket from 'ws';
+import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
+import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const THIS_FILE = fileURLToPath(import.meta.url);
+/** Set on the subscriber processes this benchmark forks from its own file. */
+const SUBSCRIBER_ROLE_ENV = 'FLEETGATE_BENCH_LIVE_SUBSCRIBERS';
+
+const USAGE = `Live-delivery benchmark: websocket subscribers, a status change ingested every few ms.
+
+Usage: npm run bench:live -- [options]
+
+  --subscribers N              websocket connections, one subscription each (default 5000)
+  --boxes N                    boxes in the fleet; changes go round-robin over them (default 500)
+  --devices N                  devices per box; a box's changes cycle through them (default 4)
+  --watch-all N                subscribers watching every device event (no filter); the others
+                               watch one box each, spread evenly over the boxes (default 50)
+  --interval-ms MS             one status change ingested every MS (default 10, i.e. 100/s)
+  --duration S                 measured seconds per section (default 30)
+  --broadcast-interval-ms MS   the broadcast section: every subscriber unfiltered, one change every
+                               MS (default 1000)
+  --broadcast-duration S       its measured seconds; 0 skips it (default 10)
+  --single-only                only the one-process sections
+  --replicas-only              only the two-replica section
+  --connections-per-process N  subscriber connections per subscriber process (default 2500)
+  --drain S                    longest wait for late deliveries after the last change (default 10)
+  --seed N                     seed of the fleet (default 1)
+  --profile                    run the gateways with --cpu-prof; profiles are kept in a temp folder
+  --gateway-node-options=OPTS  extra node options for the gateways, e.g.
+                               --gateway-node-options="--max-semi-space-size=64"
+  --gateway-entry FILE         the gateway's entry point (default src/main.ts)
+  --ready-timeout S            seconds for a gateway to start, and for subscribers to connect (default 120)
+  --hard-timeout S             the whole benchmark stops after this (default: a generous bound)
+  -h, --help                   this text
+
+Environment: DATABASE_URL makes the gateways use that database instead of a fresh embedded Postgres.`;
+
+interface BenchOptions {
+  subscribers: number;
+  boxes: number;
+  devices: number;
+  watchAll: number;
+  intervalMs: number;
+  durationSeconds: number;
+  broadcastIntervalMs: number;
+  broadcastDurationSeconds: number;
+  single: boolean;
+  replicas: boolean;
+  connectionsPerProcess: number;
+  drainMs: number;
+  seed: number;
+  profile: boolean;
+  /** Extra node options for the gateway processes (GC tuning experiments). */
+  gatewayNodeOptions: string[];
+  gatewayEntry: string;
+  readyTimeoutMs: number;
+  hardTimeoutMs: number;
+}
+
+class UsageError extends Error {}
+
+function numberOption(raw: string | undefined, name: string, fallback: number, min: number, max: number, integer = false): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} ${raw}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function parseOptions(argv: string[]): BenchOptions | 'help' {
+  const stringOption = { type: 'string' } as const;
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      subscribers: stringOption,
+      boxes: stringOption,
+      devices: stringOption,
+      'watch-all': stringOption,
+      'interval-ms': stringOption,
+      duration: stringOption,
+      'broadcast-interval-ms': stringOption,
+      'broadcast-duration': stringOption,
+      'single-only': { type: 'boolean', default: false },
+      'replicas-only': { type: 'boolean', default: false },
+      'connections-per-process': stringOption,
+      drain: stringOption,
+      seed: stringOption,
+      profile: { type: 'boolean', default: false },
+      'gateway-node-options': stringOption,
+      'gateway-entry': stringOption,
+      'ready-timeout': stringOption,
+      'hard-timeout': stringOption,
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (v.help) return 'help';
+  if (v['single-only'] && v['replicas-only']) throw new UsageError('--single-only and --replicas-only exclude each other');
+  const subscribers = numberOption(v.subscribers, 'subscribers', 5000, 1, 100_000, true);
+  const watchAll = numberOption(v['watch-all'], 'watch-all', Math.min(50, subscribers), 0, subscribers, true);
+  const durationSeconds = numberOption(v.duration, 'duration', 30, 1, 3600);
+  const broadcastDurationSeconds = numberOption(v['broadcast-duration'], 'broadcast-duration', 10, 0, 3600);
+  const readyTimeoutMs = numberOption(v['ready-timeout'], 'ready-timeout', 120, 1, 3600) * 1000;
+  const drainMs = numberOption(v.drain, 'drain', 10, 1, 600) * 1000;
+  // Per section: gateway start, subscribers connecting, warm-up, measuring, drain, shutdown.
+  const section = (seconds: number) => readyTimeoutMs / 1000 + 60 + seconds * 2 + drainMs / 1000 + 60;
+  const generous = 2 * (section(durationSeconds) * 2 + section(broadcastDurationSeconds) + 120);
+  const boxes = numberOption(v.boxes, 'boxes', 500, 1, 100_000, true);
+  return {
+    subscribers,
+    boxes,
+    devices: numberOption(v.devices, 'devices', 4, 1, 256, true),
+    watchAll,
+    intervalMs: numberOption(v['interval-ms'], 'interval-ms', 10, 1, 60_000),
+    durationSeconds,
+    broadcastIntervalMs: numberOption(v['broadcast-interval-ms'], 'broadcast-interval-ms', 1000, 1, 60_000),
+    broadcastDurationSeconds,
+    single: !v['replicas-only'],
+    replicas: !v['single-only'],
+    connectionsPerProcess: numberOption(v['connections-per-process'], 'connections-per-process', 2500, 1, 100_000, true),
+    drainMs,
+    seed: numberOption(v.seed, 'seed', 1, 0, 2 ** 32 - 1, true),
+    profile: v.profile,
+    gatewayNodeOptions: (v['gateway-node-options'] ?? '').split(/\s+/).filter(Boolean),
+    gatewayEntry: v['gateway-entry'] ?? 'src/main.ts',
+    readyTimeoutMs,
+    hardTimeoutMs: numberOption(v['hard-timeout'], 'hard-timeout', Math.ceil(generous), 1, 86_400) * 1000,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by both roles
+
+/**
+ * Milliseconds on CLOCK_MONOTONIC (what `process.hrtime` reads on Linux). It is one clock for every
+ * process on the machine, so a time taken here and one taken in a subscriber process subtract exactly;
+ * `performance.now()` would not (each process counts from its own start).
+ */
+function monotonicMs(): number {
+  const [seconds, nanoseconds] = process.hrtime();
+  return seconds * 1e3 + nanoseconds / 1e6;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** The database id inside a StatusEvent global id (`base64("StatusEvent:123")`); NaN if it is not one. */
+function statusEventNumber(globalId: unknown): number {
+  if (typeof globalId !== 'string') return Number.NaN;
+  const text = Buffer.from(globalId, 'base64').toString('latin1');
+  return text.startsWith('StatusEvent:') ? Number(text.slice(12)) : Number.NaN;
+}
+
+/** What dashboards select on a live change: the change, its box and its device. */
+const EVENT_SELECTION = 'id cursor fromStatus toStatus at box { id licenseKey status } device { id externalId name type status }';
+const QUERY_ONE_BOX = `subscription OneBox($boxes: [ID!]) { deviceStatusChanged(filter: { boxes: $boxes }) { ${EVENT_SELECTION} } }`;
+const QUERY_EVERYTHING = `subscription Everything { deviceStatusChanged { ${EVENT_SELECTION} } }`;
+
+/** One subscriber, as handed to a subscriber process. */
+interface SubscriberSpec {
+  /** Index over the whole section; receipts are reported against it. */
+  index: number;
+  url: string;
+  /** Global id of the one box watched; absent: watches every device event. */
+  box?: string;
+}
+
+type ToSubscribers = { type: 'start'; subscribers: SubscriberSpec[]; handshakes: number } | { type: 'collect' } | { type: 'close' };
+
+interface SubscriberProgress {
+  type: 'progress';
+  /** Connections acknowledged (connection_ack) and sent their subscribe message. */
+  subscribed: number;
+  /** Subscribers that have received at least one event. */
+  withEvent: number;
+  received: number;
+  /** Close codes of connections the server (or the network) closed, with counts. */
+  closes: Record<string, number>;
+  /** Socket errors (refused, reset, ...) by code. */
+  socketErrors: Record<string, number>;
+  /** `error` messages for a subscription (a refused operation), and the last one's text. */
+  operationErrors: number;
+  lastOperationError?: string;
+  completes: number;
+  /** Every subscriber was handed to a socket and sent its subscribe message, or failed. */
+  settled: boolean;
+}
+
+interface SubscriberReceipts {
+  type: 'receipts';
+  subscriber: Int32Array;
+  event: Float64Array;
+  at: Float64Array;
+}
+
+type FromSubscribers = SubscriberProgress | SubscriberReceipts;
+
+// ---------------------------------------------------------------------------------------------
+// Subscriber process: raw graphql-transport-ws over `ws`, as little work per message as possible
+
+/**
+ * Speaks graphql-transport-ws directly (connection_init -> connection_ack -> subscribe -> next...):
+ * the graphql-ws client's per-message bookkeeping costs more CPU than 2,500 sockets per process can
+ * spare on a small machine. Each message is timed before it is parsed.
+ */
+function runSubscriberProcess(): void {
+  const send = (message: FromSubscribers) => process.send?.(message);
+  const receiptSubscriber: number[] = [];
+  const receiptEvent: number[] = [];
+  const receiptAt: number[] = [];
+  const sockets: WebSocket[] = [];
+  let closing = false;
+  let specs: SubscriberSpec[] = [];
+  let gotEvent = new Uint8Array(0);
+  const progress: SubscriberProgress = {
+    type: 'progress',
+    subscribed: 0,
+    withEvent: 0,
+    received: 0,
+    closes: {},
+    socketErrors: {},
+    operationErrors: 0,
+    completes: 0,
+    settled: false,
+  };
+  const count = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
+
+  function open(local: number, done: () => void): void {
+    const spec = specs[local]!;
+    const subscribe = JSON.stringify({
+      id: '1',
+      type: 'subscribe',
+      payload: spec.box ? { query: QUERY_ONE_BOX, variables: { boxes: [spec.box] } } : { query: QUERY_EVERYTHING },
+    });
+    const socket = new WebSocket(spec.url, 'graphql-transport-ws', { perMessageDeflate: false });
+    sockets.push(socket);
+    let handshaking = true;
+    const handshakeOver = () => {
+      if (handshaking) {
+        handshaking = false;
+        done();
+      }
+    };
+    socket.on('open', () => socket.send('{"type":"connection_init"}'));
+    socket.on('message', (data: WebSocket.RawData) => {
+      const at = monotonicMs();
+      const message = JSON.parse((data as Buffer).toString('utf8')) as { type: string; payload?: { data?: { deviceStatusChanged?: { id?: string } } } };
+      switch (message.type) {
+        case 'next': {
+          receiptSubscriber.push(spec.index);
+          receiptEvent.push(statusEventNumber(message.payload?.data?.deviceStatusChanged?.id));
+          receiptAt.push(at);
+          progress.received++;
+          if (gotEvent[local] === 0) {
+            gotEvent[local] = 1;
+            progress.withEvent++;
+          }
+          return;
+        }
+        case 'connection_ack':
+          socket.send(subscribe);
+          progress.subscribed++;
+          handshakeOver();
+          return;
+        case 'ping':
+          socket.send('{"type":"pong"}');
+          return;
+        case 'error':
+          progress.operationErrors++;
+          progress.lastOperationError = JSON.stringify(message.payload).slice(0, 300);
+          return;
+        case 'complete':
+          progress.completes++;
+          return;
+      }
+    });
+    socket.on('error', (error: Error & { code?: string }) => {
+      count(progress.socketErrors, error.code ?? error.message.slice(0, 60));
+      handshakeOver();
+    });
+    socket.on('close', (code: number) => {
+      if (!closing) count(progress.closes, String(code));
+      handshakeOver();
+    });
+  }
+
+  /** Opens every socket, at most `handshakes` handshaking at once, so the gateway is not flooded. */
+  function openAll(handshakes: number): void {
+    let next = 0;
+    let finished = 0;
+    const startNext = () => {
+      if (next >= specs.length) return;
+      open(next++, () => {
+        finished++;
+        if (finished === specs.length) progress.settled = true;
+        startNext();
+      });
+    };
+    for (let i = 0; i < Math.min(handshakes, specs.length); i++) startNext();
+    if (specs.length === 0) progress.settled = true;
+  }
+
+  const timer = setInterval(() => send({ ...progress }), 250);
+  process.on('message', (message: ToSubscribers) => {
+    if (message.type === 'start') {
+      specs = message.subscribers;
+      gotEvent = new Uint8Array(specs.length);
+      openAll(message.handshakes);
+    } else if (message.type === 'collect') {
+      send({ ...progress });
+      send({
+        type: 'receipts',
+        subscriber: Int32Array.from(receiptSubscriber),
+        event: Float64Array.from(receiptEvent),
+        at: Float64Array.from(receiptAt),
+      });
+    } else if (message.type === 'close') {
+      closing = true;
+      clearInterval(timer);
+      for (const socket of sockets) socket.terminate();
+      process.disconnect?.();
+      setTimeout(() => process.exit(0), 100).unref();
+    }
+  });
+  // The parent went away without saying goodbye: do not linger with open sockets.
+  process.on('disconnect', () => process.exit(0));
+  send({ ...progress });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: gateways and subscriber processes
+
+function stderrLine(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A loopback port that was free a moment ago. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+interface GatewayProcess {
+  label: string;
+  child: ChildProcess;
+  origin: string;
+  outputTail: string[];
+  exitCode: number | null | undefined;
+  exited: Promise<void>;
+}
+
+function startGatewayProcess(label: string, options: BenchOptions, env: NodeJS.ProcessEnv, port: number, profileDir: string | undefined): GatewayProcess {
+  // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the gateway itself.
+  // A folder per gateway, default file names: tsx's loader thread writes a profile of its own beside the main thread's.
+  const profiling = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, label.replace(/\W+/g, '-'))}`] : [];
+  const child = spawn(process.execPath, [...options.gatewayNodeOptions, ...profiling, '--import', 'tsx', options.gatewayEntry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const gateway: GatewayProcess = {
+    label,
+    child,
+    origin: `http://127.0.0.1:${port}`,
+    outputTail: [],
+    exitCode: undefined,
+    exited: new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        gateway.exitCode = code ?? (signal ? -1 : null);
+        resolve();
+      }),
+    ),
+  };
+  const keepTail = (chunk: Buffer) => {
+    gateway.outputTail.push(...chunk.toString('utf8').split('\n').filter((line) => line.trim() !== ''));
+    gateway.outputTail.splice(0, Math.max(0, gateway.outputTail.length - 30));
+  };
+  child.stdout?.on('data', keepTail);
+  child.stderr?.on('data', keepTail);
+  child.once('error', (error) => gateway.outputTail.push(`spawn failed: ${error.message}`));
+  return gateway;
+}
+
+function describeExit(gateway: GatewayProcess): string {
+  const tail = gateway.outputTail.length ? `; its last output:\n    ${gateway.outputTail.join('\n    ')}` : '';
+  return `${gateway.label} exited (code ${gateway.exitCode})${tail}`;
+}
+
+async function waitUntilHealthy(gateway: GatewayProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (gateway.exitCode !== undefined) throw new Error(`${describeExit(gateway)}\n  before it became healthy`);
+    const healthy = await fetch(`${gateway.origin}/healthz`, { signal: AbortSignal.timeout(2_000) })
+      .then((response) => response.ok)
+      .catch(() => false);
+    if (healthy) return;
+    await sleep(250);
+  }
+  throw new Error(`${gateway.label} did not answer /healthz within ${timeoutMs / 1000} s`);
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+async function stopGateway(gateway: GatewayProcess, graceMs: number): Promise<void> {
+  if (gateway.exitCode !== undefined) return;
+  gateway.child.kill('SIGTERM');
+  if (await settlesWithin(gateway.exited, graceMs)) return;
+  stderrLine(`${gateway.label} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
+  gateway.child.kill('SIGKILL');
+  await settlesWithin(gateway.exited, 5_000);
+}
+
+function postmasterPid(dataDir: string): number | undefined {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** If a gateway died without stopping its embedded Postgres, stop that postmaster (and only it). */
+async function stopLeftoverPostgres(dataDir: string): Promise<void> {
+  const pid = postmasterPid(dataDir);
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGINT'); // Postgres "fast shutdown"
+  } catch {
+    return;
+  }
+  stderrLine(`stopping the embedded Postgres a gateway left running (pid ${pid})`);
+  for (let i = 0; i < 100 && existsSync(path.join(dataDir, 'postmaster.pid')); i++) await sleep(100);
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc readings: memory and CPU of one process, or of a process and its descendants
+
+interface MemoryReading {
+  rssKiB: number;
+  hwmKiB: number;
+  anonKiB: number;
+  shmemKiB: number;
+}
+
+function readMemory(pid: number): MemoryReading | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM'), anonKiB: field('RssAnon'), shmemKiB: field('RssShmem') };
+}
+
+/** utime + stime of one process, in seconds (USER_HZ is 100 on every mainstream Linux). */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process and all its descendants, from /proc. */
+function processTree(rootPid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while we looked
+    }
+  }
+  const tree: number[] = [];
+  const pending = [rootPid];
+  while (pending.length) {
+    const pid = pending.pop()!;
+    tree.push(pid);
+    pending.push(...(children.get(pid) ?? []));
+  }
+  return tree;
+}
+
+/** Machine-wide CPU time from /proc/stat, in seconds: busy (user..softirq), iowait, steal and the total. */
+interface MachineCpu {
+  busy: number;
+  iowait: number;
+  steal: number;
+  total: number;
+}
+
+function machineCpu(): MachineCpu | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+    return { busy: (user + nice + system + irq + softirq) / 100, iowait: iowait / 100, steal: steal / 100, total: (user + nice + system + idle + iowait + irq + softirq + steal) / 100 };
+  } catch {
+    return undefined;
+  }
+}
+
+const sum = (values: Array<number | undefined>) => values.reduce<number>((a, b) => a + (b ?? 0), 0);
+
+/** Peak memory of the gateways (every 250 ms) and of the embedded Postgres (every second) during a section. */
+class MemorySampler {
+  readonly peakRssKiB = new Map<GatewayProcess, number>();
+  postgresPeak = { privateKiB: 0, sharedKiB: 0, processes: 0 };
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly gateways: GatewayProcess[],
+    private readonly postgresDataDir: string | undefined,
+  ) {}
+
+  start(): void {
+    this.sampleGateways();
+    this.samplePostgres();
+    this.timers.push(setInterval(() => this.sampleGateways(), 250), setInterval(() => this.samplePostgres(), 1000));
+  }
+
+  stop(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    this.sampleGateways();
+  }
+
+  current(gateway: GatewayProcess): number | undefined {
+    return gateway.child.pid === undefined ? undefined : readMemory(gateway.child.pid)?.rssKiB;
+  }
+
+  private sampleGateways(): void {
+    for (const gateway of this.gateways) {
+      const rss = this.current(gateway);
+      if (rss !== undefined) this.peakRssKiB.set(gateway, Math.max(rss, this.peakRssKiB.get(gateway) ?? 0));
+    }
+  }
+
+  private samplePostgres(): void {
+    const postmaster = this.postgresDataDir ? postmasterPid(this.postgresDataDir) : undefined;
+    if (postmaster === undefined) return;
+    const readings = processTree(postmaster).map(readMemory).filter((r): r is MemoryReading => r !== undefined);
+    const privateKiB = sum(readings.map((r) => r.anonKiB));
+    const sharedKiB = Math.max(0, ...readings.map((r) => r.shmemKiB));
+    const peak = this.postgresPeak;
+    if (privateKiB + sharedKiB > peak.privateKiB + peak.sharedKiB) this.postgresPeak = { privateKiB, sharedKiB, processes: readings.length };
+  }
+}
+
+function postgresCpuSeconds(dataDir: string | undefined): number | undefined {
+  const postmaster = dataDir ? postmasterPid(dataDir) : undefined;
+  return postmaster === undefined ? undefined : sum(processTree(postmaster).map(cpuSeconds));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subscriber processes, seen from the driver
+
+class SubscriberProcess {
+  readonly child: ChildProcess;
+  progress: SubscriberProgress | undefined;
+  private receipts: ((receipts: SubscriberReceipts) => void) | undefined;
+  exited = false;
+
+  constructor(readonly specs: SubscriberSpec[]) {
+    this.child = fork(THIS_FILE, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, [SUBSCRIBER_ROLE_ENV]: '1' },
+      serialization: 'advanced', // typed arrays cross the channel as bytes, not JSON
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (message: FromSubscribers) => {
+      if (message.type === 'progress') this.progress = message;
+      else this.receipts?.(message);
+    });
+    this.child.once('exit', () => (this.exited = true));
+    // Its first progress message says it is listening: a message sent before that could be lost.
+    this.child.once('message', () => this.child.send({ type: 'start', subscribers: specs, handshakes: 64 } satisfies ToSubscribers));
+  }
+
+  collect(timeoutMs: number): Promise<SubscriberReceipts> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('a subscriber process did not hand over its receipts')), timeoutMs);
+      this.receipts = (receipts) => {
+        clearTimeout(timer);
+        resolve(receipts);
+      };
+      this.child.send({ type: 'collect' } satisfies ToSubscribers);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.exited) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    if (this.child.connected) this.child.send({ type: 'close' } satisfies ToSubscribers);
+    if (!(await settlesWithin(exited, 5_000))) {
+      this.child.kill('SIGKILL');
+      await settlesWithin(exited, 2_000);
+    }
+  }
+}
+
+function totalOf(processes: SubscriberProcess[], pick: (p: SubscriberProgress) => number): number {
+  return sum(processes.map((p) => (p.progress ? pick(p.progress) : 0)));
+}
+
+function mergeCounts(maps: Array<Record<string, number> | undefined>): Record<string, number> {
+  const merged: Record<string, number> = {};
+  for (const map of maps) for (const [key, n] of Object.entries(map ?? {})) merged[key] = (merged[key] ?? 0) + n;
+  return merged;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fleet and the ingest driver
+
+interface Fleet {
+  boxes: SimulatedBox[];
+  /** Global id (`Box:n` in base64) of each box, from its registration's answer. */
+  boxIds: string[];
+  /** Next device to flip per box: a box's changes cycle through its devices. */
+  nextDevice: number[];
+  /** Next box to change: round-robin. */
+  cursor: number;
+}
+
+/** One report that flipped one device, with the times this process saw it leave and answered. */
+interface PostRecord {
+  box: number;
+  device: number;
+  toStatus: 'online' | 'offline';
+  sentAt: number;
+  answeredAt: number;
+  /** HTTP status, or what went wrong when there was no answer. */
+  outcome: number | string;
+  /** `changes` in the answer: 1 when the gateway saw exactly this flip. */
+  changes: number | undefined;
+  measured: boolean;
+}
+
+class IngestDriver {
+  private readonly pool: Pool;
+  readonly posts: PostRecord[] = [];
+  inFlight = 0;
+  answered = 0;
+  errors = new Map<string, number>();
+
+  constructor(origin: string) {
+    this.pool = new Pool(origin, { connections: 8, pipelining: 1, keepAliveTimeout: 60_000, headersTimeout: 10_000, bodyTimeout: 10_000 });
+  }
+
+  async postJson(body: unknown): Promise<{ status: number; json: unknown }> {
+    const response = await this.pool.request({ path: '/DeviceStatus', method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(10_000) });
+    const text = await response.body.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: response.statusCode, json };
+  }
+
+  /** Flips the next device of the next box and posts that box's report; resolves once answered. */
+  async flip(fleet: Fleet, measured: boolean): Promise<void> {
+    const boxIndex = fleet.cursor;
+    fleet.cursor = (fleet.cursor + 1) % fleet.boxes.length;
+    const box = fleet.boxes[boxIndex]!;
+    const deviceIndex = fleet.nextDevice[boxIndex]!;
+    fleet.nextDevice[boxIndex] = (deviceIndex + 1) % box.devices.length;
+    const device = box.devices[deviceIndex]!;
+    device.status = device.status === 'online' ? 'offline' : 'online';
+    const body = JSON.stringify(box.buildReport());
+    const record: PostRecord = { box: boxIndex, device: deviceIndex, toStatus: device.status, sentAt: monotonicMs(), answeredAt: Number.NaN, outcome: 'pending', changes: undefined, measured };
+    this.posts.push(record);
+    this.inFlight++;
+    try {
+      const response = await this.pool.request({ path: '/DeviceStatus', method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
+      record.answeredAt = monotonicMs();
+      record.outcome = response.statusCode;
+      const text = await response.body.text();
+      if (response.statusCode === 200) record.changes = (JSON.parse(text) as { changes?: number }).changes;
+      else this.errors.set(`HTTP ${response.statusCode}`, (this.errors.get(`HTTP ${response.statusCode}`) ?? 0) + 1);
+    } catch (error) {
+      const e = error as { name?: string; code?: string };
+      record.outcome = e.name === 'TimeoutError' ? 'timeout' : (e.code ?? e.name ?? 'unknown error');
+      this.errors.set(record.outcome, (this.errors.get(record.outcome) ?? 0) + 1);
+    } finally {
+      this.inFlight--;
+      this.answered++;
+    }
+  }
+
+  /**
+   * `count` flips (or as many as fit before `untilMs`), one every `intervalMs` on a fixed schedule:
+   * a late timer does not push the later ones back. Resolves when all are answered.
+   */
+  async paced(fleet: Fleet, intervalMs: number, { count = Infinity, untilMs = Infinity, measured }: { count?: number; untilMs?: number; measured: boolean }): Promise<void> {
+    const started = monotonicMs();
+    const pending: Promise<void>[] = [];
+    for (let k = 0; k < count; k++) {
+      const due = started + k * intervalMs;
+      if (due >= untilMs) break;
+      const wait = due - monotonicMs();
+      if (wait > 0) await sleep(wait);
+      pending.push(this.flip(fleet, measured));
+    }
+    await Promise.all(pending);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => this.pool.destroy());
+  }
+}
+
+async function registerFleet(driver: IngestDriver, options: BenchOptions): Promise<Fleet> {
+  const boxes = createFleet({
+    boxes: options.boxes,
+    devicesPerBox: options.devices,
+    format: 'new', // media_device_id is the device's external id, so events map back to devices exactly
+    seed: options.seed,
+    reportPeriodSeconds: 5,
+    monitorUrl: 'http://127.0.0.1/',
+    initialOfflineRate: 0,
+  });
+  const boxIds: string[] = new Array(boxes.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < boxes.length) {
+      const index = next++;
+      const { status, json } = await driver.postJson(boxes[index]!.buildReport());
+      const boxId = (json as { boxId?: string } | undefined)?.boxId;
+      if (status !== 200 || !boxId) throw new Error(`registering box ${index + 1} was answered ${status}: ${JSON.stringify(json).slice(0, 300)}`);
+      boxIds[index] = boxId;
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return { boxes, boxIds, nextDevice: boxes.map(() => 0), cursor: 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+/** Who watches what: subscriber `i` watches `watchedBox[i]`, or everything when it is -1. */
+interface SubscriptionPlan {
+  watchedBox: Int32Array;
+  /** Gateway (index into the section's gateways) each subscriber connects to. */
+  gateway: Uint8Array;
+  watchersOfBox: number[];
+  watchAll: number;
+}
+
+/**
+ * The first `watchAll` subscribers watch everything; the rest watch one box each, in contiguous
+ * blocks so each box has about the same number of watchers. Replicas alternate by subscriber.
+ */
+function planSubscriptions(subscribers: number, watchAll: number, boxes: number, gateways: number): SubscriptionPlan {
+  const watchedBox = new Int32Array(subscribers);
+  const watchersOfBox = new Array<number>(boxes).fill(0);
+  const perBox = subscribers - watchAll;
+  for (let i = 0; i < subscribers; i++) {
+    if (i < watchAll) watchedBox[i] = -1;
+    else {
+      const box = Math.floor(((i - watchAll) * boxes) / perBox);
+      watchedBox[i] = box;
+      watchersOfBox[box]!++;
+    }
+  }
+  const gateway = Uint8Array.from({ length: subscribers }, (_, i) => i % gateways);
+  return { watchedBox, gateway, watchersOfBox, watchAll };
+}
+
+interface SectionSpec {
+  label: string;
+  key: 'single' | 'broadcast' | 'replicas';
+  gateways: GatewayProcess[];
+  databaseUrl: string;
+  postgresDataDir: string | undefined;
+  fleet: Fleet;
+  plan: SubscriptionPlan;
+  intervalMs: number;
+  durationSeconds: number;
+}
+
+interface DelayFigures {
+  fromAnswer: LatencySummary;
+  fromSend: LatencySummary;
+  beforeAnswer: number;
+  count: number;
+}
+
+interface SectionResult {
+  spec: SectionSpec;
+  seconds: number;
+  postsMeasured: number;
+  postsAnswered200: number;
+  postErrors: Record<string, number>;
+  postsNotOneChange: number;
+  /** Events stored for measured 200-answered flips, matched to them by (box, device, order). */
+  eventsMatched: number;
+  eventsUnmatched: number;
+  expected: number;
+  received: number;
+  duplicates: number;
+  outsideFilter: number;
+  lost: number;
+  delay: DelayFigures;
+  delayByGateway: DelayFigures[];
+  subscribersConnected: number;
+  closes: Record<string, number>;
+  socketErrors: Record<string, number>;
+  operationErrors: number;
+  lastOperationError: string | undefined;
+  peakRssKiB: number[];
+  hwmKiB: Array<number | undefined>;
+  postgres: { privateKiB: number; sharedKiB: number; processes: number };
+  gatewayCores: Array<number | undefined>;
+  postgresCores: number | undefined;
+  subscriberCores: number | undefined;
+  driverCores: number;
+  messagesPerSecond: number;
+  /** Report sent -> 200, over measured reports answered 200. */
+  ingestLatency: LatencySummary;
+  /** Machine-wide, in cores: busy (all processes, ours included), waiting for disk, stolen by the hypervisor. */
+  machine: { cores: number; busy: number; iowait: number; steal: number } | undefined;
+}
+
+function histogramFigures(): { answer: LatencyHistogram; send: LatencyHistogram; before: number } {
+  return { answer: new LatencyHistogram(), send: new LatencyHistogram(), before: 0 };
+}
+
+function progressLine(label: string, stage: () => string, tick: () => string): { stop(): void } {
+  const tty = process.stderr.isTTY;
+  const started = performance.now();
+  const timer = setInterval(() => {
+    const line = `[${label}] ${stage()} ${((performance.now() - started) / 1000).toFixed(0).padStart(4)}s  ${tick()}`;
+    process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+  }, 1000);
+  return {
+    stop() {
+      clearInterval(timer);
+      if (tty) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+const mib = (kib: number) => `${fmt(kib / 1024)} MiB`;
+
+async function runSection(spec: SectionSpec, options: BenchOptions): Promise<SectionResult> {
+  const { plan, gateways, fleet } = spec;
+  const subscriberCount = plan.watchedBox.length;
+  const wsUrls = gateways.map((g) => `${g.origin.replace(/^http/, 'ws')}/graphql`);
+  const processCount = Math.ceil(subscriberCount / options.connectionsPerProcess);
+  const byProcess: SubscriberSpec[][] = Array.from({ length: processCount }, () => []);
+  for (let i = 0; i < subscriberCount; i++) {
+    const box = plan.watchedBox[i]!;
+    byProcess[i % processCount]!.push({ index: i, url: wsUrls[plan.gateway[i]!]!, ...(box >= 0 ? { box: fleet.boxIds[box]! } : {}) });
+  }
+
+  const driver = new IngestDriver(gateways[0]!.origin);
+  const subscribers: SubscriberProcess[] = [];
+  const memory = new MemorySampler(gateways, spec.postgresDataDir);
+  let stage = 'connecting subscribers';
+  let lastReceived = 0;
+  let lastAnswered = 0;
+  const progress = progressLine(
+    spec.label,
+    () => stage,
+    () => {
+      const received = totalOf(subscribers, (p) => p.received);
+      const closed = sum(subscribers.map((s) => sum(Object.values(s.progress?.closes ?? {}))));
+      const text =
+        `subscribed ${fmt(totalOf(subscribers, (p) => p.subscribed))}/${fmt(subscriberCount)}, closed ${closed}` +
+        `  ingest ${driver.answered - lastAnswered}/s (in flight ${driver.inFlight})  deliveries ${fmt(received - lastReceived)}/s` +
+        `  RSS ${gateways.map((g) => mib(memory.current(g) ?? 0)).join(' + ')}`;
+      lastReceived = received;
+      lastAnswered = driver.answered;
+      return text;
+    },
+  );
+  const db = new pg.Client({ connectionString: spec.databaseUrl });
+  await db.connect();
+  try {
+    memory.start();
+    for (const group of byProcess) subscribers.push(new SubscriberProcess(group));
+
+    // Every subscriber connected and sent its subscribe message (or failed).
+    const connectDeadline = Date.now() + options.readyTimeoutMs;
+    while (!subscribers.every((s) => s.progress?.settled)) {
+      for (const gateway of gateways) if (gateway.exitCode !== undefined) throw new Error(describeExit(gateway));
+      if (subscribers.some((s) => s.exited)) throw new Error('a subscriber process exited early');
+      if (Date.now() > connectDeadline) throw new Error(`subscribers did not connect within ${options.readyTimeoutMs / 1000} s`);
+      await sleep(100);
+    }
+    const subscribed = totalOf(subscribers, (p) => p.subscribed);
+    if (subscribed < subscriberCount) {
+      const errors = mergeCounts(subscribers.map((s) => s.progress?.socketErrors));
+      throw new Error(`only ${subscribed} of ${subscriberCount} subscribers connected; socket errors: ${JSON.stringify(errors)}`);
+    }
+
+    // Warm-up: changes until every subscriber has received one, so every subscription is registered.
+    const { rows } = await db.query<{ id: string }>('select coalesce(max(id), 0)::bigint as id from status_events');
+    const startId = Number(rows[0]!.id);
+    // One round over the boxes (a few changes when everyone watches everything), within about 10 s.
+    stage = 'warm-up';
+    const warmupFlips = plan.watchersOfBox.some((n) => n > 0) ? Math.max(3, fleet.boxes.length) : 3;
+    await driver.paced(fleet, Math.min(spec.intervalMs, 10_000 / warmupFlips), { count: warmupFlips, measured: false });
+    const warmDeadline = Date.now() + 30_000;
+    while (totalOf(subscribers, (p) => p.withEvent) < subscriberCount) {
+      if (Date.now() > warmDeadline) {
+        const missing = subscriberCount - totalOf(subscribers, (p) => p.withEvent);
+        const lastError = subscribers.map((s) => s.progress?.lastOperationError).find(Boolean);
+        throw new Error(`${missing} subscribers received nothing during the warm-up${lastError ? `; last operation error: ${lastError}` : ''}`);
+      }
+      if (Date.now() > warmDeadline - 25_000) await driver.flip(fleet, false); // a quiet box: change again
+      await sleep(250);
+    }
+
+    // Measure.
+    stage = 'measuring';
+    const cpuBefore = {
+      gateways: gateways.map((g) => cpuSeconds(g.child.pid)),
+      postgres: postgresCpuSeconds(spec.postgresDataDir),
+      subscribers: sum(subscribers.map((s) => cpuSeconds(s.child.pid))),
+      driver: process.cpuUsage(),
+      machine: machineCpu(),
+    };
+    const started = monotonicMs();
+    await driver.paced(fleet, spec.intervalMs, { untilMs: started + spec.durationSeconds * 1000, measured: true });
+    const seconds = (monotonicMs() - started) / 1000;
+    const cpuAfter = {
+      gateways: gateways.map((g) => cpuSeconds(g.child.pid)),
+      postgres: postgresCpuSeconds(spec.postgresDataDir),
+      subscribers: sum(subscribers.map((s) => cpuSeconds(s.child.pid))),
+      driver: process.cpuUsage(cpuBefore.driver),
+      machine: machineCpu(),
+    };
+
+    // Drain: wait until every delivery the answered flips imply has arrived, or nothing more comes.
+    stage = 'draining';
+    const expectedAll = sum(driver.posts.filter((p) => p.outcome === 200).map((p) => plan.watchersOfBox[p.box]! + plan.watchAll));
+    const drainDeadline = Date.now() + options.drainMs;
+    let previous = -1;
+    let stalledSince = Date.now();
+    for (;;) {
+      const received = totalOf(subscribers, (p) => p.received);
+      if (received >= expectedAll || Date.now() > drainDeadline) break;
+      if (received !== previous) {
+        previous = received;
+        stalledSince = Date.now();
+      } else if (Date.now() - stalledSince > 3_000) break;
+      await sleep(250);
+    }
+    memory.stop();
+    const hwmKiB = gateways.map((g) => (g.child.pid === undefined ? undefined : readMemory(g.child.pid)?.hwmKiB));
+
+    stage = 'collecting';
+    const receipts = await Promise.all(subscribers.map((s) => s.collect(60_000)));
+    const final = subscribers.map((s) => s.progress!);
+
+    // Which stored event is which flip: per (box, device), events in id order are the flips in order.
+    const { rows: events } = await db.query<{ id: string; license_key: string; external_id: string; to_status: string }>(
+      `select e.id, b.license_key, d.external_id, e.to_status
+       from status_events e join boxes b on b.id = e.box_id join devices d on d.id = e.device_id
+       where e.id > $1 order by e.id`,
+      [startId],
+    );
+    const postsByDevice = new Map<string, PostRecord[]>();
+    for (const post of driver.posts) {
+      if (post.outcome !== 200) continue;
+      const box = fleet.boxes[post.box]!;
+      const key = `${box.licenseKey}\u0000${box.devices[post.device]!.id}`;
+      const list = postsByDevice.get(key) ?? [];
+      list.push(post);
+      postsByDevice.set(key, list);
+    }
+    const postOfEvent = new Map<number, PostRecord>();
+    let eventsUnmatched = 0;
+    for (const event of events) {
+      const post = postsByDevice.get(`${event.license_key}\u0000${event.external_id}`)?.shift();
+      if (!post || post.toStatus !== event.to_status) eventsUnmatched++;
+      else postOfEvent.set(Number(event.id), post);
+    }
+
+    const matchedPosts = new Set(postOfEvent.values());
+
+    // Join receipts to flips.
+    const measuredPosts = driver.posts.filter((p) => p.measured);
+    const answered200 = measuredPosts.filter((p) => p.outcome === 200);
+    const expected = sum(answered200.map((p) => plan.watchersOfBox[p.box]! + plan.watchAll));
+    const all = histogramFigures();
+    const perGateway = gateways.map(() => histogramFigures());
+    const seen = new Set<number>();
+    let received = 0;
+    let duplicates = 0;
+    let outsideFilter = 0;
+    for (const batch of receipts) {
+      for (let r = 0; r < batch.subscriber.length; r++) {
+        const subscriber = batch.subscriber[r]!;
+        const eventId = batch.event[r]!;
+        const post = postOfEvent.get(eventId);
+        if (!post?.measured) continue;
+        const watched = plan.watchedBox[subscriber]!;
+        if (watched !== -1 && watched !== post.box) {
+          outsideFilter++;
+          continue;
+        }
+        const key = eventId * subscriberCount + subscriber;
+        if (seen.has(key)) {
+          duplicates++;
+          continue;
+        }
+        seen.add(key);
+        received++;
+        const at = batch.at[r]!;
+        const delay = at - post.answeredAt;
+        for (const figures of [all, perGateway[plan.gateway[subscriber]!]!]) {
+          if (delay < 0) figures.before++;
+          figures.answer.record(Math.max(0, delay));
+          figures.send.record(at - post.sentAt);
+        }
+      }
+    }
+    const summarize = (f: ReturnType<typeof histogramFigures>): DelayFigures => ({
+      fromAnswer: f.answer.summary(),
+      fromSend: f.send.summary(),
+      beforeAnswer: f.before,
+      count: f.answer.count,
+    });
+    const answerTimes = new LatencyHistogram();
+    for (const post of answered200) answerTimes.record(post.answeredAt - post.sentAt);
+    const errors = new Map<string, number>();
+    for (const post of measuredPosts) if (post.outcome !== 200) errors.set(String(post.outcome), (errors.get(String(post.outcome)) ?? 0) + 1);
+    const core = (before: number | undefined, after: number | undefined) => (before === undefined || after === undefined ? undefined : (after - before) / seconds);
+    const { machine: m0 } = cpuBefore;
+    const { machine: m1 } = cpuAfter;
+    const machine =
+      m0 && m1
+        ? { cores: os.cpus().length, busy: (m1.busy - m0.busy) / seconds, iowait: (m1.iowait - m0.iowait) / seconds, steal: (m1.steal - m0.steal) / seconds }
+        : undefined;
+    return {
+      spec,
+      seconds,
+      postsMeasured: measuredPosts.length,
+      postsAnswered200: answered200.length,
+      postErrors: Object.fromEntries(errors),
+      postsNotOneChange: answered200.filter((p) => p.changes !== 1).length,
+      eventsMatched: answered200.filter((p) => matchedPosts.has(p)).length,
+      eventsUnmatched,
+      expected,
+      received,
+      duplicates,
+      outsideFilter,
+      lost: expected - received,
+      delay: summarize(all),
+      delayByGateway: perGateway.map(summarize),
+      subscribersConnected: sum(final.map((p) => p.subscribed)),
+      closes: mergeCounts(final.map((p) => p.closes)),
+      socketErrors: mergeCounts(final.map((p) => p.socketErrors)),
+      operationErrors: sum(final.map((p) => p.operationErrors)),
+      lastOperationError: final.map((p) => p.lastOperationError).find(Boolean),
+      peakRssKiB: gateways.map((g) => memory.peakRssKiB.get(g) ?? 0),
+      hwmKiB,
+      postgres: memory.postgresPeak,
+      gatewayCores: gateways.map((_, i) => core(cpuBefore.gateways[i], cpuAfter.gateways[i])),
+      postgresCores: core(cpuBefore.postgres, cpuAfter.postgres),
+      subscriberCores: core(cpuBefore.subscribers, cpuAfter.subscribers),
+      driverCores: (cpuAfter.driver.user + cpuAfter.driver.system) / 1e6 / seconds,
+      messagesPerSecond: expected / seconds,
+      ingestLatency: answerTimes.summary(),
+      machine,
+    };
+  } finally {
+    progress.stop();
+    memory.stop();
+    await Promise.all(subscribers.map((s) => s.close()));
+    await driver.close();
+    await db.end().catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+function describeCounts(counts: Record<string, number>): string {
+  const entries = Object.entries(counts);
+  return entries.length === 0 ? 'none' : entries.map(([key, n]) => `${key} ×${n}`).join(', ');
+}
+
+function delayLine(d: DelayFigures): string {
+  const before = d.count === 0 ? '' : `; ${((d.beforeAnswer / d.count) * 100).toFixed(1)}% arrived before the 200 reached the driver, counted as 0`;
+  return `p50 ${formatMs(d.fromAnswer.p50Ms)}, p99 ${formatMs(d.fromAnswer.p99Ms)}, max ${formatMs(d.fromAnswer.maxMs)}${before}`;
+}
+
+function printConditions(options: BenchOptions, fdLimit: number | undefined): void {
+  const cpus = os.cpus();
+  const perBox = options.subscribers - options.watchAll;
+  const watchersPerEvent = perBox / options.boxes;
+  const perEvent = Math.min(watchersPerEvent, perBox) + options.watchAll;
+  const rate = 1000 / options.intervalMs;
+  const processes = Math.ceil(options.subscribers / options.connectionsPerProcess);
+  const sections = [options.single && '1 gateway process', options.replicas && '2 replicas (B reads A’s Postgres; reports go to A only; subscribers alternate A, B)'].filter(Boolean);
+  const lines = [
+    'fleetgate live-delivery benchmark (issue 4)',
+    `  subscribers    ${fmt(options.subscribers)} websocket connections, one subscription each, graphql-transport-ws spoken by raw \`ws\` clients`,
+    `                 in ${processes} subscriber process${processes === 1 ? '' : 'es'} of up to ${fmt(options.connectionsPerProcess)} (not this process)`,
+    `  subscriptions  ${fmt(perBox)} watch one box each: deviceStatusChanged(filter: { boxes: [$box] }), ${watchersPerEvent.toFixed(1)} per box over ${fmt(options.boxes)} boxes`,
+    `                 ${fmt(options.watchAll)} watch every device: deviceStatusChanged (no filter)`,
+    `                 each selects { ${EVENT_SELECTION} }`,
+    `  events         one device status change ingested every ${options.intervalMs} ms (${fmt(rate)}/s) for ${options.durationSeconds} s, boxes round-robin,`,
+    `                 one device flipped per report (${options.devices} devices per box, newer report format), all reports to replica A`,
+    `  deliveries     each change goes to ~${watchersPerEvent.toFixed(1)} box watchers + ${options.watchAll} all-watchers = ~${perEvent.toFixed(1)} messages;`,
+    `                 ~${fmt(perEvent * rate)} messages/s from the gateway(s) in all`,
+    `  warm-up        one change per box before measuring; measuring starts once every subscriber has received one`,
+    `  sections       ${sections.join(', then ')}`,
+    ...(options.single && options.broadcastDurationSeconds > 0
+      ? [
+          `  broadcast      after the first section, on the same gateway: all ${fmt(options.subscribers)} subscribers with no filter,`,
+          `                 one change every ${options.broadcastIntervalMs} ms for ${options.broadcastDurationSeconds} s (${fmt(options.subscribers)} messages per change)`,
+        ]
+      : []),
+    `  delay          from the moment this process has the ingest's 200 to the moment a subscriber process has the message,`,
+    `                 both read from CLOCK_MONOTONIC (process.hrtime): one clock for every process on this machine`,
+    `  memory         gateway VmRSS sampled every 250 ms (peak) and VmHWM; embedded Postgres separately`,
+    `  machine        node ${process.version}, ${cpus.length} CPU${cpus.length === 1 ? '' : 's'} (${cpus[0]?.model.trim() ?? 'unknown'}), ${os.platform()} ${os.release()}, loopback; open files limit ${fdLimit ?? 'unknown'}`,
+    ...(options.gatewayNodeOptions.length ? [`  gateway node   ${options.gatewayNodeOptions.join(' ')}`] : []),
+    `  database       ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'a fresh embedded Postgres per section group, in a temporary folder'}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n\n`);
+}
+
+function printResult(result: SectionResult): void {
+  const { spec } = result;
+  const cores = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(2)} cores`);
+  const names = spec.gateways.map((g) => g.label);
+  const lines = [
+    spec.label,
+    `  delay          ${delayLine(result.delay)}`,
+    ...(spec.gateways.length > 1 ? result.delayByGateway.map((d, i) => `    via ${names[i]!.padEnd(10)} ${delayLine(d)} (${fmt(d.count)} deliveries)`) : []),
+    `  from POST      p50 ${formatMs(result.delay.fromSend.p50Ms)}, p99 ${formatMs(result.delay.fromSend.p99Ms)}, max ${formatMs(result.delay.fromSend.maxMs)} (report sent -> receipt, for comparison)`,
+    `  deliveries     ${fmt(result.expected)} expected, ${fmt(result.received)} received, ${fmt(result.lost)} lost, ${fmt(result.duplicates)} duplicates, ${fmt(result.outsideFilter)} outside their filter` +
+      ` (${fmt(result.messagesPerSecond)} messages/s)`,
+    `  changes        ${fmt(result.postsMeasured)} reports in ${result.seconds.toFixed(1)} s, ${fmt(result.postsAnswered200)} answered 200; errors: ${describeCounts(result.postErrors)}` +
+      `${result.postsNotOneChange ? `; ${result.postsNotOneChange} answers did not report exactly one change` : ''}`,
+    `  ingest         report -> 200: p50 ${formatMs(result.ingestLatency.p50Ms)}, p99 ${formatMs(result.ingestLatency.p99Ms)}, max ${formatMs(result.ingestLatency.maxMs)}`,
+    `  events         ${fmt(result.eventsMatched)} stored events matched to measured changes${result.eventsUnmatched ? `, ${result.eventsUnmatched} stored events matched no change` : ''}`,
+    `  subscribers    ${fmt(result.subscribersConnected)} connected; closed by the server or network: ${describeCounts(result.closes)} (4009 = slow consumer);` +
+      ` socket errors: ${describeCounts(result.socketErrors)}; operation errors: ${result.operationErrors}${result.lastOperationError ? ` (last: ${result.lastOperationError})` : ''}`,
+    ...spec.gateways.map(
+      (g, i) =>
+        `  ${`${g.label}`.padEnd(14)} peak RSS ${mib(result.peakRssKiB[i]!)} (VmHWM since start ${result.hwmKiB[i] === undefined ? 'n/a' : mib(result.hwmKiB[i]!)}), CPU ${cores(result.gatewayCores[i])}`,
+    ),
+    `  postgres       CPU ${cores(result.postgresCores)}; ${spec.postgresDataDir ? `peak memory ${mib(result.postgres.privateKiB)} private + ${mib(result.postgres.sharedKiB)} shared over ${result.postgres.processes} processes` : 'memory n/a (DATABASE_URL)'}`,
+    `  load           subscriber processes ${cores(result.subscriberCores)}, ingest driver ${cores(result.driverCores)}`,
+    ...(result.machine ? [machineLine(result)] : []),
+    '',
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The whole machine while measuring: what ran besides this benchmark shows as the busy cores not listed above. */
+function machineLine(result: SectionResult): string {
+  const m = result.machine!;
+  const ours = sum([...result.gatewayCores, result.postgresCores, result.subscriberCores, result.driverCores]);
+  const others = Math.max(0, m.busy - ours);
+  return (
+    `  machine        ${m.busy.toFixed(2)} of ${m.cores} cores busy (${ours.toFixed(2)} by the processes above, ${others.toFixed(2)} by anything else),` +
+    ` iowait ${m.iowait.toFixed(2)}, steal ${m.steal.toFixed(2)} cores`
+  );
+}
+
+interface Verdict {
+  line: string;
+  met: boolean;
+}
+
+function verdicts(result: SectionResult, p99TargetMs: number): Verdict[] {
+  const gib = 1024 * 1024;
+  const worstRss = Math.max(...result.peakRssKiB);
+  return [
+    { line: `p99 ${formatMs(result.delay.fromAnswer.p99Ms)} (target ≤ ${p99TargetMs} ms)`, met: result.delay.fromAnswer.p99Ms <= p99TargetMs },
+    { line: `${fmt(result.lost)} deliveries lost (target 0)`, met: result.lost === 0 && result.received > 0 },
+    { line: `peak RSS ${mib(worstRss)} per gateway process (target ≤ 1 GiB)`, met: worstRss <= gib },
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+const cleanups: Array<() => Promise<void>> = [];
+let cleaning: Promise<void> | undefined;
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    while (cleanups.length) {
+      const cleanup = cleanups.pop()!;
+      await cleanup().catch((error: unknown) => stderrLine(`cleanup: ${(error as Error).message}`));
+    }
+  })().finally(() => {
+    cleaning = undefined;
+  });
+  return cleaning;
+}
+
+/** The soft "Max open files" of this process (children inherit it), from /proc. */
+function openFilesLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.split(/\s{2,}/)[1];
+    return soft === 'unlimited' ? Infinity : Number(soft);
+  } catch {
+    return undefined;
+  }
+}
+
+interface Database {
+  url: string;
+  /** The embedded Postgres's data folder, for its memory and CPU; undefined with DATABASE_URL. */
+  dataDir: string | undefined;
+  /** Environment for the first gateway: it starts the embedded Postgres. */
+  env: NodeJS.ProcessEnv;
+}
+
+async function prepareDatabase(): Promise<Database> {
+  const fromEnv = process.env.DATABASE_URL;
+  if (fromEnv) return { url: fromEnv, dataDir: undefined, env: { DATABASE_URL: fromEnv } };
+  const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleetgate-bench-live-'));
+  // As root, the embedded Postgres runs as the `postgres` user, which must be able to enter the folder.
+  await fs.chmod(tempDir, 0o777);
+  const dataDir = path.join(tempDir, 'postgres');
+  const pgPort = await freePort();
+  cleanups.push(async () => {
+    await stopLeftoverPostgres(dataDir);
+    await fs.rm(tempDir, { recursive: true, force: true });
+  });
+  return {
+    url: `postgres://fleetgate:fleetgate@127.0.0.1:${pgPort}/postgres`,
+    dataDir,
+    env: { FLEETGATE_DATA_DIR: dataDir, EMBEDDED_PG_PORT: String(pgPort) },
+  };
+}
+
+async function launchGateway(label: string, options: BenchOptions, env: NodeJS.ProcessEnv, profileDir: string | undefined): Promise<GatewayProcess> {
+  const port = await freePort();
+  const gateway = startGatewayProcess(label, options, { ...process.env, DATABASE_URL: '', ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, port, profileDir);
+  // The gateway drains its batches and stops its embedded Postgres on SIGTERM; give it time.
+  cleanups.push(() => stopGateway(gateway, 30_000));
+  await waitUntilHealthy(gateway, options.readyTimeoutMs);
+  return gateway;
+}
+
+async function runSingle(options: BenchOptions, profileDir: string | undefined): Promise<SectionResult[]> {
+  const mark = cleanups.length;
+  try {
+    const database = await prepareDatabase();
+    const gateway = await launchGateway('gateway', options, database.env, profileDir);
+    const registration = new IngestDriver(gateway.origin);
+    stderrLine(`registering ${options.boxes} boxes`);
+    const fleet = await registerFleet(registration, options).finally(() => registration.close());
+    const base = { gateways: [gateway], databaseUrl: database.url, postgresDataDir: database.dataDir, fleet };
+    const results: SectionResult[] = [];
+    const single = await runSection(
+      {
+        ...base,
+        label: 'one gateway process',
+        key: 'single',
+        plan: planSubscriptions(options.subscribers, options.watchAll, options.boxes, 1),
+        intervalMs: options.intervalMs,
+        durationSeconds: options.durationSeconds,
+      },
+      options,
+    );
+    printResult(single);
+    results.push(single);
+    if (options.broadcastDurationSeconds > 0) {
+      const broadcast = await runSection(
+        {
+          ...base,
+          label: `broadcast: one gateway process, all ${fmt(options.subscribers)} subscribers unfiltered, a change every ${options.broadcastIntervalMs} ms`,
+          key: 'broadcast',
+          plan: planSubscriptions(options.subscribers, options.subscribers, options.boxes, 1),
+          intervalMs: options.broadcastIntervalMs,
+          durationSeconds: options.broadcastDurationSeconds,
+        },
+        options,
+      );
+      printResult(broadcast);
+      results.push(broadcast);
+    }
+    return results;
+  } finally {
+    while (cleanups.length > mark) await cleanUp();
+  }
+}
+
+async function runReplicas(options: BenchOptions, profileDir: string | undefined): Promise<SectionResult> {
+  const mark = cleanups.length;
+  try {
+    const database = await prepareDatabase();
+    const a = await launchGateway('replica A', options, database.env, profileDir);
+    const b = await launchGateway('replica B', options, { DATABASE_URL: database.url }, profileDir);
+    const registration = new IngestDriver(a.origin);
+    stderrLine(`registering ${options.boxes} boxes`);
+    const fleet = await registerFleet(registration, options).finally(() => registration.close());
+    const result = await runSection(
+      {
+        label: 'two replicas: subscribers split between A and B, reports to A only',
+        key: 'replicas',
+        gateways: [a, b],
+        databaseUrl: database.url,
+        postgresDataDir: database.dataDir,
+        fleet,
+        plan: planSubscriptions(options.subscribers, options.watchAll, options.boxes, 2),
+        intervalMs: options.intervalMs,
+        durationSeconds: options.durationSeconds,
+      },
+      options,
+    );
+    printResult(result);
+    return result;
+  } finally {
+    while (cleanups.length > mark) await cleanUp();
+  }
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions | 'help';
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const bench = options;
+
+  // Each subscriber process holds its connections; each gateway holds all of its subscribers'.
+  const fdLimit = openFilesLimit();
+  const needed = bench.subscribers + 256;
+  if (fdLimit !== undefined && fdLimit < needed) {
+    process.stderr.write(
+      `The open-files limit is ${fdLimit}, but a gateway process needs about ${needed} descriptors for ${bench.subscribers} websockets.\n` +
+        `Raise it in this shell first (ulimit -n ${Math.max(needed, 65536)}; the hard limit is in /proc/self/limits) or pass fewer --subscribers.\n`,
+    );
+    return 1;
+  }
+
+  const hardTimeout = setTimeout(() => abandon(`hard timeout: the benchmark took more than ${bench.hardTimeoutMs / 1000} s`, 1), bench.hardTimeoutMs);
+  process.once('SIGINT', () => abandon('interrupted', 130));
+  process.once('SIGTERM', () => abandon('terminated', 143));
+
+  printConditions(bench, fdLimit);
+  let profileDir: string | undefined;
+  if (bench.profile) {
+    profileDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleetgate-live-profile-'));
+    stderrLine(`CPU profiles of the gateways go to ${profileDir} (written when they stop)`);
+  }
+  try {
+    const judged: Array<{ title: string; result: SectionResult; p99TargetMs: number }> = [];
+    if (bench.single) {
+      const [single] = await runSingle(bench, profileDir);
+      judged.push({ title: 'one process', result: single!, p99TargetMs: 100 });
+    }
+    if (bench.replicas) judged.push({ title: 'two replicas', result: await runReplicas(bench, profileDir), p99TargetMs: 150 });
+
+    process.stdout.write('targets\n');
+    let lost = false;
+    for (const { title, result, p99TargetMs } of judged) {
+      const checks = verdicts(result, p99TargetMs);
+      process.stdout.write(`  ${title.padEnd(13)} ${checks.map((c) => `${c.line} ${c.met ? 'met' : 'MISSED'}`).join('; ')}\n`);
+      lost ||= result.lost !== 0;
+    }
+    if (profileDir) process.stdout.write(`CPU profiles: ${profileDir}\n`);
+    if (lost) {
+      process.stdout.write('FAILED: deliveries were lost (see above)\n');
+      return 1;
+    }
+    process.stdout.write('done; gateways and subscriber processes stopped, temporary files removed\n');
+    return 0;
+  } catch (error) {
+    process.stdout.write(`FAILED: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    clearTimeout(hardTimeout);
+    await cleanUp();
+  }
+}
+
+/** Hard timeout or Ctrl-C: stop the children, remove the temp folder, exit; forced after a further minute. */
+function abandon(reason: string, exitCode: number): void {
+  stderrLine(`\n${reason}; stopping the gateways`);
+  setTimeout(() => process.exit(exitCode), 60_000).unref();
+  void cleanUp().finally(() => process.exit(exitCode));
+}
+
+if (process.env[SUBSCRIBER_ROLE_ENV]) runSubscriberProcess();
+else process.exitCode = await main();
