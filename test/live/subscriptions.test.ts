@@ -87,6 +87,18 @@ describe('deviceStatusChanged over websockets', () => {
     expect(seen(boxes)).toEqual([]); // box A neither went offline nor came back
   });
 
+  it('an unsubscribe is let go at once, not when the next event comes', async () => {
+    const c = client();
+    const before = gateway.app.events.subscriberCount;
+    const sub = wsSubscribe(c, `subscription { deviceStatusChanged(filter: { statuses: [UNKNOWN] }) { id } }`);
+    const deadline = Date.now() + 3000;
+    while (gateway.app.events.subscriberCount === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(gateway.app.events.subscriberCount).toBe(before + 1);
+    sub.close();
+    while (gateway.app.events.subscriberCount !== before && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 20));
+    expect(gateway.app.events.subscriberCount).toBe(before);
+  });
+
   it('refuses a bad filter with a clear error, not an internal one', async () => {
     const sub = wsSubscribe(client(), `subscription { deviceStatusChanged(filter: { statuses: [SLEEPING] }) { id } }`);
     const error = (await sub.ended) as Array<{ message: string }>;

@@ -66,9 +66,32 @@ function slowConsumer(context: GraphQLContext, error: SlowConsumerError): never 
  * first the stored events after it, then live ones, with no gap and no duplicate: the hub says which
  * id its live feed starts after, and the replay reads the table up to exactly that id.
  */
-async function* follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): AsyncGenerator<StatusEventRow> {
+function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): AsyncIterableIterator<StatusEventRow> {
   const hub = context.events;
   const { events: live, startsAfter } = hub.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer);
+  const stream = replayThenLive(context, filter, live, startsAfter, afterId);
+  // An async generator waiting for the hub cannot run `return()` until the next event arrives, so a
+  // client's unsubscribe ends the hub's feed first: the wait ends at once and the generator finishes.
+  return {
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: () => stream.next(),
+    return: async () => {
+      await live.return?.();
+      return stream.return(undefined);
+    },
+    throw: (error) => stream.throw(error),
+  };
+}
+
+async function* replayThenLive(
+  context: GraphQLContext,
+  filter: LiveFilter,
+  live: AsyncIterableIterator<LiveEvent>,
+  startsAfter: number,
+  afterId: number | undefined,
+): AsyncGenerator<StatusEventRow, undefined> {
   try {
     let last = startsAfter;
     if (afterId !== undefined) {
@@ -82,7 +105,7 @@ async function* follow(context: GraphQLContext, filter: LiveFilter, afterId?: nu
       };
       for (let from = afterId; from < startsAfter; ) {
         const rows = await statusEventsBetween(context.pool, sqlFilter, from, startsAfter, REPLAY_PAGE);
-        for (const event of await hub.withDetails(rows)) if (matches(event, filter)) yield toStatusEvent(event);
+        for (const event of await context.events.withDetails(rows)) if (matches(event, filter)) yield toStatusEvent(event);
         if (rows.length < REPLAY_PAGE) break;
         from = rows[rows.length - 1]!.id;
       }
@@ -96,6 +119,7 @@ async function* follow(context: GraphQLContext, filter: LiveFilter, afterId?: nu
   } finally {
     await live.return?.();
   }
+  return undefined;
 }
 
 const DeviceStatusChangedFilter = builder.inputType('DeviceStatusChangedFilter', {
