@@ -12,6 +12,8 @@ import type { RecordedEvent } from './live/events-table';
 import { OfflineSweeper } from './live/offline-sweeper';
 import { attachWebSocketTransport, type WebSocketTransport } from './live/websocket';
 import { createLogger, type Logger } from './log';
+import { createReadinessCheck } from './observability/health';
+import { createMetrics } from './observability/metrics';
 
 export interface App {
   /** Starts Postgres (embedded unless DATABASE_URL), migrates, and listens. */
@@ -71,9 +73,23 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       committed,
     );
     sweeper.start();
-    writer = new ReportWriter(pool, log, { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch, maxInFlight: config.ingestPipeline }, committed);
-    const ingest = createIngestHandler(writer, { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy }, log);
-    const yoga = createGraphQLServer({ db, pool, log, config, events });
+    const hub = events;
+    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
+    writer = new ReportWriter(
+      pool,
+      log,
+      { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch, maxInFlight: config.ingestPipeline },
+      committed,
+      (size) => metrics.batchCommitted(size),
+    );
+    const ingest = createIngestHandler(
+      writer,
+      { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy },
+      log,
+      (status, ms) => metrics.ingestAnswered(status, ms),
+    );
+    const yoga = createGraphQLServer({ db, pool, log, config, events }, { plugins: [metrics.graphqlPlugin] });
+    const readiness = createReadinessCheck(pool);
 
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const pathname = (req.url ?? '/').split('?')[0]!;
@@ -81,6 +97,25 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       if (pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
         return void res.end('{"status":"ok"}');
+      }
+      if (pathname === '/metrics') {
+        return void metrics.render().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(body);
+          },
+          (error: unknown) => {
+            log.error({ err: error }, 'metrics failed');
+            res.writeHead(500, { 'content-type': 'text/plain' });
+            res.end('metrics failed');
+          },
+        );
+      }
+      if (pathname === '/readyz') {
+        return void readiness().then((answer) => {
+          res.writeHead(answer.status === 'ready' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+          res.end(JSON.stringify(answer));
+        });
       }
       if (pathname === '/graphql') return void yoga(req, res);
       notFound(res);

@@ -49,6 +49,18 @@ export interface Config {
   publicUrl: string | undefined;
   /** Deadline of one call to a box's REST API (connect, request, whole answer). `BOX_API_TIMEOUT_MS`, default 5000. */
   boxApiTimeoutMs: number;
+  /** Deepest field nesting of a GraphQL operation (fragments add no level). `GRAPHQL_MAX_DEPTH`, default 12. */
+  graphqlMaxDepth: number;
+  /** Aliased fields in one GraphQL operation. `GRAPHQL_MAX_ALIASES`, default 15. */
+  graphqlMaxAliases: number;
+  /** Directives in one GraphQL operation. `GRAPHQL_MAX_DIRECTIVES`, default 50. */
+  graphqlMaxDirectives: number;
+  /** Lexical tokens in one GraphQL document. `GRAPHQL_MAX_TOKENS`, default 5000. */
+  graphqlMaxTokens: number;
+  /** Most results one GraphQL operation may ask for (each field 1, times `first`/`last` under lists). `GRAPHQL_MAX_COST`, default 50,000. */
+  graphqlMaxCost: number;
+  /** Answer introspection (`__schema`, `__type`; GraphiQL needs it). `GRAPHQL_INTROSPECTION`, default true. */
+  graphqlIntrospection: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -110,6 +122,12 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     subscriptionBuffer: integer(env, 'SUBSCRIPTION_BUFFER', 1000, 1, 1_000_000),
     publicUrl: publicUrl(env),
     boxApiTimeoutMs: integer(env, 'BOX_API_TIMEOUT_MS', 5000, 1, 600_000),
+    graphqlMaxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1000),
+    graphqlMaxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 100_000),
+    graphqlMaxDirectives: integer(env, 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 100_000),
+    graphqlMaxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 5000, 100, 10_000_000),
+    graphqlMaxCost: integer(env, 'GRAPHQL_MAX_COST', 50_000, 1, 1_000_000_000),
+    graphqlIntrospection: flag(env, 'GRAPHQL_INTROSPECTION', true),
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import { getOperationAST, getVariableValues, GraphQLError, type DocumentNode, ty
 import { createYoga, maskError as yogaMaskError, type Plugin, type YogaLogger, type YogaServerInstance } from 'graphql-yoga';
 import type { Logger } from '../log';
 import { createGraphQLContext, createGraphQLShared, type GraphQLContext, type GraphQLDeps } from './context';
+import { useGraphQLLimits } from './limits';
 import { useSnapshotResponseCache } from './response-cache';
 import { schema } from './schema';
 
@@ -21,6 +22,8 @@ export interface GraphQLServerOptions {
   countCacheMinValue?: number;
   /** Keep query responses while the database snapshot is unchanged (see useSnapshotResponseCache). Default true. */
   responseCache?: boolean;
+  /** More envelop plugins, after the gateway's own (metrics). Default none. */
+  plugins?: Plugin[];
 }
 
 export type GraphQLServer = YogaServerInstance<{ req: IncomingMessage; res: ServerResponse }, GraphQLContext>;
@@ -136,10 +139,20 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
     logging: yogaLogger(log),
     context: (initial) => createGraphQLContext(contextDeps, initial as Parameters<typeof createGraphQLContext>[1]),
     plugins: [
+      // First, so an operation over a limit is answered before anything else runs (or a cache is consulted).
+      ...useGraphQLLimits({
+        maxDepth: deps.config.graphqlMaxDepth,
+        maxAliases: deps.config.graphqlMaxAliases,
+        maxDirectives: deps.config.graphqlMaxDirectives,
+        maxTokens: deps.config.graphqlMaxTokens,
+        maxCost: deps.config.graphqlMaxCost,
+        introspection: deps.config.graphqlIntrospection,
+      }),
       useVariableCheck(),
       ...(options.responseCache === false ? [] : [responseCache]),
       // Queries only: graphql-jit's compiled subscribe does not pass a subscription field its arguments.
       ...(options.jit === false ? [] : [useGraphQlJit({}, { enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation === 'query' })]),
+      ...(options.plugins ?? []),
     ],
   });
 }

@@ -74,8 +74,18 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * `POST /DeviceStatus` and `POST /api/device-status`: either report format in, `200` with a summary
  * once the report's effects are committed, or `4xx`/`503` with `{"error": {code, message, path}}`.
  */
-export function createIngestHandler(writer: ReportWriter, options: IngestOptions, log: Logger) {
+export function createIngestHandler(
+  writer: ReportWriter,
+  options: IngestOptions,
+  log: Logger,
+  /** Told each answer's status and how long the report took (ms), for metrics. */
+  onAnswered?: (status: number, ms: number) => void,
+) {
   return async function handleIngest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (onAnswered) {
+      const started = performance.now();
+      res.once('finish', () => onAnswered(res.statusCode, performance.now() - started));
+    }
     try {
       if (req.method !== 'POST') {
         throw new ReportError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not accepted here; boxes POST their reports.`);

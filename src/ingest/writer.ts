@@ -33,6 +33,8 @@ export class ReportWriter {
     private readonly log: Logger,
     options: Omit<GroupCommitOptions<ReceivedReport>, 'keyOf'>,
     private readonly onCommitted: (events: RecordedEvent[]) => void = () => {},
+    /** Told the size of each batch as it starts committing, for metrics. */
+    private readonly onBatch: (size: number) => void = () => {},
   ) {
     this.group = new GroupCommit((batch) => this.commitBatch(batch), { ...options, keyOf: (r) => r.report.licenseKey });
   }
@@ -47,6 +49,7 @@ export class ReportWriter {
   }
 
   private async commitBatch(batch: ReceivedReport[]): Promise<Array<AppliedReport | Error>> {
+    this.onBatch(batch.length);
     const results = new Map<ReceivedReport, AppliedReport | Error>();
     let rerun = batch;
     for (let attempt = 1; rerun.length > 0; attempt++) {

@@ -1,0 +1,137 @@
+import { getOperationAST } from 'graphql';
+import type { Plugin } from 'graphql-yoga';
+import type pg from 'pg';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export interface MetricsSources {
+  pool: pg.Pool;
+  /** Open websocket connections. */
+  websocketConnections: () => number;
+  /** Live subscriptions of this process (EventHub.subscriberCount). */
+  subscriptions: () => number;
+  /** How long the online counts are kept between scrapes. Default 5,000 ms. */
+  onlineCountsTtlMs?: number;
+}
+
+export interface GatewayMetrics {
+  /** For the ingest handler: a report was answered with `status` after `ms`. */
+  ingestAnswered(status: number, ms: number): void;
+  /** For the report writer: a group commit of `size` reports started. */
+  batchCommitted(size: number): void;
+  /** Times GraphQL operations by type (query, mutation, subscription set-up). */
+  readonly graphqlPlugin: Plugin;
+  /** The Prometheus text exposition and its content type. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/**
+ * The gateway's Prometheus metrics on a registry of its own (so two gateways in one process do not share
+ * counters), with Node's default process metrics. Online counts are read from the database at most once
+ * per TTL, however often `/metrics` is scraped.
+ */
+export function createMetrics(sources: MetricsSources): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  const reports = new Counter({
+    name: 'fleetgate_ingest_reports_total',
+    help: 'Device-status reports answered, by HTTP status.',
+    labelNames: ['status'] as const,
+    registers: [registry],
+  });
+  const reportDuration = new Histogram({
+    name: 'fleetgate_ingest_report_duration_seconds',
+    help: 'From a report arriving to its answer (200 only once committed).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const batchSize = new Histogram({
+    name: 'fleetgate_ingest_batch_size',
+    help: 'Reports per group-commit transaction.',
+    buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [registry],
+  });
+  const operationDuration = new Histogram({
+    name: 'fleetgate_graphql_operation_duration_seconds',
+    help: 'GraphQL execution time by operation type (for subscriptions: until the subscription is set up).',
+    labelNames: ['operation_type'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+
+  const ttlMs = sources.onlineCountsTtlMs ?? 5_000;
+  let online: { at: number; counts: Promise<{ boxes: number; devices: number } | undefined> } | undefined;
+  const onlineCounts = () => {
+    if (!online || Date.now() - online.at >= ttlMs) {
+      const counts = sources.pool
+        .query<{ boxes: number; devices: number }>(
+          `select (select count(*) from boxes where status = 'online' and removed_at is null) as boxes,
+                  (select count(*) from devices where status = 'online' and removed_at is null) as devices`,
+        )
+        .then(({ rows }) => rows[0])
+        .catch(() => undefined); // database down: the gauges keep their last values
+      online = { at: Date.now(), counts };
+    }
+    return online.counts;
+  };
+  new Gauge({
+    name: 'fleetgate_boxes_online',
+    help: 'Boxes online (read at most every few seconds).',
+    registers: [registry],
+    async collect() {
+      const counts = await onlineCounts();
+      if (counts) this.set(Number(counts.boxes));
+    },
+  });
+  new Gauge({
+    name: 'fleetgate_devices_online',
+    help: 'Devices online in their box\'s current list (read at most every few seconds).',
+    registers: [registry],
+    async collect() {
+      const counts = await onlineCounts();
+      if (counts) this.set(Number(counts.devices));
+    },
+  });
+  new Gauge({
+    name: 'fleetgate_websocket_connections',
+    help: 'Open websocket connections.',
+    registers: [registry],
+    collect() {
+      this.set(sources.websocketConnections());
+    },
+  });
+  new Gauge({
+    name: 'fleetgate_live_subscriptions',
+    help: 'Live subscriptions (websocket and SSE) of this process.',
+    registers: [registry],
+    collect() {
+      this.set(sources.subscriptions());
+    },
+  });
+
+  const operationType = (args: Parameters<NonNullable<Plugin['onExecute']>>[0]['args']) =>
+    getOperationAST(args.document, args.operationName)?.operation ?? 'unknown';
+
+  return {
+    ingestAnswered(status, ms) {
+      reports.inc({ status: String(status) });
+      reportDuration.observe(ms / 1000);
+    },
+    batchCommitted(size) {
+      batchSize.observe(size);
+    },
+    graphqlPlugin: {
+      onExecute({ args }) {
+        const stop = operationDuration.startTimer({ operation_type: operationType(args) });
+        return { onExecuteDone: () => void stop() };
+      },
+      onSubscribe({ args }) {
+        const stop = operationDuration.startTimer({ operation_type: operationType(args) });
+        return { onSubscribeResult: () => void stop(), onSubscribeError: () => void stop() };
+      },
+    },
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}
