@@ -9,6 +9,14 @@
  *
  * The gateways, the subscriber processes and this process (the ingest driver) are separate processes
  * on loopback, so no load generator's event loop sits inside a measured delay. See `--help`.
+ *
+ * How a receipt is matched to its change: each report flips exactly one device, and the ingest answer
+ * carries no event id, so after the run the stored events (`status_events`, id order) are paired with
+ * the flips of the same (box, device) in the order they were posted, checking `to_status`. A subscriber
+ * records only the event id (from `StatusEvent.id`) and the time, taken before parsing the message;
+ * the join happens here. Both times come from CLOCK_MONOTONIC (`process.hrtime`), one clock for every
+ * process on the machine. A subscription counts as registered once it has received a change: measuring
+ * starts after a warm-up round that reaches every subscriber.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -1201,7 +1209,7 @@ function machineLine(result: SectionResult): string {
   const ours = sum([...result.gatewayCores, result.postgresCores, result.subscriberCores, result.driverCores]);
   const others = Math.max(0, m.busy - ours);
   return (
-    `  machine        ${m.busy.toFixed(2)} of ${m.cores} cores busy (${ours.toFixed(2)} by the processes above, ${others.toFixed(2)} by anything else),` +
+    `  machine        ${m.busy.toFixed(2)} of ${m.cores} cores busy (${ours.toFixed(2)} by the processes above, ${others.toFixed(2)} by processes outside this benchmark),` +
     ` iowait ${m.iowait.toFixed(2)}, steal ${m.steal.toFixed(2)} cores`
   );
 }

@@ -137,6 +137,7 @@ export function startWatcher(options: WatchOptions): Watcher {
   let lastNumber = 0;
   let lastCursor: string | undefined;
   let reconnects = 0;
+  let everConnected = false;
   /** Changes that happened before this (epoch ms) and arrive after a reconnect were missed. */
   let resumedAt: number | undefined;
   /** Recently delivered event numbers: a change is never printed twice, even across subscriptions. */
@@ -233,7 +234,8 @@ export function startWatcher(options: WatchOptions): Watcher {
         if (phase === 'resuming') {
           reconnects++;
           resume();
-        } else if (wasRetry) notice('reconnected');
+        } else if (wasRetry) notice(everConnected ? 'reconnected' : 'connected');
+        everConnected = true;
       },
       closed: (event) => {
         clearTimeout(pongTimer);
