@@ -25,6 +25,8 @@ export class SlowConsumerError extends Error {
 }
 
 interface Subscriber {
+  /** Only events of these boxes can match (an index, so a change visits only who may want it). */
+  boxIds: ReadonlySet<number> | undefined;
   accepts(event: LiveEvent): boolean;
   push(event: LiveEvent): void;
 }
@@ -42,6 +44,9 @@ const SELECT_AFTER = `
 export class EventHub {
   private listener: pg.Client | undefined;
   private readonly subscribers = new Set<Subscriber>();
+  /** Subscribers of every box, and of given boxes: each event visits the first and its box's entry. */
+  private readonly anyBox = new Set<Subscriber>();
+  private readonly byBox = new Map<number, Set<Subscriber>>();
   private delivered = 0;
   /** The highest id known to be committed (by this process's writers or NOTIFY); may run ahead of `delivered`. */
   private committedUpTo = 0;
@@ -107,39 +112,64 @@ export class EventHub {
    * Events accepted by `filter`, from the next one delivered on. At most `bufferSize` may wait for a
    * slow reader; one more ends the iteration with SlowConsumerError instead of growing memory.
    */
-  subscribe(filter: (event: LiveEvent) => boolean, bufferSize: number): AsyncIterableIterator<LiveEvent> {
-    return this.iterate(filter, bufferSize);
+  subscribe(filter: (event: LiveEvent) => boolean, bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
+    return this.iterate(filter, bufferSize, boxIds);
   }
 
   /**
    * `subscribe` from now on: the live events are those after `startsAfter`, the newest id known to be
    * committed when subscribing. A replay from the table up to it joins them with no gap and no duplicate.
    */
-  subscribeFrom(filter: (event: LiveEvent) => boolean, bufferSize: number): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number } {
+  subscribeFrom(
+    filter: (event: LiveEvent) => boolean,
+    bufferSize: number,
+    boxIds?: ReadonlySet<number>,
+  ): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number } {
     const startsAfter = Math.max(this.delivered, this.committedUpTo);
-    return { events: this.iterate((event) => event.id > startsAfter && filter(event), bufferSize), startsAfter };
+    return { events: this.iterate((event) => event.id > startsAfter && filter(event), bufferSize, boxIds), startsAfter };
   }
 
-  private iterate(filter: (event: LiveEvent) => boolean, bufferSize: number): AsyncIterableIterator<LiveEvent> {
+  private add(subscriber: Subscriber): void {
+    this.subscribers.add(subscriber);
+    if (!subscriber.boxIds) return void this.anyBox.add(subscriber);
+    for (const id of subscriber.boxIds) {
+      let set = this.byBox.get(id);
+      if (!set) this.byBox.set(id, (set = new Set()));
+      set.add(subscriber);
+    }
+  }
+
+  private remove(subscriber: Subscriber): void {
+    this.subscribers.delete(subscriber);
+    if (!subscriber.boxIds) return void this.anyBox.delete(subscriber);
+    for (const id of subscriber.boxIds) {
+      const set = this.byBox.get(id);
+      set?.delete(subscriber);
+      if (set?.size === 0) this.byBox.delete(id);
+    }
+  }
+
+  private iterate(filter: (event: LiveEvent) => boolean, bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
     const buffer: LiveEvent[] = [];
     let wake: (() => void) | undefined;
     let failure: Error | undefined;
     let done = false;
     const subscriber: Subscriber = {
+      boxIds,
       accepts: filter,
       push: (event) => {
         if (buffer.length >= bufferSize) {
           failure = new SlowConsumerError(bufferSize);
           buffer.length = 0;
-          this.subscribers.delete(subscriber);
+          this.remove(subscriber);
         } else buffer.push(event);
         wake?.();
       },
     };
-    this.subscribers.add(subscriber);
+    this.add(subscriber);
     const finish = () => {
       done = true;
-      this.subscribers.delete(subscriber);
+      this.remove(subscriber);
       wake?.();
     };
     return {
@@ -255,9 +285,9 @@ export class EventHub {
       const events = await this.withDetails(rows);
       for (const event of events) {
         this.delivered = event.id;
-        for (const subscriber of this.subscribers) {
-          if (subscriber.accepts(event)) subscriber.push(event);
-        }
+        for (const subscriber of this.anyBox) if (subscriber.accepts(event)) subscriber.push(event);
+        const ofBox = this.byBox.get(event.boxId);
+        if (ofBox) for (const subscriber of ofBox) if (subscriber.accepts(event)) subscriber.push(event);
       }
       this.delivered = Math.max(this.delivered, rows[rows.length - 1].id);
       if (rows.length < this.pageSize) return;

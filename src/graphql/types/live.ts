@@ -68,7 +68,7 @@ function slowConsumer(context: GraphQLContext, error: SlowConsumerError): never 
  */
 function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): AsyncIterableIterator<StatusEventRow> {
   const hub = context.events;
-  const { events: live, startsAfter } = hub.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer);
+  const { events: live, startsAfter } = hub.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer, filter.boxIds);
   const stream = replayThenLive(context, filter, live, startsAfter, afterId);
   // An async generator waiting for the hub cannot run `return()` until the next event arrives, so a
   // client's unsubscribe ends the hub's feed first: the wait ends at once and the generator finishes.
