@@ -11,7 +11,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { Pool } from 'undici';
 import { createFleet, type FleetFormat, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { ReportStream } from '../src/simulator/prebuilt';
+import { UsageError, freePort, numberOption, oneOf, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -64,22 +64,8 @@ interface BenchOptions {
   hardTimeoutMs: number;
 }
 
-class UsageError extends Error {}
 
-function numberOption(raw: string | undefined, name: string, fallback: number, min: number, max: number, integer = false): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`--${name} ${raw}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
-  }
-  return value;
-}
 
-function oneOf<T extends string>(raw: string | undefined, name: string, allowed: readonly T[], fallback: T): T {
-  if (raw === undefined) return fallback;
-  if ((allowed as readonly string[]).includes(raw)) return raw as T;
-  throw new UsageError(`--${name} ${raw}: expected one of ${allowed.join(', ')}`);
-}
 
 function parseOptions(argv: string[]): BenchOptions | 'help' {
   const stringOption = { type: 'string' } as const;
@@ -132,34 +118,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
   };
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** True if `promise` settles within `ms`; the timer is cleared either way so it cannot hold the process open. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A loopback port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function stderrLine(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Server processes
@@ -212,21 +171,6 @@ async function stopServer(server: ServerProcess, graceMs: number): Promise<void>
   stderrLine(`${server.label} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
   server.child.kill('SIGKILL');
   await settlesWithin(server.exited, 5_000);
-}
-
-/** If the gateway died without stopping its embedded Postgres, stop that postmaster (and only it). */
-async function stopLeftoverPostgres(dataDir: string): Promise<void> {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return;
-  try {
-    process.kill(pid, 'SIGINT'); // Postgres "fast shutdown"
-  } catch {
-    return; // already gone
-  }
-  stderrLine(`stopping the embedded Postgres the gateway left running (pid ${pid})`);
-  for (let i = 0; i < 100 && existsSync(pidFile); i++) await sleep(100);
 }
 
 /** CPU seconds used so far by a process and all its descendants (Linux /proc; undefined elsewhere). */

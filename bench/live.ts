@@ -19,9 +19,8 @@
  * starts after a warm-up round that reaches every subscriber.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +30,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
+import { UsageError, freePort, numberOption, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -88,16 +88,7 @@ interface BenchOptions {
   hardTimeoutMs: number;
 }
 
-class UsageError extends Error {}
 
-function numberOption(raw: string | undefined, name: string, fallback: number, min: number, max: number, integer = false): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new UsageError(`--${name} ${raw}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
-  }
-  return value;
-}
 
 function parseOptions(argv: string[]): BenchOptions | 'help' {
   const stringOption = { type: 'string' } as const;
@@ -173,7 +164,6 @@ function monotonicMs(): number {
   return seconds * 1e3 + nanoseconds / 1e6;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
 
 /** The database id inside a StatusEvent global id (`base64("StatusEvent:123")`); NaN if it is not one. */
 function statusEventNumber(globalId: unknown): number {
@@ -361,31 +351,7 @@ function runSubscriberProcess(): void {
 // ---------------------------------------------------------------------------------------------
 // Processes: gateways and subscriber processes
 
-function stderrLine(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
 
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([promise.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A loopback port that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface GatewayProcess {
   label: string;
@@ -452,25 +418,6 @@ async function stopGateway(gateway: GatewayProcess, graceMs: number): Promise<vo
   await settlesWithin(gateway.exited, 5_000);
 }
 
-function postmasterPid(dataDir: string): number | undefined {
-  const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-/** If a gateway died without stopping its embedded Postgres, stop that postmaster (and only it). */
-async function stopLeftoverPostgres(dataDir: string): Promise<void> {
-  const pid = postmasterPid(dataDir);
-  if (pid === undefined) return;
-  try {
-    process.kill(pid, 'SIGINT'); // Postgres "fast shutdown"
-  } catch {
-    return;
-  }
-  stderrLine(`stopping the embedded Postgres a gateway left running (pid ${pid})`);
-  for (let i = 0; i < 100 && existsSync(path.join(dataDir, 'postmaster.pid')); i++) await sleep(100);
-}
 
 // ---------------------------------------------------------------------------------------------
 // /proc readings: memory and CPU of one process, or of a process and its descendants

@@ -11,9 +11,7 @@
  * the devices page's SQL sent straight to Postgres (the database's share).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +23,7 @@ import { startEmbeddedPostgres } from '../src/db/embedded';
 import { createLogger } from '../src/log';
 import { fleetSize, hasFleet, refreshOnlineBoxes, seedFleet } from '../src/seed/fleet';
 import { progressBar } from '../src/seed/progress';
+import { freePort, postmasterPid } from './lib/common';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -102,16 +101,6 @@ function parseOptions() {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Queries, as a fleet dashboard sends them
@@ -334,9 +323,8 @@ async function main() {
   process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
 
   try {
-    const pidFile = path.join(dataDir, 'postmaster.pid');
-    if (!externalUrl && existsSync(pidFile)) {
-      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    const pid = externalUrl ? undefined : postmasterPid(dataDir);
+    if (pid !== undefined) {
       const alive = (() => {
         try {
           process.kill(pid, 0);

@@ -1,0 +1,71 @@
+// What the benchmarks share: option parsing, timing, ports, and cleaning up after a gateway.
+import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+export class UsageError extends Error {}
+
+export function numberOption(raw: string | undefined, name: string, fallback: number, min: number, max: number, integer = false): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} ${raw}: expected ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}`);
+  }
+  return value;
+}
+
+export function oneOf<T extends string>(raw: string | undefined, name: string, allowed: readonly T[], fallback: T): T {
+  if (raw === undefined) return fallback;
+  if ((allowed as readonly string[]).includes(raw)) return raw as T;
+  throw new UsageError(`--${name} ${raw}: expected one of ${allowed.join(', ')}`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)));
+
+/** Whether `promise` settles within `ms`. */
+export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([promise.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A loopback port that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function stderrLine(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** The pid in an embedded Postgres data folder's postmaster.pid, if there is one. */
+export function postmasterPid(dataDir: string): number | undefined {
+  const pidFile = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** If a gateway died without stopping its embedded Postgres, stop that postmaster (and only it). */
+export async function stopLeftoverPostgres(dataDir: string): Promise<void> {
+  const pid = postmasterPid(dataDir);
+  if (pid === undefined) return;
+  try {
+    process.kill(pid, 'SIGINT'); // Postgres "fast shutdown"
+  } catch {
+    return; // already gone
+  }
+  stderrLine(`stopping the embedded Postgres a gateway left running (pid ${pid})`);
+  for (let i = 0; i < 100 && existsSync(path.join(dataDir, 'postmaster.pid')); i++) await sleep(100);
+}
