@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log';
 import { ReportError, type ReportWarning } from './errors';
-import { parseReportJson } from './json';
+import { mayHoldUnstorableText, parseReportJson } from './json';
 import { normalizeReport } from './report';
 import type { ReportWriter } from './writer';
 
@@ -56,6 +56,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let ended = false;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
@@ -64,9 +65,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         reject(tooLarge(limit));
       } else chunks.push(chunk);
     });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    req.on('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    });
     req.on('error', reject);
-    req.on('close', () => reject(new ReportError(400, 'ABORTED', 'The client closed the connection before the body ended.')));
+    req.on('close', () => {
+      if (!ended) reject(new ReportError(400, 'ABORTED', 'The client closed the connection before the body ended.'));
+    });
   });
 }
 
@@ -98,7 +104,7 @@ export function createIngestHandler(
       if (lenient) {
         warnings.push({ code: 'LENIENT_JSON', message: 'The body is not strict JSON; it was read as JSON5.', path: '' });
       }
-      const report = normalizeReport(value, body, { maxDevices: options.maxDevices }, warnings, lenient ? undefined : text);
+      const report = normalizeReport(value, body, { maxDevices: options.maxDevices }, warnings, lenient ? undefined : text, lenient || mayHoldUnstorableText(text));
       const applied = await writer.write({ report, receivedAt: new Date(), address: sourceAddress(req, options.trustProxy) });
       send(res, 200, {
         boxId: Buffer.from(`Box:${applied.boxId}`).toString('base64'),

@@ -20,6 +20,15 @@ export function parseReportJson(text: string): { value: unknown; lenient: boolea
   }
 }
 
+/**
+ * Strict JSON text can only produce a NUL or a surrogate through a `\u` escape (raw control
+ * characters are not JSON, and decoding the bytes never yields a lone surrogate), so text without
+ * such escapes needs no cleaning: the common case skips walking the report.
+ */
+export function mayHoldUnstorableText(text: string): boolean {
+  return /\\u(?:0000|[dD][89a-fA-F])/.test(text);
+}
+
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** Postgres text and jsonb refuse NUL characters and unpaired surrogates; JSON allows both. */
@@ -29,11 +38,11 @@ export function storableString(value: string): string {
 }
 
 /**
- * Returns `value` made storable as jsonb (copying only what changes) and refuses nesting deeper than
- * Postgres or a reader should have to follow.
+ * Returns `value` made storable as jsonb (copying only what changes; strings are left alone when
+ * `fixStrings` is false) and refuses nesting deeper than Postgres or a reader should have to follow.
  */
-export function storableJson(value: unknown, depth = 0): unknown {
-  if (typeof value === 'string') return storableString(value);
+export function storableJson(value: unknown, fixStrings = true, depth = 0): unknown {
+  if (typeof value === 'string') return fixStrings ? storableString(value) : value;
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) {
     throw new ReportError(400, 'INVALID_REPORT', `The report is nested deeper than ${MAX_DEPTH} levels.`);
@@ -41,7 +50,7 @@ export function storableJson(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
-      const item = storableJson(value[i], depth + 1);
+      const item = storableJson(value[i], fixStrings, depth + 1);
       if (item !== value[i]) (copy ??= value.slice())[i] = item;
     }
     return copy ?? value;
@@ -49,8 +58,8 @@ export function storableJson(value: unknown, depth = 0): unknown {
   let copy: Record<string, unknown> | undefined;
   const entries = Object.entries(value);
   for (const [key, item] of entries) {
-    const safeKey = storableString(key);
-    const safeItem = storableJson(item, depth + 1);
+    const safeKey = fixStrings ? storableString(key) : key;
+    const safeItem = storableJson(item, fixStrings, depth + 1);
     if (safeKey !== key || safeItem !== item) {
       copy ??= Object.fromEntries(entries);
       if (safeKey !== key) delete copy[key];

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DeviceStatus, DeviceType, ReportFormat } from '../db/schema';
 import { ReportError, type ReportWarning } from './errors';
-import { storableJson, storableString } from './json';
+import { storableJson } from './json';
 
 /** One device as both report formats describe it, mapped to one model. */
 export interface ReportedDevice {
@@ -91,7 +91,7 @@ class DeviceReader {
   text(field: string): string | null {
     const value = this.device[field];
     if (value === undefined || value === null) return null;
-    if (typeof value === 'string') return storableString(value);
+    if (typeof value === 'string') return value;
     if (typeof value === 'number' || typeof value === 'boolean') return String(value);
     this.warnings.push({
       code: 'INVALID_FIELD',
@@ -112,7 +112,7 @@ class DeviceReader {
       message: `${field} is ${shown}, not one of ${[...allowed].join(', ')}; stored as unknown`,
       path: `${this.path}.${field}`,
     });
-    return { value: 'unknown', raw: raw === undefined ? null : storableString(typeof raw === 'string' ? raw : JSON.stringify(raw)) };
+    return { value: 'unknown', raw: raw === undefined ? null : typeof raw === 'string' ? raw : JSON.stringify(raw) };
   }
 }
 
@@ -180,7 +180,7 @@ function readLicenseKey(body: Record<string, unknown>): { licenseKey: string; fo
   if (typeof value !== 'string' || value.trim() === '') {
     throw new ReportError(400, 'INVALID_LICENSE_KEY', `${field} must be a non-empty string.`, field);
   }
-  const licenseKey = storableString(value.trim());
+  const licenseKey = value.trim();
   if (licenseKey.length > MAX_KEY_LENGTH) {
     throw new ReportError(400, 'INVALID_LICENSE_KEY', `${field} is longer than ${MAX_KEY_LENGTH} characters.`, field);
   }
@@ -217,11 +217,14 @@ export function normalizeReport(
   warnings: ReportWarning[] = [],
   /** The body's text when it parsed as strict JSON. */
   strictText?: string,
+  /** False when the text cannot hold what Postgres refuses (see mayHoldUnstorableText): strings are not cleaned. */
+  clean = true,
 ): Report {
   if (!isObject(parsed)) {
     throw new ReportError(400, 'INVALID_REPORT', 'A report must be a JSON object.');
   }
-  const raw = storableJson(parsed) as Record<string, unknown>;
+  // Everything below reads from `raw`, so its strings are already storable.
+  const raw = storableJson(parsed, clean) as Record<string, unknown>;
   const { licenseKey, format } = readLicenseKey(raw);
   // The newer format's table says media_devices, its own example sub_devices: accept either.
   const listField = raw.media_devices !== undefined ? 'media_devices' : 'sub_devices';
