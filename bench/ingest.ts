@@ -8,20 +8,18 @@
  * Each server runs in its own child process on loopback. The gateway gets a fresh embedded Postgres in a
  * temporary folder unless DATABASE_URL is set. See `--help` for every option.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { createFleet, type FleetFormat, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { ReportStream } from '../src/simulator/prebuilt';
 import { UsageError, freePort, numberOption, oneOf, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const USAGE = `Ingest benchmark: the gateway's sustained report rate against a bare node:http baseline.
 
@@ -123,55 +121,6 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
 // ---------------------------------------------------------------------------------------------
 // Server processes
 
-/** A server under test in its own process: its own event loop, like the gateway in production. */
-interface ServerProcess {
-  label: string;
-  child: ChildProcess;
-  origin: string;
-  /** Last lines it printed, shown when it fails. */
-  outputTail: string[];
-  exitCode: number | null | undefined;
-  exited: Promise<void>;
-}
-
-function startServer(label: string, entry: string, env: NodeJS.ProcessEnv, port: number): ServerProcess {
-  // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the server itself.
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const server: ServerProcess = {
-    label,
-    child,
-    origin: `http://127.0.0.1:${port}`,
-    outputTail: [],
-    exitCode: undefined,
-    exited: new Promise((resolve) => child.once('exit', (code, signal) => {
-      server.exitCode = code ?? (signal ? -1 : null);
-      resolve();
-    })),
-  };
-  const keepTail = (chunk: Buffer) => {
-    server.outputTail.push(...chunk.toString('utf8').split('\n').filter((line) => line.trim() !== ''));
-    server.outputTail.splice(0, Math.max(0, server.outputTail.length - 30));
-  };
-  child.stdout?.on('data', keepTail);
-  child.stderr?.on('data', keepTail);
-  child.once('error', (error) => server.outputTail.push(`spawn failed: ${error.message}`));
-  return server;
-}
-
-function describeExit(server: ServerProcess): string {
-  const tail = server.outputTail.length ? `; its last output:\n    ${server.outputTail.join('\n    ')}` : '';
-  return `${server.label} exited (code ${server.exitCode})${tail}`;
-}
-
-/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-async function stopServer(server: ServerProcess, graceMs: number): Promise<void> {
-  if (server.exitCode !== undefined) return;
-  server.child.kill('SIGTERM');
-  if (await settlesWithin(server.exited, graceMs)) return;
-  stderrLine(`${server.label} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
-  server.child.kill('SIGKILL');
-  await settlesWithin(server.exited, 5_000);
-}
 
 /** CPU seconds used so far by a process and all its descendants (Linux /proc; undefined elsewhere). */
 function treeCpuSeconds(rootPid: number | undefined): number | undefined {

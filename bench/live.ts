@@ -18,7 +18,7 @@
  * process on the machine. A subscription counts as registered once it has received a change: measuring
  * starts after a warm-up round that reaches every subscriber.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -31,6 +31,7 @@ import WebSocket from 'ws';
 import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { UsageError, freePort, numberOption, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -353,46 +354,12 @@ function runSubscriberProcess(): void {
 
 
 
-interface GatewayProcess {
-  label: string;
-  child: ChildProcess;
-  origin: string;
-  outputTail: string[];
-  exitCode: number | null | undefined;
-  exited: Promise<void>;
-}
+type GatewayProcess = ServerProcess;
 
 function startGatewayProcess(label: string, options: BenchOptions, env: NodeJS.ProcessEnv, port: number, profileDir: string | undefined): GatewayProcess {
-  // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the gateway itself.
   // A folder per gateway, default file names: tsx's loader thread writes a profile of its own beside the main thread's.
   const profiling = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, label.replace(/\W+/g, '-'))}`] : [];
-  const child = spawn(process.execPath, [...options.gatewayNodeOptions, ...profiling, '--import', 'tsx', options.gatewayEntry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const gateway: GatewayProcess = {
-    label,
-    child,
-    origin: `http://127.0.0.1:${port}`,
-    outputTail: [],
-    exitCode: undefined,
-    exited: new Promise((resolve) =>
-      child.once('exit', (code, signal) => {
-        gateway.exitCode = code ?? (signal ? -1 : null);
-        resolve();
-      }),
-    ),
-  };
-  const keepTail = (chunk: Buffer) => {
-    gateway.outputTail.push(...chunk.toString('utf8').split('\n').filter((line) => line.trim() !== ''));
-    gateway.outputTail.splice(0, Math.max(0, gateway.outputTail.length - 30));
-  };
-  child.stdout?.on('data', keepTail);
-  child.stderr?.on('data', keepTail);
-  child.once('error', (error) => gateway.outputTail.push(`spawn failed: ${error.message}`));
-  return gateway;
-}
-
-function describeExit(gateway: GatewayProcess): string {
-  const tail = gateway.outputTail.length ? `; its last output:\n    ${gateway.outputTail.join('\n    ')}` : '';
-  return `${gateway.label} exited (code ${gateway.exitCode})${tail}`;
+  return startServer(label, options.gatewayEntry, env, port, [...options.gatewayNodeOptions, ...profiling]);
 }
 
 async function waitUntilHealthy(gateway: GatewayProcess, timeoutMs: number): Promise<void> {
@@ -408,15 +375,7 @@ async function waitUntilHealthy(gateway: GatewayProcess, timeoutMs: number): Pro
   throw new Error(`${gateway.label} did not answer /healthz within ${timeoutMs / 1000} s`);
 }
 
-/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-async function stopGateway(gateway: GatewayProcess, graceMs: number): Promise<void> {
-  if (gateway.exitCode !== undefined) return;
-  gateway.child.kill('SIGTERM');
-  if (await settlesWithin(gateway.exited, graceMs)) return;
-  stderrLine(`${gateway.label} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
-  gateway.child.kill('SIGKILL');
-  await settlesWithin(gateway.exited, 5_000);
-}
+const stopGateway = stopServer;
 
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,60 @@
+// A server under test in its own process, as the benchmarks start and stop it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { settlesWithin, stderrLine } from './common';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A server under test in its own process: its own event loop, like the gateway in production. */
+export interface ServerProcess {
+  label: string;
+  child: ChildProcess;
+  origin: string;
+  /** Last lines it printed, shown when it fails. */
+  outputTail: string[];
+  exitCode: number | null | undefined;
+  exited: Promise<void>;
+}
+
+/** Runs `entry` (a TypeScript file) with node; `nodeArgs` go before it (e.g. --cpu-prof). */
+export function startServer(label: string, entry: string, env: NodeJS.ProcessEnv, port: number, nodeArgs: string[] = []): ServerProcess {
+  // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the server itself.
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const server: ServerProcess = {
+    label,
+    child,
+    origin: `http://127.0.0.1:${port}`,
+    outputTail: [],
+    exitCode: undefined,
+    exited: new Promise((resolve) =>
+      child.once('exit', (code, signal) => {
+        server.exitCode = code ?? (signal ? -1 : null);
+        resolve();
+      }),
+    ),
+  };
+  const keepTail = (chunk: Buffer) => {
+    server.outputTail.push(...chunk.toString('utf8').split('\n').filter((line) => line.trim() !== ''));
+    server.outputTail.splice(0, Math.max(0, server.outputTail.length - 30));
+  };
+  child.stdout?.on('data', keepTail);
+  child.stderr?.on('data', keepTail);
+  child.once('error', (error) => server.outputTail.push(`spawn failed: ${error.message}`));
+  return server;
+}
+
+export function describeExit(server: ServerProcess): string {
+  const tail = server.outputTail.length ? `; its last output:\n    ${server.outputTail.join('\n    ')}` : '';
+  return `${server.label} exited (code ${server.exitCode})${tail}`;
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+export async function stopServer(server: ServerProcess, graceMs: number): Promise<void> {
+  if (server.exitCode !== undefined) return;
+  server.child.kill('SIGTERM');
+  if (await settlesWithin(server.exited, graceMs)) return;
+  stderrLine(`${server.label} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
+  server.child.kill('SIGKILL');
+  await settlesWithin(server.exited, 5_000);
+}
