@@ -17,8 +17,12 @@ export interface IngestOptions {
 
 const RETRY_AFTER_SECONDS = 5;
 
+const INGEST_PATHS_LOWER: ReadonlySet<string> = new Set(INGEST_PATHS.map((p) => p.toLowerCase()));
+
+/** The ingest paths in any letter case, with or without a trailing slash: the URL is typed into each box by hand. */
 export function isIngestPath(pathname: string): boolean {
-  return (INGEST_PATHS as readonly string[]).includes(pathname.endsWith('/') && pathname.length > 1 ? pathname.slice(0, -1) : pathname);
+  const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
+  return INGEST_PATHS_LOWER.has(path.toLowerCase());
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -99,7 +103,9 @@ export function createIngestHandler(
       checkContentType(req);
       const body = await readBody(req, options.maxBodyBytes);
       const warnings: ReportWarning[] = [];
-      const text = body.toString('utf8');
+      // A UTF-8 byte order mark (some HTTP clients write one) is not part of the JSON text.
+      const decoded = body.toString('utf8');
+      const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
       const { value, lenient } = parseReportJson(text);
       if (lenient) {
         warnings.push({ code: 'LENIENT_JSON', message: 'The body is not strict JSON; it was read as JSON5.', path: '' });

@@ -115,6 +115,8 @@ describe('what real boxes vary', () => {
       ['/DeviceStatus', 'media_devices'],
       ['/api/device-status', 'sub_devices'],
       ['/DeviceStatus/', 'sub_devices'],
+      ['/devicestatus', 'media_devices'],
+      ['/API/Device-Status/', 'media_devices'],
     ] as const) {
       const res = await postReport(
         gateway.url,
@@ -208,6 +210,12 @@ describe('what real boxes vary', () => {
     const res = await postReport(gateway.url, body);
     expect(res.status).toBe(200);
     expect((await devicesOf('NUL0001'))[0].name).toBe('camera \uFFFD');
+  });
+
+  it('accepts a body that starts with a UTF-8 byte order mark, as strict JSON', async () => {
+    const res = await postReport(gateway.url, `\uFEFF${JSON.stringify({ mq_license_key: 'BOM0001', media_devices: [] })}`);
+    expect(res.status).toBe(200);
+    expect(res.json.warnings).toEqual([]);
   });
 
   it('accepts an empty device list: the box has no devices', async () => {
