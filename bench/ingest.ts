@@ -17,7 +17,7 @@ import { Pool } from 'undici';
 import { createFleet, type FleetFormat, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { ReportStream } from '../src/simulator/prebuilt';
-import { UsageError, freePort, numberOption, oneOf, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { UsageError, freePort, numberOption, oneOf, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 
@@ -199,7 +199,7 @@ class LoadDriver {
   inFlight = 0;
 
   constructor(
-    private readonly server: ServerProcess,
+    server: ServerProcess,
     private readonly stream: ReportStream,
     private readonly options: BenchOptions,
   ) {

@@ -42,10 +42,6 @@ export class GroupCommit<T, R> {
     this.maxInFlight = options.maxInFlight ?? 1;
   }
 
-  get pending(): number {
-    return this.queue.length;
-  }
-
   submit(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, key: this.options.keyOf?.(item), resolve, reject });

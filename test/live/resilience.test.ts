@@ -90,3 +90,16 @@ describe('a websocket subscriber that stops reading', () => {
     await healthy.dispose();
   });
 });
+
+describe('shutdown', () => {
+  it('closes websockets with 1001 (going away), so clients reconnect to another replica', async () => {
+    const own = await startGateway({}, database.url);
+    const client = wsClient(own.url);
+    const sub = wsSubscribe(client, `subscription { deviceStatusChanged { id } }`);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(own.app.events.subscriberCount).toBe(1);
+    await own.close();
+    expect((await client.closed).code).toBe(1001);
+    sub.close();
+  });
+});
