@@ -36,6 +36,8 @@ Usage: npm run bench:ingest -- [options]
   --seed N              seed of the fleet (default 1)
   --only WHICH          both | baseline | gateway (default both)
   --gateway-entry FILE  the gateway's entry point (default src/main.ts)
+  --gateway-node-args=A node flags for the gateway process, space-separated
+                        (e.g. --gateway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof")
   --path P              report path (default /DeviceStatus)
   --timeout S           seconds before an unanswered report counts as an error (default 10)
   --ready-timeout S     seconds to wait for a server to accept its first report (default 60)
@@ -56,6 +58,7 @@ interface BenchOptions {
   seed: number;
   only: 'both' | 'baseline' | 'gateway';
   gatewayEntry: string;
+  gatewayNodeArgs: string[];
   path: string;
   requestTimeoutMs: number;
   readyTimeoutMs: number;
@@ -81,6 +84,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
       seed: stringOption,
       only: stringOption,
       'gateway-entry': stringOption,
+      'gateway-node-args': stringOption,
       path: stringOption,
       timeout: stringOption,
       'ready-timeout': stringOption,
@@ -109,6 +113,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
     seed: numberOption(v.seed, 'seed', 1, 0, 2 ** 32 - 1, true),
     only: oneOf(v.only, 'only', ['both', 'baseline', 'gateway'], 'both'),
     gatewayEntry: v['gateway-entry'] ?? 'src/main.ts',
+    gatewayNodeArgs: (v['gateway-node-args'] ?? '').split(' ').filter((arg) => arg !== ''),
     path: reportPath,
     requestTimeoutMs,
     readyTimeoutMs,
@@ -584,7 +589,7 @@ async function runGateway(options: BenchOptions): Promise<{ result: RunResult; d
       await fs.rm(tempDir, { recursive: true, force: true });
     });
   }
-  const server = startServer('gateway', options.gatewayEntry, env, port);
+  const server = startServer('gateway', options.gatewayEntry, env, port, options.gatewayNodeArgs);
   // The gateway drains its batches and stops its embedded Postgres on SIGTERM; give it time.
   cleanups.push(() => stopServer(server, 30_000));
   try {

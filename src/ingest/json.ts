@@ -1,7 +1,8 @@
 import JSON5 from 'json5';
 import { ReportError } from './errors';
 
-const MAX_DEPTH = 32;
+/** Deepest nesting of a report body; deeper is refused. */
+export const MAX_JSON_DEPTH = 32;
 
 /**
  * Parses a report body. Strict JSON first (the fast path); then JSON5, because the vendor's own
@@ -44,8 +45,8 @@ export function storableString(value: string): string {
 export function storableJson(value: unknown, fixStrings = true, depth = 0): unknown {
   if (typeof value === 'string') return fixStrings ? storableString(value) : value;
   if (value === null || typeof value !== 'object') return value;
-  if (depth >= MAX_DEPTH) {
-    throw new ReportError(400, 'INVALID_REPORT', `The report is nested deeper than ${MAX_DEPTH} levels.`);
+  if (depth >= MAX_JSON_DEPTH) {
+    throw new ReportError(400, 'INVALID_REPORT', `The report is nested deeper than ${MAX_JSON_DEPTH} levels.`);
   }
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;

@@ -1,7 +1,10 @@
-import type pg from 'pg';
+import pg from 'pg';
 import type { BoxStatus, DeviceStatus, DeviceType } from '../db/schema';
-import type { ReportWarning } from './errors';
+import { ReportError, type ReportWarning } from './errors';
+import { JsonbRows } from './jsonb-param';
+import { Pipeline } from './pipeline';
 import { insertStatusEvents, type RecordedEvent } from '../live/events-table';
+import { licenseKeyField, maskLicenseKey } from './license-key';
 import type { Report, ReportedDevice } from './report';
 
 export type { RecordedEvent };
@@ -11,6 +14,8 @@ export interface ReceivedReport {
   report: Report;
   receivedAt: Date;
   address: string | null;
+  /** INGEST_POLICY=registered: refuse the report (403 UNKNOWN_BOX) unless its box exists and is not removed. */
+  mustExist?: boolean;
 }
 
 /** What the store did with one report; the ingest answers it as the 200 body. */
@@ -23,6 +28,9 @@ export interface AppliedReport {
   warnings: ReportWarning[];
 }
 
+/** A timestamp as Postgres sent it (text, passed back unchanged) or as this batch set it. */
+type Timestamp = Date | string;
+
 interface BoxState {
   id: number;
   licenseKey: string;
@@ -33,6 +41,8 @@ interface BoxState {
   removedAt: Date | null;
   lastReportHash: string | null;
   devicesHash: string | null;
+  /** Inserted by this batch for a report that has not been applied yet: to a report that must find its box, it does not exist. */
+  created: boolean;
   /** Set once the batch touched it: the values the final UPDATE writes. */
   reports: number;
   report?: Report;
@@ -43,10 +53,11 @@ interface BoxState {
 
 interface DeviceState extends ReportedDevice {
   id: number | null;
-  statusSince: Date;
-  firstSeenAt: Date;
-  updatedAt: Date;
-  removedAt: Date | null;
+  statusSince: Timestamp;
+  /** Gone from its box's list. */
+  removed: boolean;
+  /** Written when dirty: the time of the report that changed it last (and of its removal, if removed). */
+  updatedAt: Date | null;
   dirty: boolean;
 }
 
@@ -67,20 +78,37 @@ const SELECT_BOXES = `
 const INSERT_BOXES = `
   insert into boxes (license_key, status, status_since, first_report_at)
   select key, 'online', $2, $2 from unnest($1::text[]) as key
-  on conflict (license_key) do nothing`;
+  on conflict (license_key) do nothing
+  returning license_key`;
+
+/** Only what the diff needs: a device's other times are either kept or set to its report's time. */
+const DEVICE_COLUMNS = `d.id, d.external_id, d.name, d.ip, d.type, d.url, d.permission_id, d.status, d.status_since,
+         d.reported_status, d.reported_type, d.removed_at is not null as removed`;
 
 const SELECT_DEVICES = `
-  select id, box_id, external_id, name, ip, type, url, permission_id, status, status_since,
-         reported_status, reported_type, first_seen_at, updated_at, removed_at
-  from devices where box_id = any($1::int[])`;
+  select d.box_id, ${DEVICE_COLUMNS}
+  from devices d where d.box_id = any($1::int[])`;
 
+/**
+ * The devices of the boxes whose stored device list differs from a report's (given as parallel
+ * arrays of licence key and device-list hash); such a box without devices gives one row of nulls.
+ */
+const SELECT_CHANGED_DEVICES = `
+  select b.id as box_id, ${DEVICE_COLUMNS}
+  from boxes b left join devices d on d.box_id = b.id
+  where b.license_key = any($1::text[])
+    and exists (select from unnest($1::text[], $2::text[]) as r(license_key, devices_hash)
+                where r.license_key = b.license_key and r.devices_hash is distinct from b.devices_hash)`;
+
+/** A device written is new (first seen now), changed now, or removed now. */
 const UPSERT_DEVICES = `
   insert into devices (box_id, external_id, name, ip, type, url, permission_id, status, status_since,
                        reported_status, reported_type, first_seen_at, updated_at, removed_at)
-  select * from jsonb_to_recordset($1::jsonb) as d(
+  select box_id, external_id, name, ip, type, url, permission_id, status, status_since,
+         reported_status, reported_type, updated_at, updated_at, case when removed then updated_at end
+  from jsonb_to_recordset($1::jsonb) as d(
     box_id int, external_id text, name text, ip text, type text, url text, permission_id text, status text,
-    status_since timestamptz, reported_status text, reported_type text, first_seen_at timestamptz,
-    updated_at timestamptz, removed_at timestamptz)
+    status_since timestamptz, reported_status text, reported_type text, updated_at timestamptz, removed boolean)
   on conflict (box_id, external_id) do update set
     name = excluded.name, ip = excluded.ip, type = excluded.type, url = excluded.url,
     permission_id = excluded.permission_id, status = excluded.status, status_since = excluded.status_since,
@@ -120,12 +148,13 @@ const REPORT_COLUMNS = `
 const STORE_BODIES = `
   bodies as (
     insert into box_last_reports (box_id, received_at, body)
-    select id, last_report_at, last_report::jsonb from updated where last_report is not null
+    select id, last_report_at, last_report from updated where last_report is not null
     on conflict (box_id) do update set received_at = excluded.received_at, body = excluded.body)`;
 
+/** A report's fields in the rows of both box updates; `last_report` is the body itself, not a string (see JsonbRows). */
 const REPORT_RECORD = `
     last_report_at timestamptz, address text, reports int, last_report_hash text, devices_hash text,
-    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, last_report text`;
+    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, last_report jsonb`;
 
 /**
  * The common case in one statement, without reading first: a box that is online and reports the
@@ -136,7 +165,8 @@ const UPDATE_UNCHANGED_BOXES = `
   with updated as (
     update boxes b set ${REPORT_COLUMNS}
     from jsonb_to_recordset($1::jsonb) as v(license_key text, ${REPORT_RECORD})
-    where b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
+    where b.license_key = any($2::text[]) -- the keys again, as an array: the rows are found by index, not by scanning every box
+      and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
       and (v.last_report is not null or b.last_report_hash = v.last_report_hash)
     returning b.id, b.license_key, v.last_report_at, v.last_report),
@@ -150,61 +180,93 @@ const UPDATE_BOXES = `
       status_since = v.status_since,
       removed_at = null
     from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
-    where b.id = v.id
+    where b.id = any($2::int[]) and b.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)
     returning b.id, v.last_report_at, v.last_report),
   ${STORE_BODIES}
   select count(*) from updated`;
 
-async function lockBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date): Promise<Map<string, BoxState>> {
-  const load = async (keys: string[]) => (await client.query({ name: 'ingest_select_boxes', text: SELECT_BOXES, values: [keys] })).rows;
-  let rows = await load(licenseKeys);
-  if (rows.length < licenseKeys.length) {
-    const known = new Set(rows.map((r) => r.license_key as string));
-    const unknown = licenseKeys.filter((key) => !known.has(key));
-    await client.query({ name: 'ingest_insert_boxes', text: INSERT_BOXES, values: [unknown, at] });
-    rows = rows.concat(await load(unknown));
-  }
-  const boxes = new Map<string, BoxState>();
-  for (const r of rows) {
-    boxes.set(r.license_key, {
-      id: r.id,
-      licenseKey: r.license_key,
-      status: r.status,
-      statusSince: r.status_since,
-      lastReportAt: r.last_report_at,
-      removedAt: r.removed_at,
-      lastReportHash: r.last_report_hash,
-      devicesHash: r.devices_hash,
-      reports: 0,
-      rawChanged: false,
-    });
-  }
-  return boxes;
+/** A device's status_since is only written back: it stays the text Postgres sent, and is not parsed. */
+const TIMESTAMPS_AS_TEXT = {
+  getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+    oid === pg.types.builtins.TIMESTAMPTZ ? (value: string) => value : pg.types.getTypeParser(oid, format ?? 'text'),
+} as pg.CustomTypesConfig;
+
+function boxState(r: pg.QueryResultRow, created: boolean): BoxState {
+  return {
+    id: r.id,
+    licenseKey: r.license_key,
+    status: r.status,
+    statusSince: r.status_since,
+    lastReportAt: r.last_report_at,
+    removedAt: r.removed_at,
+    lastReportHash: r.last_report_hash,
+    devicesHash: r.devices_hash,
+    created,
+    reports: 0,
+    rawChanged: false,
+  };
 }
 
+function deviceState(r: pg.QueryResultRow): DeviceState {
+  return {
+    id: r.id,
+    externalId: r.external_id,
+    name: r.name,
+    ip: r.ip,
+    type: r.type as DeviceType,
+    url: r.url,
+    permissionId: r.permission_id,
+    status: r.status as DeviceStatus,
+    statusSince: r.status_since,
+    reportedStatus: r.reported_status,
+    reportedType: r.reported_type,
+    removed: r.removed,
+    updatedAt: null,
+    dirty: false,
+  };
+}
+
+/**
+ * Sends, without waiting: lock the boxes of `reports` (in key order), then read the devices of
+ * those whose stored device list differs from one of the reports'. Postgres runs the read after the
+ * lock is granted, so it reads what the lock protects.
+ */
+function lockAndRead(pipeline: Pipeline, reports: ReceivedReport[]): Promise<[pg.QueryResult, pg.QueryResult]> {
+  const keys = [...new Set(reports.map((r) => r.report.licenseKey))].sort();
+  return pipeline.track(Promise.all([
+    pipeline.query({ name: 'ingest_select_boxes', text: SELECT_BOXES, values: [keys] }),
+    pipeline.query({
+      name: 'ingest_select_changed_devices',
+      text: SELECT_CHANGED_DEVICES,
+      values: [reports.map((r) => r.report.licenseKey), reports.map((r) => r.report.devicesHash)],
+      types: TIMESTAMPS_AS_TEXT,
+    }),
+  ]));
+}
+
+/**
+ * Inserts the boxes of `licenseKeys` that no report has created yet and locks them (with any that
+ * another replica inserted meanwhile). Only keys with a report that may create its box are given.
+ */
+async function createBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date, boxes: Map<string, BoxState>): Promise<void> {
+  // Keys another replica inserted meanwhile are not ours: `returning` names only the rows this insert made.
+  const inserted = await client.query({ name: 'ingest_insert_boxes', text: INSERT_BOXES, values: [licenseKeys, at] });
+  const created = new Set(inserted.rows.map((r) => r.license_key as string));
+  const locked = await client.query({ name: 'ingest_select_boxes', text: SELECT_BOXES, values: [licenseKeys] });
+  for (const r of locked.rows) boxes.set(r.license_key, boxState(r, created.has(r.license_key)));
+}
+
+/** The devices of `boxes`, read by id. */
 async function loadDevices(client: pg.ClientBase, boxes: BoxState[]): Promise<void> {
   for (const box of boxes) box.devices = new Map();
   const byId = new Map(boxes.map((box) => [box.id, box]));
-  const { rows } = await client.query({ name: 'ingest_select_devices', text: SELECT_DEVICES, values: [[...byId.keys()]] });
-  for (const r of rows) {
-    byId.get(r.box_id)!.devices!.set(r.external_id, {
-      id: r.id,
-      externalId: r.external_id,
-      name: r.name,
-      ip: r.ip,
-      type: r.type as DeviceType,
-      url: r.url,
-      permissionId: r.permission_id,
-      status: r.status as DeviceStatus,
-      statusSince: r.status_since,
-      reportedStatus: r.reported_status,
-      reportedType: r.reported_type,
-      firstSeenAt: r.first_seen_at,
-      updatedAt: r.updated_at,
-      removedAt: r.removed_at,
-      dirty: false,
-    });
-  }
+  const { rows } = await client.query({
+    name: 'ingest_select_devices',
+    text: SELECT_DEVICES,
+    values: [[...byId.keys()]],
+    types: TIMESTAMPS_AS_TEXT,
+  });
+  for (const r of rows) byId.get(r.box_id)!.devices!.set(r.external_id, deviceState(r));
 }
 
 const SAME_FIELDS = ['name', 'ip', 'type', 'url', 'permissionId', 'reportedStatus', 'reportedType'] as const;
@@ -222,15 +284,15 @@ function diffDevices(box: BoxState, report: Report, at: Date, events: PendingEve
     listed.add(reported.externalId);
     const current = devices.get(reported.externalId);
     if (!current) {
-      const device: DeviceState = { ...reported, id: null, statusSince: at, firstSeenAt: at, updatedAt: at, removedAt: null, dirty: true };
+      const device: DeviceState = { ...reported, id: null, statusSince: at, removed: false, updatedAt: at, dirty: true };
       devices.set(reported.externalId, device);
       record(device, null, reported.status);
       continue;
     }
     const fieldsChanged = SAME_FIELDS.some((field) => current[field] !== reported[field]);
-    if (current.removedAt) {
+    if (current.removed) {
       record(current, 'removed', reported.status);
-      current.removedAt = null;
+      current.removed = false;
       current.statusSince = at;
     } else if (current.status !== reported.status) {
       record(current, current.status, reported.status);
@@ -241,18 +303,22 @@ function diffDevices(box: BoxState, report: Report, at: Date, events: PendingEve
     Object.assign(current, reported, { updatedAt: at, dirty: true });
   }
   for (const device of devices.values()) {
-    if (device.removedAt || listed.has(device.externalId)) continue;
+    if (device.removed || listed.has(device.externalId)) continue;
     record(device, device.status, 'removed');
-    Object.assign(device, { removedAt: at, statusSince: at, updatedAt: at, dirty: true });
+    Object.assign(device, { removed: true, statusSince: at, updatedAt: at, dirty: true });
   }
   return changes;
 }
 
-/** What the store remembers between batches: the body hash it last stored per box, to avoid resending equal bodies. */
-export type StoredBodies = Map<string, string>;
+/**
+ * What the store remembers between batches, per licence key: the hashes of the body and device list
+ * it last committed. An equal body is not sent again, and a changed device list goes straight to the
+ * full path. This is this process's view: a stale entry only costs the slower path.
+ */
+export type CommittedHashes = Map<string, { rawHash: string; devicesHash: string }>;
 
-/** A report's fields for the box updates; the body only when it differs from the one stored. */
-function reportRecord(report: Report, at: Date, address: string | null, reports: number, sendBody: boolean) {
+/** A report's fields for the box updates (the body is added by the caller, when it differs from the one stored). */
+function reportRecord(report: Report, at: Date, address: string | null, reports: number) {
   return {
     last_report_at: at,
     address,
@@ -263,8 +329,17 @@ function reportRecord(report: Report, at: Date, address: string | null, reports:
     name: report.boxName,
     gateway: report.gateway,
     gateway_ext_data: report.gatewayExtData,
-    last_report: sendBody ? report.rawJson : null,
   };
+}
+
+/** The report's box does not exist or was removed, and the report may not create or restore it. */
+function unknownBox(report: Report): ReportError {
+  return new ReportError(
+    403,
+    'UNKNOWN_BOX',
+    `Licence key ${maskLicenseKey(report.licenseKey)} is not registered; register the box (registerBox) before it reports.`,
+    licenseKeyField(report.format),
+  );
 }
 
 function applied(boxId: number, report: Report, changes: number): AppliedReport {
@@ -292,76 +367,146 @@ export class PartlyAppliedError extends Error {
  * Applies a batch of reports, in order, on a client with no transaction open:
  * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads, in
  *    its own implicit transaction (it commits before anything below);
- * 2. the rest, in one transaction: lock their boxes (creating new ones), diff device lists against the stored ones, and write devices,
- *    boxes and history with one multi-row statement each.
- * `stored` holds the body hash last stored per box (this process's view; a stale entry only costs
- * the slow path). If step 2 fails after step 1 committed, a PartlyAppliedError says which are stored.
+ * 2. the rest, in one transaction: lock their boxes (creating new ones), diff device lists against
+ *    the stored ones, and write devices, boxes and history with one multi-row statement each.
+ * Statements go out in pipeline mode: the UPDATE of step 1 and the locks and reads of step 2 in one
+ * round trip (step 2 starting with the reports this process expects to need it), the writes and the
+ * COMMIT in another. A report that must find its box and does not (`mustExist`) is answered with a
+ * ReportError and leaves nothing behind; the others are applied. `committed` is this process's
+ * memory of what it stored (see CommittedHashes). If step 2 fails after step 1 committed, a
+ * PartlyAppliedError says which are stored.
  */
 export async function applyReports(
   client: pg.ClientBase,
   batch: ReceivedReport[],
-  stored: StoredBodies,
-): Promise<{ applied: AppliedReport[]; events: RecordedEvent[] }> {
-  const results = new Map<ReceivedReport, AppliedReport>();
+  committed: CommittedHashes,
+): Promise<{ applied: Array<AppliedReport | ReportError>; events: RecordedEvent[] }> {
+  const results = new Map<ReceivedReport, AppliedReport | ReportError>();
   const perBox = new Map<string, number>();
   for (const { report } of batch) perBox.set(report.licenseKey, (perBox.get(report.licenseKey) ?? 0) + 1);
 
-  // 1. The common case. A box reporting twice in one batch takes the full path, which orders them.
-  const single = batch.filter((r) => perBox.get(r.report.licenseKey) === 1);
-  if (single.length > 0) {
-    const rows = single.map(({ report, receivedAt, address }) => ({
-      license_key: report.licenseKey,
-      ...reportRecord(report, receivedAt, address, 1, stored.get(report.licenseKey) !== report.rawHash),
-    }));
-    const { rows: updated } = await client.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [JSON.stringify(rows)] });
-    const ids = new Map<string, number>(updated.map((r) => [r.license_key, r.id]));
-    for (const received of single) {
-      const id = ids.get(received.report.licenseKey);
-      if (id !== undefined) results.set(received, applied(id, received.report, 0));
+  // A box reporting twice in one batch takes the full path, which orders them, and so does a
+  // device list known to differ from the one this process last stored.
+  const rows = new JsonbRows();
+  const single: ReceivedReport[] = [];
+  const full: ReceivedReport[] = [];
+  for (const received of batch) {
+    const { report, receivedAt, address } = received;
+    const last = committed.get(report.licenseKey);
+    if (perBox.get(report.licenseKey) !== 1 || (last !== undefined && last.devicesHash !== report.devicesHash)) {
+      full.push(received);
+      continue;
     }
+    single.push(received);
+    const fields = { license_key: report.licenseKey, ...reportRecord(report, receivedAt, address, 1) };
+    rows.add(fields, 'last_report', last?.rawHash !== report.rawHash ? report.rawBody : null);
   }
 
-  // 2. Everything else.
-  const rest = batch.filter((r) => !results.has(r));
-  let recorded: RecordedEvent[] = [];
-  if (rest.length > 0) {
-    const committed = new Map(results);
-    try {
-      await client.query('begin');
-      recorded = await applyChanges(client, rest, results);
-      await client.query('commit');
-    } catch (error) {
-      await client.query('rollback').catch(() => {});
-      throw committed.size > 0 ? new PartlyAppliedError(error, committed) : error;
+  const pipeline = new Pipeline(client);
+  /** Reports committed by step 1. */
+  const stored = new Map<ReceivedReport, AppliedReport>();
+  let open = false;
+  const begin = () => {
+    open = true;
+    return pipeline.query({ text: 'begin' });
+  };
+  try {
+    const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [rows.toParam(), single.map((r) => r.report.licenseKey)] }) : undefined;
+    const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
+    const started: Array<Promise<unknown>> = [];
+    if (full.length > 0) {
+      started.push(begin());
+      reads.push(lockAndRead(pipeline, full));
     }
+    if (unchanged) {
+      const { rows: updated } = await unchanged;
+      const ids = new Map<string, number>(updated.map((r) => [r.license_key, r.id]));
+      const missed: ReceivedReport[] = [];
+      for (const received of single) {
+        const id = ids.get(received.report.licenseKey);
+        if (id === undefined) missed.push(received);
+        else stored.set(received, applied(id, received.report, 0));
+      }
+      for (const [received, result] of stored) results.set(received, result);
+      if (missed.length > 0) {
+        if (!open) started.push(begin());
+        reads.push(lockAndRead(pipeline, missed));
+      }
+    }
+    let recorded: RecordedEvent[] = [];
+    if (open) {
+      await Promise.all(started);
+      recorded = await applyChanges(
+        pipeline,
+        batch.filter((r) => !results.has(r)),
+        await Promise.all(reads),
+        results,
+      );
+      open = false;
+    }
+    return { applied: batch.map((r) => results.get(r)!), events: recorded };
+  } catch (error) {
+    await pipeline.end();
+    if (open) await client.query('rollback').catch(() => {});
+    throw stored.size > 0 ? new PartlyAppliedError(error, stored) : error;
+  } finally {
+    await pipeline.end();
   }
-  return { applied: batch.map((r) => results.get(r)!), events: recorded };
 }
 
+/** Step 2 of applyReports, in its open transaction, given the boxes locked and devices read for `batch`. */
 async function applyChanges(
-  client: pg.ClientBase,
+  pipeline: Pipeline,
   batch: ReceivedReport[],
-  results: Map<ReceivedReport, AppliedReport>,
+  reads: Array<[pg.QueryResult, pg.QueryResult]>,
+  results: Map<ReceivedReport, AppliedReport | ReportError>,
 ): Promise<RecordedEvent[]> {
+  const client = pipeline.client;
   const at = batch[batch.length - 1]!.receivedAt;
-  const keys = [...new Set(batch.map((r) => r.report.licenseKey))].sort();
-  const boxes = await lockBoxes(client, keys, at);
+  const boxes = new Map<string, BoxState>();
+  for (const [locked] of reads) for (const r of locked.rows) boxes.set(r.license_key, boxState(r, false));
+  const byId = new Map([...boxes.values()].map((box) => [box.id, box]));
+  for (const [, devices] of reads) {
+    for (const r of devices.rows) {
+      const box = byId.get(r.box_id);
+      if (!box) continue; // inserted by another replica after our lock: it is read again below
+      box.devices ??= new Map();
+      if (r.id !== null) box.devices.set(r.external_id, deviceState(r));
+    }
+  }
 
-  // Devices are read only for boxes whose device list changed since the stored one.
+  // New boxes, unless every report of them must find its box (a refused report leaves nothing behind).
+  const creators = new Set(batch.filter((r) => !r.mustExist).map((r) => r.report.licenseKey));
+  const missing = [...creators].filter((key) => !boxes.has(key)).sort();
+  if (missing.length > 0) await createBoxes(client, missing, at, boxes);
+
+  // Whether a report's box exists for it, as the reports before it in the batch leave the box.
+  const exists = (box: BoxState) => !box.created && box.removedAt === null;
+
+  // Devices are needed only for boxes whose device list changed since the stored one.
   const needDevices = new Set<BoxState>();
   const hashAfter = new Map<BoxState, string | null>();
   for (const { report } of batch) {
-    const box = boxes.get(report.licenseKey)!;
+    const box = boxes.get(report.licenseKey);
+    if (!box) continue;
     const previous = hashAfter.has(box) ? hashAfter.get(box) : box.devicesHash;
     if (previous !== report.devicesHash) needDevices.add(box);
     hashAfter.set(box, report.devicesHash);
   }
-  if (needDevices.size > 0) await loadDevices(client, [...needDevices]);
+  // Boxes the first read did not cover: those created here have no devices yet; others were created meanwhile by another replica.
+  for (const box of needDevices) if (box.created) box.devices ??= new Map();
+  const unread = [...needDevices].filter((box) => !box.devices);
+  if (unread.length > 0) await loadDevices(client, unread);
 
   const events: PendingEvent[] = [];
   for (const received of batch) {
     const { report, receivedAt, address } = received;
-    const box = boxes.get(report.licenseKey)!;
+    const box = boxes.get(report.licenseKey);
+    if (!box || (received.mustExist && !exists(box))) {
+      results.set(received, unknownBox(report));
+      continue;
+    }
+    box.created = false;
     let changes = 0;
     // A box's first report (also of one an operator registered), its return after removeBox, or after silence.
     const fromStatus = box.removedAt ? 'removed' : box.lastReportAt === null ? null : box.status === 'offline' ? 'offline' : undefined;
@@ -387,10 +532,12 @@ async function applyChanges(
     results.set(received, applied(box.id, report, changes));
   }
 
+  // The writes and the COMMIT go out together.
   const dirty: Array<{ box: BoxState; device: DeviceState }> = [];
   for (const box of needDevices) {
     for (const device of box.devices!.values()) if (device.dirty) dirty.push({ box, device });
   }
+  let upsert: Promise<pg.QueryResult> | undefined;
   if (dirty.length > 0) {
     const rows = dirty.map(({ box, device: d }) => ({
       box_id: box.id,
@@ -404,27 +551,38 @@ async function applyChanges(
       status_since: d.statusSince,
       reported_status: d.reportedStatus,
       reported_type: d.reportedType,
-      first_seen_at: d.firstSeenAt,
       updated_at: d.updatedAt,
-      removed_at: d.removedAt,
+      removed: d.removed,
     }));
-    const result = await client.query({ name: 'ingest_upsert_devices', text: UPSERT_DEVICES, values: [JSON.stringify(rows)] });
-    const idOf = new Map(result.rows.map((r) => [`${r.box_id}\u0000${r.external_id}`, r.id as number]));
-    for (const { box, device } of dirty) device.id = idOf.get(`${box.id}\u0000${device.externalId}`) ?? null;
+    upsert = pipeline.query({ name: 'ingest_upsert_devices', text: UPSERT_DEVICES, values: [JSON.stringify(rows)] });
   }
 
-  const boxRows = [...boxes.values()].map((box) => ({
-    id: box.id,
-    status: box.status,
-    status_since: box.statusSince,
+  const boxRows = new JsonbRows();
+  const boxIds: number[] = [];
+  for (const box of boxes.values()) {
+    if (!box.report) continue; // every report of it was refused
+    boxIds.push(box.id);
+    const fields = { id: box.id, status: box.status, status_since: box.statusSince, ...reportRecord(box.report, box.lastReportAt!, box.address ?? null, box.reports) };
     // The stored body was read under lock above: send ours only when it differs.
-    ...reportRecord(box.report!, box.lastReportAt!, box.address ?? null, box.reports, box.rawChanged),
-  }));
-  await client.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [JSON.stringify(boxRows)] });
+    boxRows.add(fields, 'last_report', box.rawChanged ? box.report.rawBody : null);
+  }
+  const update = boxRows.length > 0 ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [boxRows.toParam(), boxIds] }) : undefined;
 
+  // History names devices by id: a device seen for the first time has one once the upsert answers.
+  if (upsert && events.some((e) => e.device !== null && e.device.id === null)) {
+    const idOf = new Map((await upsert).rows.map((r) => [`${r.box_id}\u0000${r.external_id}`, r.id as number]));
+    for (const { box, device } of dirty) device.id = idOf.get(`${box.id}\u0000${device.externalId}`) ?? null;
+  }
   // Last, because it serializes event writers across replicas until commit.
-  return insertStatusEvents(
-    client,
-    events.map((e) => ({ box_id: e.box.id, device_id: e.device?.id ?? null, from_status: e.fromStatus, to_status: e.toStatus, at: e.at })),
+  const inserted = pipeline.track(
+    insertStatusEvents(
+      client,
+      events.map((e) => ({ box_id: e.box.id, device_id: e.device?.id ?? null, from_status: e.fromStatus, to_status: e.toStatus, at: e.at })),
+    ),
   );
+  const commit = pipeline.query({ text: 'commit' });
+  const [, , recorded, committed] = await Promise.all([upsert, update, inserted, commit]);
+  // Every statement above answered without an error, so the transaction cannot have been rolled back; say so if it was.
+  if (committed.command !== 'COMMIT') throw new Error(`the ingest transaction ended with ${committed.command}, not COMMIT`);
+  return recorded;
 }

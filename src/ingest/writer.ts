@@ -2,8 +2,9 @@ import type pg from 'pg';
 import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
 import { ReportError } from './errors';
+import { maskLicenseKey } from './license-key';
 import { GroupCommit, type GroupCommitOptions } from './group-commit';
-import { applyReports, PartlyAppliedError, type AppliedReport, type ReceivedReport, type RecordedEvent, type StoredBodies } from './store';
+import { applyReports, PartlyAppliedError, type AppliedReport, type CommittedHashes, type ReceivedReport, type RecordedEvent } from './store';
 
 /** Postgres asks the transaction to be run again: deadlock between replicas, serialization. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -25,8 +26,8 @@ export class DatabaseUnavailableError extends ReportError {
  */
 export class ReportWriter {
   private readonly group: GroupCommit<ReceivedReport, AppliedReport>;
-  /** Body hash last committed per box by this process, so equal bodies are not sent again. */
-  private readonly stored: StoredBodies = new Map();
+  /** Body and device-list hashes last committed per box by this process (see CommittedHashes). */
+  private readonly committed: CommittedHashes = new Map();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -75,7 +76,7 @@ export class ReportWriter {
         }
         if (left.length <= 1) {
           if (left.length === 1) {
-            this.log.error({ err: error, licenseKey: left[0]!.report.licenseKey }, 'report could not be stored');
+            this.log.error({ err: error, licenseKey: maskLicenseKey(left[0]!.report.licenseKey) }, 'report could not be stored');
             results.set(left[0]!, error instanceof Error ? error : new Error(String(error)));
           }
           break;
@@ -91,12 +92,14 @@ export class ReportWriter {
     return batch.map((report) => results.get(report)!);
   }
 
-  private async apply(batch: ReceivedReport[]): Promise<AppliedReport[]> {
+  private async apply(batch: ReceivedReport[]): Promise<Array<AppliedReport | ReportError>> {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      const { applied, events } = await applyReports(client, batch, this.stored);
-      for (const { report } of batch) this.stored.set(report.licenseKey, report.rawHash);
+      const { applied, events } = await applyReports(client, batch, this.committed);
+      batch.forEach(({ report }, i) => {
+        if (!(applied[i] instanceof ReportError)) this.committed.set(report.licenseKey, { rawHash: report.rawHash, devicesHash: report.devicesHash });
+      });
       this.onCommitted(events);
       return applied;
     } catch (error) {

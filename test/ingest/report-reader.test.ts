@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { ReportError } from '../../src/ingest/errors';
+import { ReportReader } from '../../src/ingest/report-reader';
+
+const body = (value: unknown) => Buffer.from(JSON.stringify(value));
+const newer = (key: string, status = 'online') => ({
+  mq_license_key: key,
+  media_devices: [{ media_device_id: 'cam', media_device_status: status, media_device_type: 'rtsp' }],
+});
+
+describe('ReportReader', () => {
+  it('returns the same frozen Report for the same bytes, and a new one when they change', () => {
+    const reader = new ReportReader({ maxDevices: 10 });
+    const first = reader.read(body(newer('RR-0001')));
+    expect(reader.read(body(newer('RR-0001')))).toBe(first);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.devices) && Object.isFrozen(first.warnings)).toBe(true);
+    const changed = reader.read(body(newer('RR-0001', 'offline')));
+    expect(changed).not.toBe(first);
+    expect(changed.devices[0]!.status).toBe('offline');
+    // Only each box's last body is kept.
+    expect(reader.read(body(newer('RR-0001')))).not.toBe(first);
+  });
+
+  it('keeps at most `capacity` boxes, dropping the oldest', () => {
+    const reader = new ReportReader({ maxDevices: 10 }, 2);
+    const a = reader.read(body(newer('RR-A')));
+    const b = reader.read(body(newer('RR-B')));
+    reader.read(body(newer('RR-C')));
+    expect(reader.read(body(newer('RR-B')))).toBe(b);
+    expect(reader.read(body(newer('RR-A')))).not.toBe(a);
+  });
+
+  it('reads lenient bodies and a byte order mark as before, and refuses bad ones every time', () => {
+    const reader = new ReportReader({ maxDevices: 1 });
+    const lenient = Buffer.from("{mq_license_key: 'RR-LENIENT', media_devices: [],}");
+    const report = reader.read(lenient);
+    expect(report.warnings.map((w) => w.code)).toEqual(['LENIENT_JSON']);
+    expect(reader.read(lenient)).toBe(report);
+    expect(JSON.parse(report.rawBody.toString())).toEqual({ mq_license_key: 'RR-LENIENT', media_devices: [] });
+
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), body(newer('RR-BOM'))]);
+    expect(reader.read(withBom).rawBody.toString()).toBe(JSON.stringify(newer('RR-BOM')));
+
+    const tooMany = body({ mq_license_key: 'RR-MANY', media_devices: [{ media_device_id: 'a' }, { media_device_id: 'b' }] });
+    for (let i = 0; i < 2; i++) expect(() => reader.read(tooMany)).toThrow(ReportError);
+  });
+});
