@@ -31,7 +31,7 @@ import WebSocket from 'ws';
 import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { UsageError, freePort, numberOption, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
-import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
+import { BENCH_ADMIN_TOKEN, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -225,6 +225,8 @@ type FromSubscribers = SubscriberProgress | SubscriberReceipts;
  * the graphql-ws client's per-message bookkeeping costs more CPU than 2,500 sockets per process can
  * spare on a small machine. Each message is timed before it is parsed.
  */
+const CONNECTION_INIT = JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${BENCH_ADMIN_TOKEN}` } });
+
 function runSubscriberProcess(): void {
   const send = (message: FromSubscribers) => process.send?.(message);
   const receiptSubscriber: number[] = [];
@@ -263,7 +265,7 @@ function runSubscriberProcess(): void {
         done();
       }
     };
-    socket.on('open', () => socket.send('{"type":"connection_init"}'));
+    socket.on('open', () => socket.send(CONNECTION_INIT));
     socket.on('message', (data: WebSocket.RawData) => {
       const at = monotonicMs();
       const message = JSON.parse((data as Buffer).toString('utf8')) as { type: string; payload?: { data?: { deviceStatusChanged?: { id?: string } } } };
@@ -1076,6 +1078,7 @@ function printConditions(options: BenchOptions, fdLimit: number | undefined): vo
     `  machine        node ${process.version}, ${cpus.length} CPU${cpus.length === 1 ? '' : 's'} (${cpus[0]?.model.trim() ?? 'unknown'}), ${os.platform()} ${os.release()}, loopback; open files limit ${fdLimit ?? 'unknown'}`,
     ...(options.gatewayNodeOptions.length ? [`  gateway node   ${options.gatewayNodeOptions.join(' ')}`] : []),
     `  database       ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'a fresh embedded Postgres per section group, in a temporary folder'}`,
+    `  access         one admin token for every subscriber; rate limits and websocket/subscription caps off (bench/lib/server-process.ts)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n\n`);
 }

@@ -24,6 +24,7 @@ import { createLogger } from '../src/log';
 import { fleetSize, hasFleet, refreshOnlineBoxes, seedFleet } from '../src/seed/fleet';
 import { progressBar } from '../src/seed/progress';
 import { freePort, postmasterPid } from './lib/common';
+import { BENCH_ADMIN_TOKEN, BENCH_GATEWAY_ENV } from './lib/server-process';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -153,7 +154,7 @@ function request(query: string, variables: Record<string, unknown> = {}): Reques
   return { body: JSON.stringify({ query, variables }) };
 }
 
-const HEADERS = { 'content-type': 'application/json', accept: 'application/graphql-response+json' };
+const HEADERS = { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${BENCH_ADMIN_TOKEN}` };
 const NO_CACHE_HEADERS = { ...HEADERS, 'cache-control': 'no-cache' };
 
 async function post(client: Pool, req: Request, noCache = false): Promise<{ status: number; body: string }> {
@@ -365,6 +366,7 @@ async function main() {
       cwd: ROOT,
       env: {
         ...process.env,
+        ...BENCH_GATEWAY_ENV,
         PORT: String(port),
         HOST: '127.0.0.1',
         FLEETGATE_DATA_DIR: dataDir,
@@ -439,7 +441,7 @@ async function main() {
     console.log(
       [
         `fleet: ${size.boxes.toLocaleString('en')} boxes, ${size.devices.toLocaleString('en')} devices, ${size.statusEvents.toLocaleString('en')} status events (${options.days} days)`,
-        `gateway: OFFLINE_MIN_SECONDS=86400 (the seeded boxes do not report; no offline sweep during the run)`,
+        `gateway: OFFLINE_MIN_SECONDS=86400 (the seeded boxes do not report; no offline sweep during the run); every request with one admin token, rate limits off`,
         `load: ${options.concurrency} concurrent clients (keep-alive, undici), ${options.warmup} s warm-up + ${options.duration} s per query, one gateway process`,
         `machine: ${cpus.length} x ${cpus[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared by Postgres, the gateway and this load generator`,
         `software: Node ${process.version}, PostgreSQL ${version[0].server_version}${externalUrl ? ' (DATABASE_URL)' : ' (embedded)'}; load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after`,

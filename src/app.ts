@@ -5,7 +5,8 @@ import type { Config } from './config';
 import { createDb, createPool, migrateDatabase, type Db } from './db/connection';
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
 import { createGraphQLServer } from './graphql/server';
-import { createIngestHandler, isIngestPath } from './ingest/http';
+import { createIngestHandler, matchIngestPath } from './ingest/http';
+import { IngestTrust } from './ingest/trust';
 import { ReportWriter } from './ingest/writer';
 import { EventHub } from './live/event-hub';
 import type { RecordedEvent } from './live/events-table';
@@ -13,6 +14,9 @@ import { OfflineSweeper } from './live/offline-sweeper';
 import { attachWebSocketTransport, type WebSocketTransport } from './live/websocket';
 import { createLogger, type Logger } from './log';
 import { createReadinessCheck } from './observability/health';
+import { Authenticator } from './auth/authenticator';
+import { Cap, RateLimit } from './auth/rate-limits';
+import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
 import { createMetrics } from './observability/metrics';
 
 export interface App {
@@ -28,11 +32,21 @@ export interface App {
   readonly log: Logger;
   readonly events: EventHub;
   readonly sweeper: OfflineSweeper;
+  readonly authenticator: Authenticator;
+  readonly ingestTrust: IngestTrust;
+  /** What start-up did about the first admin token (main.ts prints a new one once). */
+  readonly bootstrap: BootstrapOutcome;
 }
 
 function notFound(res: ServerResponse): void {
   res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'No such route. Reports go to POST /DeviceStatus.', path: null } }));
+}
+
+function refuseWhileStopping(res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+  res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '5', connection: 'close' });
+  res.end(JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'This gateway is stopping; nothing was stored. Retry in a moment.', path: null } }));
 }
 
 export function buildApp(config: Config, log: Logger = createLogger(config.logLevel)): App {
@@ -44,6 +58,12 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let sweeper: OfflineSweeper | undefined;
   let server: Server | undefined;
   let websockets: WebSocketTransport | undefined;
+  let authenticator: Authenticator | undefined;
+  let ingestTrust: IngestTrust | undefined;
+  let bootstrap: BootstrapOutcome = { kind: 'none' };
+  let stopping = false;
+  /** Responses under way, so stop() can make them close their connections. */
+  const open = new Set<ServerResponse>();
   let url = '';
   let databaseUrl = config.databaseUrl ?? '';
 
@@ -55,6 +75,14 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     pool = createPool(databaseUrl, config.dbPoolSize, log);
     db = createDb(pool);
     await migrateDatabase(pool, log);
+    bootstrap = await bootstrapAdminToken(pool, config.adminToken);
+    authenticator = new Authenticator(pool, log.child({ part: 'auth' }), { checkMs: config.tokenCheckMs });
+    authenticator.start();
+    ingestTrust = new IngestTrust(pool, {
+      policy: config.ingestPolicy,
+      perAddress: config.rateLimitIngestPerAddress,
+      perToken: config.rateLimitIngestPerToken,
+    });
     events = new EventHub(databaseUrl, pool, db, log, { pollIntervalMs: config.eventPollIntervalMs });
     await events.start();
     // Events committed here are read at once; other replicas learn of them by NOTIFY.
@@ -84,16 +112,23 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     );
     const ingest = createIngestHandler(
       writer,
+      ingestTrust,
       { maxBodyBytes: config.ingestMaxBodyBytes, maxDevices: config.ingestMaxDevices, trustProxy: config.trustProxy },
       log,
       (status, ms) => metrics.ingestAnswered(status, ms),
     );
-    const yoga = createGraphQLServer({ db, pool, log, config, events }, { plugins: [metrics.graphqlPlugin] });
+    const yoga = createGraphQLServer({ db, pool, log, config, events, authenticator, ingestTrust }, { plugins: [metrics.graphqlPlugin] });
     const readiness = createReadinessCheck(pool);
 
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      // Once stopping, a request that arrives on a kept-alive connection is not taken: the client
+      // retries (on another replica); nothing of it is stored.
+      if (stopping) return void refuseWhileStopping(res);
+      open.add(res);
+      res.once('close', () => open.delete(res));
       const pathname = (req.url ?? '/').split('?')[0]!;
-      if (isIngestPath(pathname)) return void ingest(req, res);
+      const ingestPath = matchIngestPath(pathname);
+      if (ingestPath) return void ingest(req, res, ingestPath.secret);
       if (pathname === '/healthz') {
         res.writeHead(200, { 'content-type': 'application/json' });
         return void res.end('{"status":"ok"}');
@@ -121,7 +156,13 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       notFound(res);
     });
     server.keepAliveTimeout = 65_000; // longer than typical box and load-balancer idle timeouts
-    websockets = attachWebSocketTransport(server, yoga, log);
+    websockets = attachWebSocketTransport(server, yoga, log, {
+      authenticator,
+      perToken: new Cap(config.wsMaxConnectionsPerToken),
+      perAddress: new Cap(config.wsMaxConnectionsPerAddress),
+      operationsPerToken: new RateLimit(config.rateLimitGraphqlPerToken),
+      trustProxy: config.trustProxy,
+    });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
       server!.listen(config.port, config.host, () => resolve());
@@ -133,6 +174,11 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   }
 
   async function stop(): Promise<void> {
+    stopping = true;
+    // Answers still to come close their connections, so clients do not send more on them.
+    for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
+    // Requests still reading a body get 5 s from now; then their sockets go.
+    const timer = setTimeout(() => server?.closeAllConnections(), 5_000);
     // Websocket clients are told the server is going away (1001) and reconnect elsewhere.
     await websockets?.close();
     websockets = undefined;
@@ -140,14 +186,13 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
       server.closeIdleConnections();
       await writer?.drain();
-      // Requests still reading a body get until the close; then sockets go.
-      const timer = setTimeout(() => server?.closeAllConnections(), 5_000);
       await closed;
-      clearTimeout(timer);
       server = undefined;
     }
+    clearTimeout(timer);
     await sweeper?.stop();
     sweeper = undefined;
+    await authenticator?.stop();
     await events?.stop();
     events = undefined;
     await pool?.end();
@@ -181,6 +226,17 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get sweeper() {
       if (!sweeper) throw new Error('app not started');
       return sweeper;
+    },
+    get authenticator() {
+      if (!authenticator) throw new Error('app not started');
+      return authenticator;
+    },
+    get ingestTrust() {
+      if (!ingestTrust) throw new Error('app not started');
+      return ingestTrust;
+    },
+    get bootstrap() {
+      return bootstrap;
     },
   };
 }

@@ -61,7 +61,53 @@ export interface Config {
   graphqlMaxCost: number;
   /** Answer introspection (`__schema`, `__type`; GraphiQL needs it). `GRAPHQL_INTROSPECTION`, default true. */
   graphqlIntrospection: boolean;
+  /**
+   * An admin API token the gateway makes sure exists (for automated deployments; at least 32 characters,
+   * e.g. from `npm run token -- generate`). `ADMIN_TOKEN`; unset: on first start with no token at all, the
+   * gateway creates one admin token and prints it once.
+   */
+  adminToken: string | undefined;
+  /** How often each process asks which of the tokens it holds were revoked. `TOKEN_CHECK_MS`, default 2000. */
+  tokenCheckMs: number;
+  /**
+   * Which reports are accepted. `INGEST_POLICY`, default `open`:
+   * `open` any licence key (a new box is registered by its first report); `registered` only boxes an
+   * operator registered (others get 403); `token` only reports over `/DeviceStatus/<secret>` with the
+   * secret pointBoxAtGateway gave that very box.
+   */
+  ingestPolicy: IngestPolicy;
+  /** Reports per second from one address (0: no limit). `RATE_LIMIT_INGEST_PER_ADDRESS`, default 1000. */
+  rateLimitIngestPerAddress: number;
+  /** Reports per second over one box's ingest secret (0: no limit). `RATE_LIMIT_INGEST_PER_TOKEN`, default 10. */
+  rateLimitIngestPerToken: number;
+  /** GraphQL requests per second per API token (0: no limit). `RATE_LIMIT_GRAPHQL_PER_TOKEN`, default 100. */
+  rateLimitGraphqlPerToken: number;
+  /** GraphQL requests per second per address, with or without a token (0: no limit). `RATE_LIMIT_GRAPHQL_PER_ADDRESS`, default 200. */
+  rateLimitGraphqlPerAddress: number;
+  /** Open websockets per API token (0: no cap). `WS_MAX_CONNECTIONS_PER_TOKEN`, default 100. */
+  wsMaxConnectionsPerToken: number;
+  /** Open websockets per address, before and after authentication (0: no cap). `WS_MAX_CONNECTIONS_PER_ADDRESS`, default 200. */
+  wsMaxConnectionsPerAddress: number;
+  /** Running subscriptions per API token, websocket and SSE together (0: no cap). `MAX_SUBSCRIPTIONS_PER_TOKEN`, default 1000. */
+  maxSubscriptionsPerToken: number;
 }
+
+/**
+ * Every rate limit and cap turned off, as environment variables: for benchmarks and tests, whose load
+ * comes from one address with one token at rates the limits exist to stop.
+ */
+export const NO_LIMITS_ENV: Readonly<Record<string, string>> = {
+  RATE_LIMIT_INGEST_PER_ADDRESS: '0',
+  RATE_LIMIT_INGEST_PER_TOKEN: '0',
+  RATE_LIMIT_GRAPHQL_PER_TOKEN: '0',
+  RATE_LIMIT_GRAPHQL_PER_ADDRESS: '0',
+  WS_MAX_CONNECTIONS_PER_TOKEN: '0',
+  WS_MAX_CONNECTIONS_PER_ADDRESS: '0',
+  MAX_SUBSCRIPTIONS_PER_TOKEN: '0',
+};
+
+export const INGEST_POLICIES = ['open', 'registered', 'token'] as const;
+export type IngestPolicy = (typeof INGEST_POLICIES)[number];
 
 export class ConfigError extends Error {}
 
@@ -83,6 +129,23 @@ function flag(env: Env, name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(`${name}=${env[name]} is not a boolean; use true or false.`);
+}
+
+function ingestPolicy(env: Env): IngestPolicy {
+  const raw = (env.INGEST_POLICY || 'open').toLowerCase();
+  if (!(INGEST_POLICIES as readonly string[]).includes(raw)) {
+    throw new ConfigError(`INGEST_POLICY=${env.INGEST_POLICY} is not one of ${INGEST_POLICIES.join(', ')}.`);
+  }
+  return raw as IngestPolicy;
+}
+
+function adminToken(env: Env): string | undefined {
+  const raw = env.ADMIN_TOKEN;
+  if (raw === undefined || raw === '') return undefined;
+  if (raw.length < 32 || raw.length > 256 || /\s/.test(raw)) {
+    throw new ConfigError('ADMIN_TOKEN must be 32 to 256 characters without spaces; make one with `npm run token -- generate`.');
+  }
+  return raw;
 }
 
 function publicUrl(env: Env): string | undefined {
@@ -128,6 +191,16 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     graphqlMaxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 5000, 100, 10_000_000),
     graphqlMaxCost: integer(env, 'GRAPHQL_MAX_COST', 50_000, 1, 1_000_000_000),
     graphqlIntrospection: flag(env, 'GRAPHQL_INTROSPECTION', true),
+    adminToken: adminToken(env),
+    tokenCheckMs: integer(env, 'TOKEN_CHECK_MS', 2000, 10, 600_000),
+    ingestPolicy: ingestPolicy(env),
+    rateLimitIngestPerAddress: integer(env, 'RATE_LIMIT_INGEST_PER_ADDRESS', 1000, 0, 10_000_000),
+    rateLimitIngestPerToken: integer(env, 'RATE_LIMIT_INGEST_PER_TOKEN', 10, 0, 10_000_000),
+    rateLimitGraphqlPerToken: integer(env, 'RATE_LIMIT_GRAPHQL_PER_TOKEN', 100, 0, 10_000_000),
+    rateLimitGraphqlPerAddress: integer(env, 'RATE_LIMIT_GRAPHQL_PER_ADDRESS', 200, 0, 10_000_000),
+    wsMaxConnectionsPerToken: integer(env, 'WS_MAX_CONNECTIONS_PER_TOKEN', 100, 0, 10_000_000),
+    wsMaxConnectionsPerAddress: integer(env, 'WS_MAX_CONNECTIONS_PER_ADDRESS', 200, 0, 10_000_000),
+    maxSubscriptionsPerToken: integer(env, 'MAX_SUBSCRIPTIONS_PER_TOKEN', 1000, 0, 10_000_000),
     ...overrides,
   };
 }

@@ -58,6 +58,21 @@ console.error(
       : ['0.0.0.0', '::'].includes(config.host)
         ? `  PUBLIC_URL unset: pointBoxAtGateway uses the address each GraphQL request came in on; set PUBLIC_URL to the URL boxes reach`
         : `  PUBLIC_URL unset: pointBoxAtGateway sets ${ingestUrl}; set PUBLIC_URL if boxes reach the gateway otherwise`,
+    `  ingest policy: ${config.ingestPolicy} (INGEST_POLICY)`,
     '',
   ].join('\n'),
 );
+if (app.bootstrap.kind === 'created') {
+  // Shown once, on the terminal, never in the JSON log: the database keeps only its hash.
+  console.error(
+    [
+      '  No API token existed, so an admin token was created. It is shown this once; keep it:',
+      '',
+      `    ${app.bootstrap.token}`,
+      '',
+      '  Send it as `Authorization: Bearer <token>` (GraphiQL: the Headers tab), or in connection_init',
+      '  as { "authorization": "Bearer <token>" } over websockets. Make more with `npm run token -- create`.',
+      '',
+    ].join('\n'),
+  );
+}

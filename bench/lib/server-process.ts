@@ -1,10 +1,25 @@
 // A server under test in its own process, as the benchmarks start and stop it.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NO_LIMITS_ENV } from '../../src/config';
 import { settlesWithin, stderrLine } from './common';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/**
+ * The admin token every benchmarked gateway gets (ADMIN_TOKEN), for the benchmarks' GraphQL clients.
+ * Made per run (child processes of the benchmark inherit it through the environment).
+ */
+export const BENCH_ADMIN_TOKEN = (process.env.BENCH_ADMIN_TOKEN ||= `fgt_${randomBytes(32).toString('base64url')}`);
+
+/**
+ * What a benchmarked gateway runs with besides its defaults: the admin token, and no rate limits or
+ * caps, since the load generators send from one address with one token at rates a production limit
+ * exists to stop. Benchmarks print this in their conditions.
+ */
+export const BENCH_GATEWAY_ENV: NodeJS.ProcessEnv = { ADMIN_TOKEN: BENCH_ADMIN_TOKEN, ...NO_LIMITS_ENV };
 
 /** A server under test in its own process: its own event loop, like the gateway in production. */
 export interface ServerProcess {
@@ -20,7 +35,7 @@ export interface ServerProcess {
 /** Runs `entry` (a TypeScript file) with node; `nodeArgs` go before it (e.g. --cpu-prof). */
 export function startServer(label: string, entry: string, env: NodeJS.ProcessEnv, port: number, nodeArgs: string[] = []): ServerProcess {
   // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the server itself.
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env: { ...BENCH_GATEWAY_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const server: ServerProcess = {
     label,
     child,

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '../log';
 import { boxApiLocation, recordConfigChange, type AppliedMonitorSettings, type BoxApiLocation, type ConfigChangeRow, type NewConfigChange } from '../models/box-config';
 import type { BoxRow } from '../models/boxes';
+import { redactIngestSecrets } from '../models/ingest-tokens';
 import {
   checkTarget,
   DEFAULT_BOX_API_PORT,
@@ -75,7 +76,7 @@ export type ConfigureOutcome =
 export interface ConfigureRequest {
   boxId: number;
   input: BoxConfigInput;
-  /** Who asked (the `X-Fleetgate-Actor` header until API tokens exist); null when unknown. */
+  /** Who asked: the API token's name and id; null when unknown. */
   requestedBy: string | null;
 }
 
@@ -167,8 +168,9 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
   const problems = validateConfigInput(input);
   const target = boxTarget(box);
   if (!('address' in target)) problems.push(target);
+  // Ingest secrets in a monitor URL (INGEST_POLICY=token) are kept out of the database in clear.
   const audit = (fields: Omit<NewConfigChange, 'boxId' | 'requestedBy'>, applied?: AppliedMonitorSettings) =>
-    recordConfigChange(deps.pool, { boxId, requestedBy, ...fields }, applied);
+    recordConfigChange(deps.pool, redactIngestSecrets({ boxId, requestedBy, ...fields }), applied && redactIngestSecrets(applied));
 
   if (problems.length > 0 || !('address' in target)) {
     const recorded = await audit({

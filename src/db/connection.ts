@@ -27,6 +27,9 @@ export function createPool(url: string, max: number, log: Logger): pg.Pool {
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => log.warn({ err: error.message }, 'idle database connection lost'));
+  // Nor may a checked-out one: Postgres shutting down (57P01) or a reset between two queries would be
+  // an unhandled 'error' event. The query under way fails on its own; its caller answers 503.
+  pool.on('connect', (client) => client.on('error', (error) => log.warn({ err: error.message }, 'database connection lost')));
   return pool;
 }
 

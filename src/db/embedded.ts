@@ -32,7 +32,7 @@ const USER = 'fleetgate';
 const PASSWORD = 'fleetgate';
 
 /** The pid of a live postmaster already serving `dataDir`, e.g. one left running by a `kill -9`. */
-function livePostmasterPid(dataDir: string): number | undefined {
+export function livePostmasterPid(dataDir: string): number | undefined {
   const pidFile = path.join(dataDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return undefined;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
@@ -43,6 +43,13 @@ function livePostmasterPid(dataDir: string): number | undefined {
   } catch {
     return undefined; // stale pid file: Postgres removes it on start
   }
+}
+
+/** The port of the postmaster serving `dataDir` (line 4 of its pid file), when one is. */
+export function livePostmasterPort(dataDir: string): number | undefined {
+  if (livePostmasterPid(dataDir) === undefined) return undefined;
+  const port = Number(readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[3]);
+  return Number.isInteger(port) && port > 0 ? port : undefined;
 }
 
 async function waitUntilAccepting(url: string, timeoutMs: number): Promise<void> {
@@ -87,7 +94,8 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPost
     authMethod: 'scram-sha-256',
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'unix_socket_directories='],
+    // Terse error lines: DETAIL would print the values of a failed statement (licence keys) into our log.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'unix_socket_directories=', '-c', 'log_error_verbosity=terse'],
     onLog: (message) => log.debug({ postgres: String(message).trim() }, 'postgres'),
     onError: (error) => log.error({ postgres: String(error).trim() }, 'postgres'),
   });

@@ -3,6 +3,7 @@ import {
   bigint,
   bigserial,
   check,
+  customType,
   index,
   integer,
   jsonb,
@@ -181,7 +182,57 @@ export const boxConfigChanges = pgTable(
   (t) => [index('box_config_changes_box_idx').on(t.boxId, t.id)],
 );
 
+/** Roles of API tokens, each allowing what the one before allows and more. */
+export const API_ROLES = ['viewer', 'operator', 'admin'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+/** SHA-256 digests of secrets; the secrets themselves are shown once and never stored. */
+const digest = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
+
+/**
+ * API tokens for GraphQL and websockets. Only the SHA-256 of a token is kept: tokens are 256 random
+ * bits, so a plain digest is as strong as a slow password hash and costs a microsecond per request.
+ */
+export const apiTokens = pgTable(
+  'api_tokens',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    role: text('role').$type<ApiRole>().notNull(),
+    tokenHash: digest('token_hash').notNull(),
+    /** The first characters of the token (`fgt_` and 4 more), so people can tell tokens apart. */
+    prefix: text('prefix').notNull(),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+    createdBy: text('created_by'),
+    /** Roughly: updated at most once a minute per process. */
+    lastUsedAt: timestamptz('last_used_at'),
+    revokedAt: timestamptz('revoked_at'),
+    revokedBy: text('revoked_by'),
+  },
+  (t) => [
+    uniqueIndex('api_tokens_hash_idx').on(t.tokenHash),
+    check('api_tokens_role_check', sql`${t.role} in ('viewer', 'operator', 'admin')`),
+  ],
+);
+
+/**
+ * Per-box ingest secrets for the `token` ingest policy: the box posts to `/DeviceStatus/<secret>`.
+ * A box may hold two while pointBoxAtGateway changes its URL: the one it used and the one sent.
+ */
+export const boxIngestTokens = pgTable(
+  'box_ingest_tokens',
+  {
+    tokenHash: digest('token_hash').primaryKey(),
+    boxId: integer('box_id')
+      .notNull()
+      .references(() => boxes.id, { onDelete: 'cascade' }),
+    createdAt: timestamptz('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('box_ingest_tokens_box_idx').on(t.boxId)],
+);
+
 export type Box = typeof boxes.$inferSelect;
 export type BoxConfigChange = typeof boxConfigChanges.$inferSelect;
 export type Device = typeof devices.$inferSelect;
 export type StatusEvent = typeof statusEvents.$inferSelect;
+export type ApiToken = typeof apiTokens.$inferSelect;

@@ -2,7 +2,10 @@ import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin, { AuthScopeFailureType, type AuthFailure } from '@pothos/plugin-scope-auth';
+import { GraphQLError } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import { roleAllows, type ApiRole } from '../auth/roles';
 import type { GraphQLContext } from './context';
 import { assertNodeTypename, decodeGlobalId } from './global-id';
 
@@ -18,16 +21,52 @@ export interface SchemaTypes {
   DefaultFieldNullability: false;
   DefaultEdgesNullability: { list: false; items: false };
   DefaultNodeNullability: false;
+  /** Roles nest (see src/auth/roles.ts): `operator` holds for operator and admin tokens. */
+  AuthScopes: { viewer: boolean; operator: boolean; admin: boolean };
+}
+
+/** The role a failed scope check asked for (the first one named). */
+function neededRole(failure: AuthFailure): ApiRole | undefined {
+  if (failure.kind === AuthScopeFailureType.AuthScope) return failure.scope as ApiRole;
+  if (failure.kind === AuthScopeFailureType.AnyAuthScopes || failure.kind === AuthScopeFailureType.AllAuthScopes) {
+    for (const inner of failure.failures) {
+      const role = neededRole(inner);
+      if (role) return role;
+    }
+  }
+  return undefined;
 }
 
 /**
  * Plugins, scalars and the context type only; the types live in ./types, one file per domain type.
- * Later plugins slot into `plugins`: ScopeAuthPlugin goes first (it must wrap every resolver before
- * the others do), ErrorsPlugin after RelayPlugin (so relay payload types can carry error unions).
+ * ScopeAuthPlugin goes first (it must wrap every resolver before the others do), ErrorsPlugin after
+ * RelayPlugin (so relay payload types can carry error unions).
  */
 export const builder = new SchemaBuilder<SchemaTypes>({
   // Errors before Dataloader: a field with an error union may return a loadable object.
-  plugins: [RelayPlugin, ErrorsPlugin, DataloaderPlugin],
+  plugins: [ScopeAuthPlugin, RelayPlugin, ErrorsPlugin, DataloaderPlugin],
+  scopeAuth: {
+    // Every operation has a principal (src/graphql/auth.ts refuses requests without one); scopes are its role.
+    authScopes: (context) => {
+      const role = context.principal?.role;
+      return {
+        viewer: role !== undefined && roleAllows(role, 'viewer'),
+        operator: role !== undefined && roleAllows(role, 'operator'),
+        admin: role !== undefined && roleAllows(role, 'admin'),
+      };
+    },
+    // A subscription is checked once, when it starts, not on every event.
+    authorizeOnSubscribe: true,
+    unauthorizedError: (_parent, context, info, result) => {
+      const needed = neededRole(result.failure);
+      const field = `${info.parentType.name}.${info.fieldName}`;
+      if (!context.principal) return new GraphQLError(`${field} needs an API token.`, { extensions: { code: 'UNAUTHENTICATED' } });
+      const message = needed
+        ? `${field} needs the ${needed} role; token "${context.principal.name}" has ${context.principal.role}.`
+        : `Token "${context.principal.name}" may not read ${field}.`;
+      return new GraphQLError(message, { extensions: { code: 'FORBIDDEN', requiredRole: needed ?? null } });
+    },
+  },
   // Only the failures a field lists become union members; anything else stays a (masked) GraphQL error.
   errors: { defaultTypes: [] },
   // Fields are non-null unless they say `nullable: true`: clients need no null checks for what always exists.
@@ -57,7 +96,7 @@ export const builder = new SchemaBuilder<SchemaTypes>({
 builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('JSON', JSONResolver);
 
-builder.queryType({ description: 'Reads over the fleet: boxes, their devices, and the history of their statuses.' });
+builder.queryType({ authScopes: { viewer: true }, description: 'Reads over the fleet: boxes, their devices, and the history of their statuses.' });
 builder.mutationType({
   description: 'Changes: box settings through the box’s own REST API, and the boxes the gateway knows. Failures a client can act on are members of each field’s result union.',
 });

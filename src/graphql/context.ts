@@ -1,12 +1,17 @@
 import type DataLoader from 'dataloader';
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
+import type { Authenticator } from '../auth/authenticator';
+import { Cap } from '../auth/rate-limits';
+import { actorName, type Principal } from '../auth/roles';
 import { SerialQueue } from '../box-api/serial-queue';
 import type { Config } from '../config';
 import type { Db } from '../db/connection';
+import type { IngestTrust } from '../ingest/trust';
 import type { EventHub } from '../live/event-hub';
 import type { Logger } from '../log';
 import { CountCache } from '../models/count-cache';
+import { principalOfRequest } from './auth';
 
 /** What the GraphQL layer takes from the app. */
 export interface GraphQLDeps {
@@ -16,6 +21,9 @@ export interface GraphQLDeps {
   config: Config;
   /** This process's feed of committed status events, for subscriptions. */
   events: EventHub;
+  authenticator: Authenticator;
+  /** Ingest secrets this process knows; pointBoxAtGateway makes it forget them after a change. */
+  ingestTrust: IngestTrust;
 }
 
 /** State that outlives a request: one per server, shared by HTTP and (later) websocket operations. */
@@ -24,6 +32,7 @@ export interface GraphQLShared {
   counts: CountCache;
   /** configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box id). */
   boxCalls: SerialQueue<number>;
+  subscriptionCap: Cap;
 }
 
 /** Time a large count is served before it is read again, and how stale it may get while refreshing. */
@@ -44,6 +53,7 @@ export function createGraphQLShared(deps: GraphQLDeps, options: { countCacheTtlM
       (error) => log.warn({ err: error }, 'background count refresh failed'),
     ),
     boxCalls: new SerialQueue(),
+    subscriptionCap: new Cap(deps.config.maxSubscriptionsPerToken),
   };
 }
 
@@ -76,24 +86,15 @@ export interface GraphQLContext {
   uncacheable: boolean;
   /** The Node request under `request`, when there is one: its socket says where the gateway was reached. */
   req?: IncomingMessage;
-  /**
-   * Who is asking, for the audit trail: the `X-Fleetgate-Actor` header (at most 200 characters) until
-   * API tokens exist; then the token's identity goes here. Null when unknown.
-   */
+  /** The API token asking (HTTP: its Authorization header; websocket: its connection_init). */
+  principal: Principal | undefined;
+  /** Who is asking, for the audit trail: the token's name and id. Null without a token. */
   actor: string | null;
+  authenticator: Authenticator;
+  ingestTrust: IngestTrust;
+  /** Running subscriptions per token (websocket and SSE together). */
+  subscriptionCap: Cap;
   boxCalls: SerialQueue<number>;
-}
-
-/**
- * The `X-Fleetgate-Actor` header (of the HTTP request, or of a websocket's upgrade request), trimmed;
- * null when absent, empty or not printable.
- */
-export function actorOf(request: Request | undefined, req: IncomingMessage | undefined): string | null {
-  const headers = request?.headers as Headers | undefined;
-  const raw = typeof headers?.get === 'function' ? headers.get('x-fleetgate-actor') : req?.headers['x-fleetgate-actor'];
-  const value = (Array.isArray(raw) ? raw[0] : raw)?.trim();
-  if (!value || /[\u0000-\u001f\u007f]/.test(value)) return null;
-  return value.slice(0, 200);
 }
 
 /**
@@ -102,8 +103,9 @@ export function actorOf(request: Request | undefined, req: IncomingMessage | und
  */
 export function createGraphQLContext(
   deps: GraphQLDeps & GraphQLShared,
-  initial: { request: Request; req?: IncomingMessage; closeTransport?: (code: number, reason: string) => void },
+  initial: { request: Request; req?: IncomingMessage; closeTransport?: (code: number, reason: string) => void; principal?: Principal },
 ): GraphQLContext {
+  const principal = initial.principal ?? principalOfRequest(initial.request);
   return {
     request: initial.request,
     events: deps.events,
@@ -117,7 +119,11 @@ export function createGraphQLContext(
     countsLag: false,
     uncacheable: false,
     req: initial.req,
-    actor: actorOf(initial.request, initial.req),
+    principal,
+    actor: principal ? actorName(principal) : null,
+    authenticator: deps.authenticator,
+    ingestTrust: deps.ingestTrust,
+    subscriptionCap: deps.subscriptionCap,
     boxCalls: deps.boxCalls,
   };
 }

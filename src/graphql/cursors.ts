@@ -6,6 +6,18 @@ import { badUserInput } from './errors';
 
 export type CursorValueType = 'int' | 'text' | 'timestamptz';
 
+/** A timestamp as cursors carry it (Postgres's or ISO 8601 text), years 1000 to 9999: what Postgres reads back. */
+const TIMESTAMP = /^([1-9]\d{3})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/;
+
+/** A real date and time in that form (Date.parse would take 02-30 as 03-02). */
+function isTimestamp(value: string): boolean {
+  const match = TIMESTAMP.exec(value);
+  if (!match) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day && hour < 24 && minute < 60 && second < 60;
+}
+
 export function encodeCursor(scope: string, values: readonly CursorValue[]): string {
   return Buffer.from(JSON.stringify([scope, ...values])).toString('base64url');
 }
@@ -34,8 +46,8 @@ export function decodeCursor(cursor: string, scope: string, types: readonly Curs
       type === 'int'
         ? Number.isSafeInteger(value) && (value as number) > 0
         : type === 'text'
-          ? typeof value === 'string' && value.length <= 10_000
-          : typeof value === 'string' && !Number.isNaN(Date.parse(value));
+          ? typeof value === 'string' && value.length <= 10_000 && !value.includes('\u0000')
+          : typeof value === 'string' && isTimestamp(value);
     if (!ok) throw malformedCursor(argument, 'its position is not valid');
   });
   return values as CursorValue[];

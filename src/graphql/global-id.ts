@@ -16,9 +16,17 @@ export function decodeGlobalId(globalId: string): { typename: string; id: string
   }
 }
 
-/** The database id inside a global id of `typename`: a positive integer, or `BAD_USER_INPUT`. */
+/** Types whose ids are Postgres `integer`s (serial); the others are `bigint`s (bigserial). */
+const INT4_IDS: ReadonlySet<string> = new Set(['Box', 'Device', 'ApiToken']);
+const INT4_MAX = 2 ** 31 - 1;
+
+/**
+ * The database id inside a global id of `typename`: a positive integer, or `BAD_USER_INPUT`. A number
+ * beyond what the type's column holds names no row: it becomes 0, which no row has either.
+ */
 export function parseDatabaseId(id: string, typename: string): number {
   const value = Number(id);
+  if (INT4_IDS.has(typename) && Number.isSafeInteger(value) && value > INT4_MAX && /^[1-9][0-9]{0,15}$/.test(id)) return 0;
   if (!/^[1-9][0-9]{0,15}$/.test(id) || !Number.isSafeInteger(value)) {
     throw badUserInput(`${typename} ID holds ${JSON.stringify(id)}, not a ${typename} number; use an \`id\` this API returned.`);
   }

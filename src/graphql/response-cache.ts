@@ -1,6 +1,7 @@
 import { getOperationAST, print, type DocumentNode, type ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type pg from 'pg';
+import { isDatabaseUnavailable } from '../db/connection';
 import { currentSnapshot } from '../models/snapshot';
 import type { GraphQLContext } from './context';
 
@@ -89,8 +90,16 @@ export function useSnapshotResponseCache(options: ResponseCacheOptions): Plugin<
       // A websocket operation's context may hold no fetch Request; it is not a client's GET/POST either way.
       const headers = context.request?.headers as Headers | undefined;
       if (typeof headers?.get !== 'function' || /no-cache|no-store/i.test(headers.get('cache-control') ?? '')) return;
-      const key = `${args.operationName ?? ''}\u0000${textOf(args.document)}\u0000${JSON.stringify(args.variableValues ?? {})}`;
-      const snapshot = await currentSnapshot(options.pool);
+      // What a response holds depends on the role asking (scope-auth hides fields from lower roles).
+      const key = `${context.principal?.role ?? ''}\u0000${args.operationName ?? ''}\u0000${textOf(args.document)}\u0000${JSON.stringify(args.variableValues ?? {})}`;
+      let snapshot: string;
+      try {
+        snapshot = await currentSnapshot(options.pool);
+      } catch (error) {
+        // The database is away: run the operation, whose resolvers answer DATABASE_UNAVAILABLE.
+        if (isDatabaseUnavailable(error)) return;
+        throw error;
+      }
       context.snapshot = snapshot;
 
       const entry = entries.get(key);

@@ -8,6 +8,7 @@ import './types/fleet-summary';
 import './types/box-config';
 import './types/box-admin';
 import './types/live';
+import './types/api-token';
 
 /** The executable schema. Only the server (and the printer and tests) import this file. */
 export const schema = builder.toSchema({ sortSchema: false });

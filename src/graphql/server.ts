@@ -3,7 +3,11 @@ import { useGraphQlJit } from '@envelop/graphql-jit';
 import { PothosValidationError } from '@pothos/core';
 import { getOperationAST, getVariableValues, GraphQLError, type DocumentNode, type OperationDefinitionNode } from 'graphql';
 import { createYoga, maskError as yogaMaskError, type Plugin, type YogaLogger, type YogaServerInstance } from 'graphql-yoga';
+import { RateLimit } from '../auth/rate-limits';
+import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
+import { useAuthentication } from './auth';
+import { useRequestChecks } from './request-checks';
 import { createGraphQLContext, createGraphQLShared, type GraphQLContext, type GraphQLDeps } from './context';
 import { useGraphQLLimits } from './limits';
 import { useSnapshotResponseCache } from './response-cache';
@@ -41,6 +45,15 @@ query OfflineDevices {
 }
 `;
 
+/** Postgres errors that mean an argument held a value it cannot take, and what to tell the client. */
+const UNUSABLE_VALUE: Record<string, string> = {
+  '22021': 'A text argument holds a character that cannot be stored or searched (NUL); leave it out.',
+  '22P05': 'A text argument holds a character that cannot be stored or searched (NUL); leave it out.',
+  '22003': 'A number in the arguments (an ID or a cursor) is out of range; use values this API returned.',
+  '22007': 'A time in the arguments (or in a cursor) is not a valid date and time; use values this API returned.',
+  '22008': 'A time in the arguments (or in a cursor) is out of range; use values this API returned.',
+};
+
 function isOriginalGraphQLError(error: unknown): error is GraphQLError {
   if (!(error instanceof GraphQLError)) return false;
   return error.originalError == null || isOriginalGraphQLError(error.originalError);
@@ -67,6 +80,20 @@ function createMaskError(log: Logger) {
       return error;
     }
     const cause = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    if (isDatabaseUnavailable(cause)) {
+      return new GraphQLError('The database is unreachable; nothing could be read or changed. Retry later.', {
+        path: error instanceof GraphQLError ? error.path : undefined,
+        extensions: { code: 'DATABASE_UNAVAILABLE', http: { status: 503, headers: { 'retry-after': '5' } } },
+      });
+    }
+    // Values Postgres cannot take (a NUL in text, an id or time out of range) come only from a client's arguments.
+    const refused = UNUSABLE_VALUE[(cause as { code?: string }).code ?? ''];
+    if (refused) {
+      return new GraphQLError(refused, {
+        path: error instanceof GraphQLError ? error.path : undefined,
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
+    }
     log.error({ err: cause, path: error instanceof GraphQLError ? error.path?.join('.') : undefined }, 'GraphQL resolver failed');
     return yogaMaskError(error, message, false);
   };
@@ -110,7 +137,8 @@ function yogaLogger(log: Logger): YogaLogger {
     (...args: unknown[]) => {
       const [first, ...rest] = args;
       if (first instanceof Error) log[level]({ err: first }, first.message);
-      else log[level](rest.length > 0 ? { details: rest } : {}, String(first));
+      // yoga's debug lines carry whole requests (variables with licence keys, headers): message only.
+      else log[level](rest.length > 0 && level !== 'debug' ? { details: rest } : {}, String(first));
     };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
@@ -134,12 +162,23 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
+    // No upload type in the schema; yoga's multipart parser answers malformed parts with a 500.
+    multipart: false,
     graphiql: { title: 'fleetgate', defaultQuery: EXAMPLE_QUERY },
     maskedErrors: { maskError: createMaskError(log) },
     logging: yogaLogger(log),
     context: (initial) => createGraphQLContext(contextDeps, initial as Parameters<typeof createGraphQLContext>[1]),
     plugins: [
-      // First, so an operation over a limit is answered before anything else runs (or a cache is consulted).
+      // Before anything is parsed: no token, a bad one, or too many requests end here.
+      useAuthentication({
+        authenticator: deps.authenticator,
+        perToken: new RateLimit(deps.config.rateLimitGraphqlPerToken),
+        perAddress: new RateLimit(deps.config.rateLimitGraphqlPerAddress),
+        trustProxy: deps.config.trustProxy,
+        log,
+      }),
+      useRequestChecks(),
+      // Then, so an operation over a limit is answered before anything else runs (or a cache is consulted).
       ...useGraphQLLimits({
         maxDepth: deps.config.graphqlMaxDepth,
         maxAliases: deps.config.graphqlMaxAliases,

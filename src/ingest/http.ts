@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { clientAddress } from '../auth/client-address';
+import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
-import { ReportError, type ReportWarning } from './errors';
-import { mayHoldUnstorableText, parseReportJson } from './json';
-import { normalizeReport } from './report';
-import type { ReportWriter } from './writer';
+import { ReportError } from './errors';
+import { ReportReader } from './report-reader';
+import type { IngestTrust } from './trust';
+import { DatabaseUnavailableError, type ReportWriter } from './writer';
 
 /** The vendor's example receiver serves `/DeviceStatus`; `/api/device-status` is ours. */
 export const INGEST_PATHS = ['/DeviceStatus', '/api/device-status'] as const;
@@ -19,23 +21,23 @@ const RETRY_AFTER_SECONDS = 5;
 
 const INGEST_PATHS_LOWER: ReadonlySet<string> = new Set(INGEST_PATHS.map((p) => p.toLowerCase()));
 
-/** The ingest paths in any letter case, with or without a trailing slash: the URL is typed into each box by hand. */
-export function isIngestPath(pathname: string): boolean {
+/**
+ * The ingest paths in any letter case, with or without a trailing slash (the URL is typed into each
+ * box by hand), optionally followed by `/<secret>` (INGEST_POLICY=token). Undefined for other paths.
+ */
+export function matchIngestPath(pathname: string): { secret?: string } | undefined {
   const path = pathname.length > 1 && pathname.endsWith('/') ? pathname.slice(0, -1) : pathname;
-  return INGEST_PATHS_LOWER.has(path.toLowerCase());
+  if (INGEST_PATHS_LOWER.has(path.toLowerCase())) return {};
+  const slash = path.lastIndexOf('/');
+  if (slash <= 0 || !INGEST_PATHS_LOWER.has(path.slice(0, slash).toLowerCase())) return undefined;
+  const secret = path.slice(slash + 1);
+  return secret.length > 0 && secret.length <= 256 ? { secret } : undefined;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
-}
-
-function sourceAddress(req: IncomingMessage, trustProxy: boolean): string | null {
-  const forwarded = trustProxy ? req.headers['x-forwarded-for'] : undefined;
-  const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim();
-  const address = first || req.socket.remoteAddress || null;
-  return address?.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 /** Boxes send JSON; a missing Content-Type is tolerated, a different one is refused. */
@@ -86,12 +88,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  */
 export function createIngestHandler(
   writer: ReportWriter,
+  trust: IngestTrust,
   options: IngestOptions,
   log: Logger,
   /** Told each answer's status and how long the report took (ms), for metrics. */
   onAnswered?: (status: number, ms: number) => void,
 ) {
-  return async function handleIngest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const reader = new ReportReader({ maxDevices: options.maxDevices });
+  return async function handleIngest(req: IncomingMessage, res: ServerResponse, secret?: string): Promise<void> {
     if (onAnswered) {
       const started = performance.now();
       res.once('finish', () => onAnswered(res.statusCode, performance.now() - started));
@@ -101,17 +105,14 @@ export function createIngestHandler(
         throw new ReportError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not accepted here; boxes POST their reports.`);
       }
       checkContentType(req);
+      const address = clientAddress(req, options.trustProxy);
+      const owner = await trust.admitRequest(address, secret).catch((error: unknown) => {
+        throw isDatabaseUnavailable(error) ? new DatabaseUnavailableError(error) : error;
+      });
       const body = await readBody(req, options.maxBodyBytes);
-      const warnings: ReportWarning[] = [];
-      // A UTF-8 byte order mark (some HTTP clients write one) is not part of the JSON text.
-      const decoded = body.toString('utf8');
-      const text = decoded.charCodeAt(0) === 0xfeff ? decoded.slice(1) : decoded;
-      const { value, lenient } = parseReportJson(text);
-      if (lenient) {
-        warnings.push({ code: 'LENIENT_JSON', message: 'The body is not strict JSON; it was read as JSON5.', path: '' });
-      }
-      const report = normalizeReport(value, body, { maxDevices: options.maxDevices }, warnings, lenient ? undefined : text, lenient || mayHoldUnstorableText(text));
-      const applied = await writer.write({ report, receivedAt: new Date(), address: sourceAddress(req, options.trustProxy) });
+      const report = reader.read(body);
+      const { mustExist } = trust.admitReport(report, owner);
+      const applied = await writer.write({ report, receivedAt: new Date(), address, mustExist });
       send(res, 200, {
         boxId: Buffer.from(`Box:${applied.boxId}`).toString('base64'),
         licenseKey: applied.licenseKey,
@@ -125,6 +126,7 @@ export function createIngestHandler(
       if (error instanceof ReportError) {
         const headers: Record<string, string> = {};
         if (error.status === 503) headers['retry-after'] = String(RETRY_AFTER_SECONDS);
+        if (error.status === 429) headers['retry-after'] = String((error as { retryAfterSeconds?: number }).retryAfterSeconds ?? 1);
         if (error.status === 405) headers.allow = 'POST';
         if (error.status === 413) headers.connection = 'close';
         send(res, error.status, error, headers);

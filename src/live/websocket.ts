@@ -1,9 +1,14 @@
 import type { Server } from 'node:http';
-import type { ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { CloseCode, type ServerOptions } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Authenticator } from '../auth/authenticator';
+import { clientAddress } from '../auth/client-address';
+import type { Cap, RateLimit } from '../auth/rate-limits';
+import type { Principal } from '../auth/roles';
+import { MAX_VARIABLES_DEPTH, variablesTooDeep } from '../graphql/request-checks';
 import type { Logger } from '../log';
 
 type OperationResult = ReturnType<NonNullable<ServerOptions['execute']>>;
@@ -33,25 +38,106 @@ function closeWithReason(socket: WebSocket, code: number, reason: string): void 
  * GraphQL over websockets (graphql-transport-ws) on the gateway's own port and path. Every operation
  * goes through `yoga.getEnveloped`, so it gets the same context and plugins as an HTTP request.
  */
+export interface WebSocketAuthOptions {
+  authenticator: Authenticator;
+  /** Open sockets per token (after connection_init). */
+  perToken: Cap;
+  /** Open sockets per address (from the upgrade on). */
+  perAddress: Cap;
+  /** Operations (subscribe messages) per token. */
+  operationsPerToken: RateLimit;
+  trustProxy: boolean;
+}
+
+/** Close codes this transport uses besides graphql-ws's own (4400 bad request, 4408 init timeout, ...). */
+export const WS_CLOSE = {
+  /** No token, a bad one, or one revoked while the socket was open (graphql-ws's Forbidden). */
+  forbidden: CloseCode.Forbidden,
+  /** Too many sockets for this token. */
+  tooMany: 4429,
+  /** Tokens cannot be checked: the database is down. Reconnect later. */
+  unavailable: 1013,
+} as const;
+
+type SocketExtra = Extra & { principal?: Principal; untrack?: () => void; address: string };
+
+/** The token in a connection_init payload: `{ authorization: "Bearer …" }` (any letter case) or `{ token: "…" }`. */
+function tokenIn(params: Record<string, unknown> | undefined): string | undefined {
+  if (!params || typeof params !== 'object') return undefined;
+  for (const [key, value] of Object.entries(params)) {
+    if (typeof value === 'string' && (key.toLowerCase() === 'authorization' || key === 'token')) return value;
+  }
+  return undefined;
+}
+
 export function attachWebSocketTransport(
   server: Server,
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   yoga: YogaServerInstance<any, any>,
   log: Logger,
+  auth: WebSocketAuthOptions,
 ): WebSocketTransport {
-  const wss = new WebSocketServer({ server, path: yoga.graphqlEndpoint, maxPayload: 1024 * 1024 });
-  const disposable = useServer<Record<string, unknown> | undefined, Extra & Record<PropertyKey, unknown>>(
+  const wss = new WebSocketServer({
+    server,
+    path: yoga.graphqlEndpoint,
+    // Operations are small; a megabyte is generous and keeps one message from holding much memory.
+    maxPayload: 1024 * 1024,
+    // A flood of sockets from one address is refused at the upgrade, before any GraphQL work.
+    verifyClient: ({ req }, done) => {
+      const address = clientAddress(req, auth.trustProxy) ?? 'unknown';
+      if (!auth.perAddress.acquire(address)) return done(false, 429, 'Too many websocket connections from this address', { 'retry-after': '10' });
+      // The slot is the TCP connection's: it is given back however the upgrade or the socket ends.
+      req.socket.once('close', () => auth.perAddress.release(address));
+      done(true);
+    },
+  });
+  const disposable = useServer<Record<string, unknown> | undefined, SocketExtra & Record<PropertyKey, unknown>>(
     {
+      // The token comes in connection_init; without a good one the socket is closed with 4403.
+      onConnect: async (ctx) => {
+        const socket = ctx.extra.socket;
+        let authentication;
+        try {
+          authentication = await auth.authenticator.authenticate(tokenIn(ctx.connectionParams), { bare: true });
+        } catch (error) {
+          log.warn({ err: error }, 'websocket token check failed');
+          closeWithReason(socket, WS_CLOSE.unavailable, 'The database is unreachable, so the token cannot be checked; reconnect later');
+          return false;
+        }
+        if (!authentication.ok) return false; // graphql-ws closes with 4403 Forbidden
+        const principal = authentication.principal;
+        const key = String(principal.tokenId);
+        if (!auth.perToken.acquire(key)) {
+          closeWithReason(socket, WS_CLOSE.tooMany, `Token has ${auth.perToken.max} websockets open, its limit`);
+          return false;
+        }
+        ctx.extra.principal = principal;
+        ctx.extra.untrack = auth.authenticator.track(principal, () => closeWithReason(socket, WS_CLOSE.forbidden, 'The API token was revoked'));
+        socket.once('close', () => {
+          auth.perToken.release(key);
+          ctx.extra.untrack?.();
+        });
+        return true;
+      },
       // onSubscribe returns yoga's enveloped execute/subscribe beside the arguments; use those.
       execute: (args) => (args as EnvelopedArgs).envelopedExecute(args) as OperationResult,
       subscribe: (args) => (args as EnvelopedArgs).envelopedSubscribe(args) as OperationResult,
       onSubscribe: async (ctx, _id, payload) => {
         const socket = ctx.extra.socket;
+        // The same budget per token as HTTP requests have (a budget of its own), per operation started.
+        const limited = await auth.operationsPerToken.take(String(ctx.extra.principal?.tokenId));
+        if (!limited.ok) {
+          return [new GraphQLError(`Too many operations for this token; retry in ${limited.retryAfterSeconds} s.`, { extensions: { code: 'RATE_LIMITED' } })];
+        }
+        if (payload.variables && variablesTooDeep(payload.variables)) {
+          return [new GraphQLError(`Variables are nested deeper than ${MAX_VARIABLES_DEPTH} levels.`, { extensions: { code: 'BAD_USER_INPUT' } })];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket,
           connectionParams: ctx.connectionParams,
+          principal: ctx.extra.principal,
           params: payload,
           closeTransport: (code: number, reason: string) => closeWithReason(socket, code, reason),
         });
@@ -59,7 +145,7 @@ export function attachWebSocketTransport(
         try {
           document = parse(payload.query);
         } catch (error) {
-          return [error as import('graphql').GraphQLError];
+          return [error as GraphQLError];
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
@@ -74,7 +160,8 @@ export function attachWebSocketTransport(
         } as EnvelopedArgs;
       },
       onError: (_ctx, _id, _payload, errors) => {
-        log.debug({ errors: errors.map((e) => e.message) }, 'websocket operation failed');
+        // Codes only: messages can quote a client's variables (licence keys).
+        log.debug({ codes: errors.map((e) => e.extensions?.code ?? null) }, 'websocket operation failed');
       },
     },
     wss,

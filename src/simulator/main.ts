@@ -37,6 +37,8 @@ where and how often it reports (a shorter period within one new period).
   --register-api-ports tell the gateway each box's API port (registerBox, or updateBox when it knows
                        the box) through its GraphQL API before the first report
   --graphql-url URL    the gateway's GraphQL endpoint (default: --url's origin + /graphql)
+  --token T            API token for --watch (viewer) and --register-api-ports (operator);
+                       default: the FLEETGATE_TOKEN environment variable
   --no-api             no box APIs (for large fleets: one listening socket per box)
 
 Progress goes to stderr once a second; totals go to stdout at the end.
@@ -53,6 +55,8 @@ interface CliOptions {
   /** Print live changes from `graphqlUrl` beside the reports, or instead of them. */
   watch: 'off' | 'also' | 'only';
   graphqlUrl: string;
+  /** API token for GraphQL (--token, else FLEETGATE_TOKEN). */
+  token: string | undefined;
 }
 
 function numberOption(
@@ -101,6 +105,7 @@ function parseCli(argv: string[]): CliOptions | 'help' {
       list: { type: 'boolean', default: false },
       'register-api-ports': { type: 'boolean', default: false },
       'graphql-url': { type: 'string' },
+      token: { type: 'string' },
       'no-api': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       watch: { type: 'boolean', default: false },
@@ -123,6 +128,7 @@ function parseCli(argv: string[]): CliOptions | 'help' {
     registerAt: values['register-api-ports'] ? graphqlUrl : undefined,
     watch: values['watch-only'] ? 'only' : values.watch ? 'also' : 'off',
     graphqlUrl,
+    token: values.token || process.env.FLEETGATE_TOKEN || undefined,
     simulator: {
       ...SIMULATOR_DEFAULTS,
       ...defined({
@@ -227,8 +233,8 @@ async function main(): Promise<number> {
     stop.abort();
   });
   process.on('SIGTERM', () => stop.abort());
-  if (cli.watch === 'only') return watchOnly(cli.graphqlUrl, stop.signal, simulator.durationSeconds);
-  const watcher = cli.watch === 'also' ? startConsoleWatcher(cli.graphqlUrl) : undefined;
+  if (cli.watch === 'only') return watchOnly(cli.graphqlUrl, cli.token, stop.signal, simulator.durationSeconds);
+  const watcher = cli.watch === 'also' ? startConsoleWatcher(cli.graphqlUrl, cli.token) : undefined;
 
   process.stderr.write(
     `simulating ${simulator.boxes} boxes × ${simulator.devicesPerBox} devices, ${simulator.format} format,` +
@@ -243,7 +249,7 @@ async function main(): Promise<number> {
       // An API on a wildcard interface: the gateway calls the address the box's reports come from.
       const host = simulator.boxApi ? simulator.boxApi.host : undefined;
       const address = host === '0.0.0.0' || host === '::' ? undefined : host;
-      const registered = await registerApiPorts(cli.registerAt, apis, { address });
+      const registered = await registerApiPorts(cli.registerAt, apis, { address, token: cli.token });
       const fresh = registered.filter((r) => r.action === 'registered').length;
       process.stderr.write(`told ${cli.registerAt} the API ports of ${registered.length} boxes (${fresh} registered, ${registered.length - fresh} updated)\n`);
     }

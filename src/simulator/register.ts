@@ -30,10 +30,10 @@ export interface RegisteredBox {
 
 type Result = { __typename: string; box?: { id: string }; message?: string };
 
-async function call(graphqlUrl: string, query: string, variables: Record<string, unknown>, field: string): Promise<Result> {
+async function call(graphqlUrl: string, token: string | undefined, query: string, variables: Record<string, unknown>, field: string): Promise<Result> {
   const response = await fetch(graphqlUrl, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json', 'x-fleetgate-actor': 'fleetgate-simulator' },
+    headers: { 'content-type': 'application/json', accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: JSON.stringify({ query, variables }),
     signal: AbortSignal.timeout(10_000),
   });
@@ -59,7 +59,8 @@ async function call(graphqlUrl: string, query: string, variables: Record<string,
 export async function registerApiPorts(
   graphqlUrl: string,
   apis: readonly BoxApiServer[],
-  options: { address?: string; concurrency?: number } = {},
+  /** `token`: an operator (or admin) API token. */
+  options: { address?: string; concurrency?: number; token?: string } = {},
 ): Promise<RegisteredBox[]> {
   const address = options.address ?? null;
   const results: RegisteredBox[] = [];
@@ -67,11 +68,11 @@ export async function registerApiPorts(
   const worker = async () => {
     while (next < apis.length) {
       const { box, port } = apis[next++]!;
-      const registered = await call(graphqlUrl, REGISTER, { licenseKey: box.licenseKey, name: box.name, address, apiPort: port }, 'registerBox');
+      const registered = await call(graphqlUrl, options.token, REGISTER, { licenseKey: box.licenseKey, name: box.name, address, apiPort: port }, 'registerBox');
       if (registered.__typename === 'RegisterBoxSuccess' && registered.box) {
         results.push({ licenseKey: box.licenseKey, boxId: registered.box.id, apiPort: port, action: 'registered' });
       } else if (registered.__typename === 'LicenseKeyTaken' && registered.box) {
-        const updated = await call(graphqlUrl, UPDATE, { boxId: registered.box.id, address, apiPort: port }, 'updateBox');
+        const updated = await call(graphqlUrl, options.token, UPDATE, { boxId: registered.box.id, address, apiPort: port }, 'updateBox');
         if (updated.__typename !== 'UpdateBoxSuccess') throw new Error(`updateBox for ${box.licenseKey}: ${updated.message ?? updated.__typename}`);
         results.push({ licenseKey: box.licenseKey, boxId: registered.box.id, apiPort: port, action: 'updated' });
       } else {

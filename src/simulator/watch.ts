@@ -40,6 +40,8 @@ export interface WatchOptions {
   keepAliveMs?: number;
   /** The WebSocket class. Default the `ws` package's. */
   webSocketImpl?: typeof WebSocket;
+  /** An API token (viewer or higher), sent in connection_init. */
+  token?: string;
 }
 
 export interface Watcher {
@@ -218,9 +220,16 @@ export function startWatcher(options: WatchOptions): Watcher {
     url: webSocketUrl(options.graphqlUrl),
     webSocketImpl: options.webSocketImpl ?? WebSocket,
     lazy: false,
+    connectionParams: options.token ? { authorization: `Bearer ${options.token}` } : undefined,
     retryAttempts: Infinity,
-    // A refused or reset connection is an Error, not a CloseEvent; retry those too.
-    shouldRetry: () => phase !== 'stopped',
+    // A refused or reset connection is an Error, not a CloseEvent; retry those too. A refused token is final.
+    shouldRetry: (event) => {
+      if ((event as { code?: number } | undefined)?.code === 4403) {
+        fail(new Error('the gateway refused the API token (4403): pass --token or set FLEETGATE_TOKEN to a viewer token'));
+        return false;
+      }
+      return phase !== 'stopped';
+    },
     retryWait: (retries) => {
       const delay = Math.min(retry.max, retry.min * 2 ** retries) * (0.5 + Math.random() / 2);
       return new Promise((resolve) => setTimeout(resolve, delay));
@@ -296,10 +305,11 @@ function describeClose(event: unknown): string {
 }
 
 /** `--watch`: changes on stdout, one line each; connection news on stderr. */
-export function startConsoleWatcher(graphqlUrl: string): Watcher {
+export function startConsoleWatcher(graphqlUrl: string, token: string | undefined): Watcher {
   process.stderr.write(`watching live changes on ${graphqlUrl}\n`);
   return startWatcher({
     graphqlUrl,
+    token,
     onChange: (change) => process.stdout.write(`${formatChange(change)}\n`),
     onNotice: (message) => process.stderr.write(`watch: ${message}\n`),
     onError: (error) => process.stderr.write(`watch stopped: ${error.message}\n`),
@@ -307,13 +317,14 @@ export function startConsoleWatcher(graphqlUrl: string): Watcher {
 }
 
 /** `--watch-only`: watch until the signal or `durationSeconds`; 1 if the watcher stopped on an error. */
-export async function watchOnly(graphqlUrl: string, signal: AbortSignal, durationSeconds?: number): Promise<number> {
+export async function watchOnly(graphqlUrl: string, token: string | undefined, signal: AbortSignal, durationSeconds?: number): Promise<number> {
   let failed = false;
   let watcher: Watcher | undefined;
   await new Promise<void>((resolve) => {
     process.stderr.write(`watching live changes on ${graphqlUrl} (Ctrl-C to stop)\n`);
     watcher = startWatcher({
       graphqlUrl,
+      token,
       onChange: (change) => process.stdout.write(`${formatChange(change)}\n`),
       onNotice: (message) => process.stderr.write(`watch: ${message}\n`),
       onError: (error) => {

@@ -1,11 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { print } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGlobalId } from '../../src/graphql/global-id';
 import { FAKE_BOX_MESSAGES, GETCONFIGS, SETCONFIGS } from '../helpers/fake-box';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
+import { createToken } from '../helpers/tokens';
 import { freePort } from '../helpers/net';
 import {
   auditRows,
@@ -42,7 +42,7 @@ afterEach(closeFakeBoxes);
 function change(boxId: string, fields: Record<string, unknown>) {
   return {
     id: expect.any(String),
-    requestedBy: null,
+    requestedBy: 'ADMIN_TOKEN (token #1)',
     requestedAt: expect.any(String),
     durationMs: expect.any(Number),
     httpStatus: null,
@@ -87,7 +87,7 @@ describe('configureBox against a working box', () => {
     const rows = await auditRows(gateway, id);
     expect(rows).toEqual([
       expect.objectContaining({
-        requested_by: null,
+        requested_by: 'ADMIN_TOKEN (token #1)',
         request: sent,
         target: `127.0.0.1:${box.port}`,
         outcome: 'applied',
@@ -104,21 +104,18 @@ describe('configureBox against a working box', () => {
     expect(read).toMatchObject({ monitorUrl: NEW_URL, configuredReportPeriodSeconds: 30, reportPeriodSeconds: 30, apiAddress: '127.0.0.1', apiPort: box.port });
     expect(read!.configChanges.totalCount).toBe(1);
     expect(read!.configChanges.nodes).toEqual([
-      { id: (result as { change: { id: string } }).change.id, outcome: 'APPLIED', requestedBy: null, request: sent, errorCode: null, response: sent, target: `127.0.0.1:${box.port}`, box: { id } },
+      { id: (result as { change: { id: string } }).change.id, outcome: 'APPLIED', requestedBy: 'ADMIN_TOKEN (token #1)', request: sent, errorCode: null, response: sent, target: `127.0.0.1:${box.port}`, box: { id } },
     ]);
   });
 
-  it('records who asked from the X-Fleetgate-Actor header', async () => {
+  it('records who asked: the name and id of the API token used', async () => {
     const box = await fakeBox();
     const id = await registerFakeBox(gateway, box);
-    const response = await fetch(`${gateway.url}/graphql`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-fleetgate-actor': ' ops@example.com ' },
-      body: JSON.stringify({ query: print(ConfigureBoxMutation), variables: { input: { boxId: id, reportPeriodSeconds: 10 } } }),
-    });
-    const body = await response.json();
-    expect(body.data.configureBox.change.requestedBy).toBe('ops@example.com');
-    expect((await auditRows(gateway, id))[0]).toMatchObject({ requested_by: 'ops@example.com' });
+    const operator = await createToken(gateway.url, 'operator', 'ops-console');
+    const response = await send(gateway.url, ConfigureBoxMutation, { input: { boxId: id, reportPeriodSeconds: 10 } }, { token: operator.token });
+    const tokenNumber = Buffer.from(operator.id, 'base64').toString().split(':')[1];
+    expect(response.body.data?.configureBox).toMatchObject({ change: { requestedBy: `ops-console (token #${tokenNumber})` } });
+    expect((await auditRows(gateway, id))[0]).toMatchObject({ requested_by: `ops-console (token #${tokenNumber})` });
   });
 
   it('a call with other settings only leaves the monitor URL and period on the box row as they were', async () => {

@@ -50,7 +50,7 @@ beforeAll(async () => {
       signal: stop.signal,
       onReady: async (servers) => {
         apis = servers;
-        registered = await registerApiPorts(`${gateway.url}/graphql`, servers, { address: '127.0.0.1' });
+        registered = await registerApiPorts(`${gateway.url}/graphql`, servers, { address: '127.0.0.1', token: gateway.token });
         ready();
       },
     },

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CountCache } from '../../src/models/count-cache';
 import { startGateway, type TestGateway } from '../helpers/gateway';
+import { authorization } from '../helpers/auth';
 import { countStatements, graphql as send, query } from '../helpers/graphql';
 import { newerReport, post } from './fleet-fixture';
 import { graphql } from './generated';
@@ -49,7 +50,7 @@ describe('response cache', () => {
     const statements = await countStatements(gateway.app.pool, async () => {
       const response = await fetch(`${gateway.url}/graphql`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'cache-control': 'no-cache' },
+        headers: { 'content-type': 'application/json', 'cache-control': 'no-cache', ...authorization(gateway.url) },
         body: JSON.stringify({ query: '{ devices(filter: { status: [OFFLINE] }) { totalCount } }' }),
       });
       expect(await response.json()).toEqual({ data: { devices: { totalCount: 2 } } });

@@ -3,6 +3,7 @@ import { serverAudits } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGlobalId } from '../../src/graphql/global-id';
 import { startGateway, type TestGateway } from '../helpers/gateway';
+import { authorization } from '../helpers/auth';
 import { graphql as send, query } from '../helpers/graphql';
 import { newerReport, post } from './fleet-fixture';
 import { graphql } from './generated';
@@ -143,7 +144,11 @@ describe('bad input answers a clear GraphQL error with a code, never an internal
 
 describe('GraphQL over HTTP', () => {
   it('passes every MUST audit of graphql-http', async () => {
-    const results = await Promise.all(serverAudits({ url: `${gateway.url}/graphql` }).map((audit) => audit.fn()));
+    const results = await Promise.all(serverAudits({
+        url: `${gateway.url}/graphql`,
+        fetchFn: (input: RequestInfo | URL, init?: RequestInit) =>
+          fetch(input, { ...init, headers: { ...Object.fromEntries(new Headers(init?.headers)), ...authorization(gateway.url) } }),
+      }).map((audit) => audit.fn()));
     const failed = results.filter((r) => r.name.startsWith('MUST') && r.status !== 'ok');
     expect(failed.map((r) => `${r.name}: ${'reason' in r ? r.reason : ''}`)).toEqual([]);
     expect(results.filter((r) => r.name.startsWith('MUST')).length).toBeGreaterThanOrEqual(10);
@@ -160,10 +165,10 @@ describe('GraphQL over HTTP', () => {
   });
 
   it('answers GET queries and refuses mutations over GET', async () => {
-    const get = await fetch(`${gateway.url}/graphql?query=${encodeURIComponent('{ boxes { totalCount } }')}`, { headers: { accept: GRAPHQL_RESPONSE } });
+    const get = await fetch(`${gateway.url}/graphql?query=${encodeURIComponent('{ boxes { totalCount } }')}`, { headers: { accept: GRAPHQL_RESPONSE, ...authorization(gateway.url) } });
     expect(get.status).toBe(200);
     expect(await get.json()).toEqual({ data: { boxes: { totalCount: 1 } } });
-    const mutation = await fetch(`${gateway.url}/graphql?query=${encodeURIComponent('mutation { x }')}`, { headers: { accept: GRAPHQL_RESPONSE } });
+    const mutation = await fetch(`${gateway.url}/graphql?query=${encodeURIComponent('mutation { x }')}`, { headers: { accept: GRAPHQL_RESPONSE, ...authorization(gateway.url) } });
     expect(mutation.status).toBe(405);
   });
 });

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { buildApp, type App } from '../../src/app';
-import { loadConfig, type Config } from '../../src/config';
-import { createLogger } from '../../src/log';
+import { loadConfig, NO_LIMITS_ENV, type Config } from '../../src/config';
+import { createLogger, type Logger } from '../../src/log';
+import { newAdminToken, rememberToken } from './auth';
 import { createTestDatabase } from './database';
 
 export interface TestGateway {
@@ -10,21 +11,29 @@ export interface TestGateway {
   url: string;
   /** A client on the gateway's database, for checking what was stored. */
   sql: pg.Pool;
+  /** An admin API token (ADMIN_TOKEN); the GraphQL and websocket helpers send it by default. */
+  token: string;
   close(): Promise<void>;
 }
 
-/** A real gateway on a loopback port over a fresh database of the run's Postgres. */
-export async function startGateway(overrides: Partial<Config> = {}, databaseUrl?: string): Promise<TestGateway> {
+/**
+ * A real gateway on a loopback port over a fresh database of the run's Postgres, with an admin token
+ * of its own (`token`) and no rate limits or caps unless `overrides` sets them (NO_LIMITS_ENV).
+ */
+export async function startGateway(overrides: Partial<Config> = {}, databaseUrl?: string, { log }: { log?: Logger } = {}): Promise<TestGateway> {
   const database = databaseUrl ? undefined : await createTestDatabase();
   const url = databaseUrl ?? database!.url;
-  const config = loadConfig({}, { port: 0, host: '127.0.0.1', databaseUrl: url, ...overrides });
-  const app = buildApp(config, createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
+  const token = overrides.adminToken ?? newAdminToken();
+  const config = loadConfig(NO_LIMITS_ENV, { port: 0, host: '127.0.0.1', databaseUrl: url, ...overrides, adminToken: token });
+  const app = buildApp(config, log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'silent'));
   await app.start();
+  rememberToken(app.url, token);
   const sql = new pg.Pool({ connectionString: url, max: 2 });
   return {
     app,
     url: app.url,
     sql,
+    token,
     async close() {
       await sql.end();
       await app.stop();

@@ -1,12 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NO_LIMITS_ENV } from '../../src/config';
+import { newAdminToken, rememberToken } from './auth';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export interface GatewayProcess {
   child: ChildProcess;
   url: string;
+  /** The admin token the helpers send (empty when the test chose none). */
+  token: string;
   output(): string;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
@@ -14,9 +18,11 @@ export interface GatewayProcess {
 
 /** Runs `src/main.ts` as `npm start` does, in its own process, and waits until it listens. */
 export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_000): Promise<GatewayProcess> {
+  // An admin token for the helpers (env may bring its own, or ADMIN_TOKEN: '' for the first-start one).
+  const token = env.ADMIN_TOKEN ?? newAdminToken();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', ADMIN_TOKEN: token, ...NO_LIMITS_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -36,5 +42,18 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_0
     child.stderr!.on('data', check);
     void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening:\n${output}`)));
   });
-  return { child, url, output: () => output, exited };
+  if (token) rememberToken(url, token);
+  return { child, url, token, output: () => output, exited };
+}
+
+/** Runs a script the way npm does (node with tsx), and returns its exit code and output. */
+export function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -1,6 +1,7 @@
 import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { authorization } from './auth';
 
 export interface Subscription<T = any> {
   /** The next result, or an error after `timeoutMs`. */
@@ -62,7 +63,10 @@ function track<T>(subscribe: Subscribe, query: string, variables?: Record<string
 }
 
 /** A graphql-ws client (graphql-transport-ws over the `ws` package) on the gateway's /graphql. */
-export function wsClient(baseUrl: string, options: { connectionParams?: Record<string, unknown> } = {}): Client & { closed: Promise<{ code: number; reason: string }> } {
+export function wsClient(
+  baseUrl: string,
+  options: { connectionParams?: Record<string, unknown>; token?: string | null } = {},
+): Client & { closed: Promise<{ code: number; reason: string }> } {
   let onClosed!: (event: { code: number; reason: string }) => void;
   const closed = new Promise<{ code: number; reason: string }>((resolve) => (onClosed = resolve));
   const client = createWsClient({
@@ -70,7 +74,9 @@ export function wsClient(baseUrl: string, options: { connectionParams?: Record<s
     webSocketImpl: WebSocket,
     retryAttempts: 0,
     lazy: false,
-    connectionParams: options.connectionParams,
+    connectionParams: options.connectionParams ?? authorization(baseUrl, options.token),
+    // A refused connection is what some tests expect; `closed` reports it instead of console.error.
+    onNonLazyError: () => {},
     on: { closed: (event) => onClosed(event as { code: number; reason: string }) },
   });
   return Object.assign(client, { closed });
@@ -81,8 +87,13 @@ export function wsSubscribe<T = any>(client: Client, query: string, variables?: 
 }
 
 /** A graphql-sse client in distinct connections mode (one SSE response per subscription), as yoga serves it. */
-export function sseSubscribe<T = any>(baseUrl: string, query: string, variables?: Record<string, unknown>): Subscription<T> & { client: ReturnType<typeof createSseClient> } {
-  const client = createSseClient({ url: `${baseUrl}/graphql`, retryAttempts: 0 });
+export function sseSubscribe<T = any>(
+  baseUrl: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  { token }: { token?: string | null } = {},
+): Subscription<T> & { client: ReturnType<typeof createSseClient> } {
+  const client = createSseClient({ url: `${baseUrl}/graphql`, retryAttempts: 0, headers: authorization(baseUrl, token) });
   const subscription = track<T>((payload, sink) => client.subscribe(payload, sink as never), query, variables);
   return Object.assign(subscription, { client });
 }

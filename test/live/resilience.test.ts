@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
+import { authorization } from '../helpers/auth';
 import { wsClient, wsSubscribe } from '../helpers/subscriptions';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -55,10 +56,12 @@ describe('a websocket subscriber that stops reading', () => {
     await postReport(a.url, flip('SLOW-1', 0, 300));
     const heavy = `subscription { deviceStatusChanged { id box { devices(first: 300) { nodes { id externalId name url status statusSince } } } } }`;
 
+    const before = a.app.events.subscriberCount;
+    const beforeB = b.app.events.subscriberCount;
     const slow = new WebSocket(`${a.url.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
     const closed = new Promise<{ code: number; reason: string }>((resolve) => slow.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     await new Promise<void>((resolve) => {
-      slow.on('open', () => slow.send(JSON.stringify({ type: 'connection_init' })));
+      slow.on('open', () => slow.send(JSON.stringify({ type: 'connection_init', payload: authorization(a.url) })));
       slow.on('message', (data) => {
         if (JSON.parse(data.toString()).type === 'connection_ack') {
           slow.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query: heavy } }));
@@ -69,8 +72,12 @@ describe('a websocket subscriber that stops reading', () => {
     // On the other replica (default buffer): it must keep receiving whatever the slow one does.
     const healthy = wsClient(b.url);
     const fine = wsSubscribe(healthy, `subscription { deviceStatusChanged { device { externalId } toStatus } }`);
+    // Both subscriptions are running (on a busy machine, authentication and setup take a while).
+    const running = () => a.app.events.subscriberCount >= before + 1 && b.app.events.subscriberCount >= beforeB + 1;
+    for (const deadline = Date.now() + 10_000; !running() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
     await new Promise((r) => setTimeout(r, 200));
     const subscribers = a.app.events.subscriberCount;
+    expect(subscribers).toBe(before + 1);
     (slow as unknown as { _socket: import('node:net').Socket })._socket.pause(); // stop reading
 
     let n = 1;

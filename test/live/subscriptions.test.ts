@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
+import { authorization } from '../helpers/auth';
 import { sseSubscribe, wsClient, wsSubscribe } from '../helpers/subscriptions';
 
 let gateway: TestGateway;
@@ -36,7 +37,7 @@ const EVENT = `id cursor subject fromStatus toStatus at box { id licenseKey stat
 async function deviceIdOf(key: string, externalId: string): Promise<string> {
   const res = await fetch(`${gateway.url}/graphql`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...authorization(gateway.url) },
     body: JSON.stringify({ query: `query($k: String!) { box(licenseKey: $k) { devices(first: 50) { nodes { id externalId } } } }`, variables: { k: key } }),
   });
   const body = (await res.json()) as { data: { box: { devices: { nodes: Array<{ id: string; externalId: string }> } } } };
@@ -128,7 +129,7 @@ describe('boxStatusChanged', () => {
     // Its devices keep their status and say it is stale.
     const res = await fetch(`${gateway.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...authorization(gateway.url) },
       body: JSON.stringify({ query: `{ box(licenseKey: "WS-SILENT") { devices(first: 5) { nodes { status stale } } } }` }),
     });
     expect(((await res.json()) as any).data.box.devices.nodes).toEqual([{ status: 'ONLINE', stale: true }]);
@@ -172,7 +173,7 @@ describe('statusEvents: replay from a cursor, then live', () => {
     await post('WS-HIST', [{ id: 'a', status: 'offline' }]);
     const res = await fetch(`${gateway.url}/graphql`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...authorization(gateway.url) },
       body: JSON.stringify({ query: `query($b: [ID!]) { statusEvents(first: 10, filter: { box: $b }, orderBy: { field: ID, direction: ASC }) { edges { cursor node { toStatus } } } }`, variables: { b: [boxId] } }),
     });
     const edges = ((await res.json()) as any).data.statusEvents.edges;

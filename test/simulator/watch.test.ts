@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatChange, startWatcher, type WatchedChange, type Watcher, type WatchOptions } from '../../src/simulator/watch';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
-import { ROOT } from '../helpers/process';
+import { runScript } from '../helpers/process';
 
 let gateway: TestGateway;
 const watchers: Watcher[] = [];
@@ -134,7 +133,7 @@ async function startProxy(target: string): Promise<Proxy> {
 describe('the simulator watcher', () => {
   it('prints a device change posted to the gateway: time, box, device, from → to, delay', async () => {
     await post('WATCH-A', [{ id: 'cam1' }, { id: 'cam2' }]);
-    const w = watch(`${gateway.url}/graphql`);
+    const w = watch(`${gateway.url}/graphql`, { token: gateway.token });
     await untilWatching(w);
 
     await post('WATCH-A', [{ id: 'cam1', status: 'offline' }, { id: 'cam2' }]);
@@ -152,7 +151,7 @@ describe('the simulator watcher', () => {
   it('reconnects after the connection drops and replays the changes of the gap, once each, then goes on live', async () => {
     await post('WATCH-R', [{ id: 'a' }]);
     const proxy = await startProxy(gateway.url);
-    const w = watch(`${proxy.url}/graphql`, { retryDelayMs: { min: 50, max: 200 } });
+    const w = watch(`${proxy.url}/graphql`, { retryDelayMs: { min: 50, max: 200 }, token: gateway.token });
     await untilWatching(w);
 
     await post('WATCH-R', [{ id: 'a', status: 'offline' }]);
@@ -185,7 +184,7 @@ describe('the simulator watcher', () => {
   it('resumes without a gap even when the connection drops before any change arrived', async () => {
     await post('WATCH-Q', [{ id: 'q' }]);
     const proxy = await startProxy(gateway.url);
-    const w = watch(`${proxy.url}/graphql`, { retryDelayMs: { min: 50, max: 200 } });
+    const w = watch(`${proxy.url}/graphql`, { retryDelayMs: { min: 50, max: 200 }, token: gateway.token });
     await w.watcher.ready;
     expect(w.watcher.lastCursor).toBeDefined(); // the newest change when watching began
 
@@ -199,17 +198,7 @@ describe('the simulator watcher', () => {
   });
 });
 
-/** Runs a script the way npm does, with tsx, and returns its exit code and output. */
-function run(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = (script: string, args: string[]) => runScript(script, args);
 
 describe('bench/live.ts options', () => {
   it('--help prints every option and exits 0 without starting anything', async () => {

@@ -108,6 +108,7 @@ const unknownBox = (): InvalidBoxInput =>
 
 builder.mutationFields((t) => ({
   registerBox: t.field({
+    authScopes: { operator: true },
     type: RegisterBoxResult,
     description:
       'Makes a box known before it reports, with the address and port of its REST API, so configureBox can reach it (e.g. pointBoxAtGateway). It is OFFLINE until its first report. A removed box’s key lists that box again.',
@@ -127,6 +128,7 @@ builder.mutationFields((t) => ({
     },
   }),
   updateBox: t.field({
+    authScopes: { operator: true },
     type: UpdateBoxResult,
     description: 'Changes what the gateway keeps about a box. A field left out stays as it is; null clears it (for `address` and `apiPort`: back to the report address and 5555).',
     args: {
@@ -150,6 +152,7 @@ builder.mutationFields((t) => ({
     },
   }),
   removeBox: t.field({
+    authScopes: { operator: true },
     type: RemoveBoxResult,
     description:
       'Hides a box from every read and stops its offline detection; its history stays (registerBox with its key lists it again). `deleteHistory: true` deletes the box with its devices, status history and config audit trail.',
@@ -162,6 +165,7 @@ builder.mutationFields((t) => ({
       if (typeof boxId !== 'number') throw new InvalidBoxInput([boxId]);
       const outcome = await context.boxCalls.run(boxId, () => removeBox(context.pool, boxId, args.deleteHistory === true));
       if (outcome.kind === 'not_found') throw unknownBox();
+      context.ingestTrust.forget(); // its ingest secret stops working here at once (other replicas: within seconds)
       return new RemoveBoxSuccess(outcome.boxId, outcome.licenseKey, outcome.historyDeleted);
     },
   }),

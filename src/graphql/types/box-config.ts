@@ -1,7 +1,7 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { isIPv6 } from 'node:net';
 import { DEFAULT_BOX_API_PORT, type BadAnswerReason, type UnreachableReason } from '../../box-api/client';
-import type { ConfigFieldError } from '../../box-api/config-keys';
+import { MEDIA_DEVICE_MONITOR_URL, type ConfigFieldError } from '../../box-api/config-keys';
 import { configureBox, readBoxConfig, type BoxConfigDeps, type ConfigureOutcome, type ReadBack } from '../../box-api/configure';
 import type { ConfigOutcome } from '../../db/schema';
 import {
@@ -12,6 +12,7 @@ import {
   type ConfigChangeRow,
 } from '../../models/box-config';
 import type { BoxRow } from '../../models/boxes';
+import { dropIngestToken, issueIngestToken, keepOnlyIngestToken } from '../../models/ingest-tokens';
 import { keysetCondition } from '../../models/sql';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
@@ -49,7 +50,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
     box: t.field({ type: BoxRef, resolve: (change) => change.boxId }),
     requestedBy: t.exposeString('requestedBy', {
       nullable: true,
-      description: 'Who asked: the `X-Fleetgate-Actor` request header (API token identities later); null when not given.',
+      description: 'Who asked: the name and id of the API token used, e.g. `ops-console (token #3)`; null for attempts made before tokens.',
     }),
     requestedAt: t.expose('requestedAt', { type: 'DateTime', description: 'When the box was called (or the input refused).' }),
     request: t.expose('request', {
@@ -84,7 +85,8 @@ const CHANGE_CURSOR_SCOPE = 'BoxConfigChange';
 builder.objectField(BoxRef, 'configChanges', (t) =>
   t.loadable({
     type: BoxConfigChangeConnection,
-    description: 'Every attempt to change its settings through this gateway, newest first.',
+    description: 'Every attempt to change its settings through this gateway, newest first. Needs the operator role.',
+    authScopes: { operator: true },
     args: connectionArgs,
     byPath: true,
     load: async (boxIds: number[], context, args: PageArgs) => {
@@ -464,6 +466,7 @@ export const ConfigureBoxInput = builder.inputType('ConfigureBoxInput', {
 
 builder.mutationFields((t) => ({
   configureBox: t.field({
+    authScopes: { operator: true },
     type: ConfigureBoxResult,
     description:
       'Sets settings on a box through `POST /sophon/v2/face/setconfigs` on its recorded address and API port, and answers what the box said. Calls to one box run one at a time. Every attempt is kept in `Box.configChanges`.',
@@ -480,15 +483,33 @@ builder.mutationFields((t) => ({
     },
   }),
   pointBoxAtGateway: t.field({
+    authScopes: { operator: true },
     type: PointBoxAtGatewayResult,
-    description: 'configureBox with `monitorUrl` set to this gateway’s own ingest URL: `PUBLIC_URL` + `/DeviceStatus` (see docs/graphql.md for the default).',
+    description:
+      'configureBox with `monitorUrl` set to this gateway’s own ingest URL: `PUBLIC_URL` + `/DeviceStatus` (see docs/graphql.md for the default). With INGEST_POLICY=token the URL ends in a new secret of this box’s (`/DeviceStatus/<secret>`); the box’s previous secret stops working once the box holds the new one. Needs the operator role.',
     args: { boxId: t.arg.id({ required: true }) },
     resolve: async (_root, args, context) => {
       const boxId = boxIdFrom(args.boxId);
       if (typeof boxId !== 'number') throw new InvalidConfig([boxId]);
-      const monitorUrl = gatewayIngestUrl(context);
-      if (!monitorUrl) throw new InvalidConfig([{ field: 'monitorUrl', message: 'The gateway cannot tell its own URL here; set PUBLIC_URL.' }]);
-      const outcome = await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl }, requestedBy: context.actor });
+      const ingestUrl = gatewayIngestUrl(context);
+      if (!ingestUrl) throw new InvalidConfig([{ field: 'monitorUrl', message: 'The gateway cannot tell its own URL here; set PUBLIC_URL.' }]);
+      if (context.config.ingestPolicy !== 'token') {
+        return configureResult(await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl: ingestUrl }, requestedBy: context.actor }));
+      }
+      // INGEST_POLICY=token: the URL carries a new secret of this box's. Until the box is known to hold
+      // it, the secret it had keeps working too; a box that did not take the new one keeps the old.
+      const secret = await issueIngestToken(context.pool, boxId).catch((error: unknown) => {
+        if ((error as { code?: string }).code === '23503') throw new InvalidConfig([{ field: 'boxId', message: 'There is no box with this id.' }]);
+        throw error;
+      });
+      const outcome = await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl: `${ingestUrl}/${secret}` }, requestedBy: context.actor });
+      const took =
+        outcome.kind === 'applied' ||
+        ('readBack' in outcome && outcome.readBack?.appliedKeys.includes(MEDIA_DEVICE_MONITOR_URL) === true);
+      const mayHave = outcome.kind === 'timed_out' || (outcome.kind === 'unreachable' && outcome.requestSent && !outcome.readBack?.values);
+      if (took) await keepOnlyIngestToken(context.pool, boxId, secret);
+      else if (!mayHave) await dropIngestToken(context.pool, secret);
+      context.ingestTrust.forget();
       return configureResult(outcome);
     },
   }),
@@ -497,8 +518,10 @@ builder.mutationFields((t) => ({
 builder.queryField('boxConfig', (t) =>
   t.field({
     type: BoxConfigResult,
+    // It calls the box: an operator's tool, and its answer shows the box's settings.
+    authScopes: { operator: true },
     description:
-      'Reads settings from the box itself through `POST /sophon/v2/face/getconfigs` (never from a cache): `keys`, or every setting it lists when left out.',
+      'Reads settings from the box itself through `POST /sophon/v2/face/getconfigs` (never from a cache): `keys`, or every setting it lists when left out. Needs the operator role.',
     args: {
       boxId: t.arg.id({ required: true }),
       keys: t.arg.stringList({ description: 'Box setting names, e.g. ["MEDIA_DEVICE_MONITOR_URL", "MEDIA_DEVICE_MONITOR_REPORT_PEROID"].' }),

@@ -70,7 +70,12 @@ export const DeviceRef = builder.loadableNode('Device', {
     ip: t.exposeString('ip', { nullable: true }),
     type: t.expose('type', { type: DeviceType }),
     reportedType: t.exposeString('reportedType', { nullable: true, description: 'The raw type when `type` is UNKNOWN.' }),
-    url: t.exposeString('url', { nullable: true }),
+    url: t.exposeString('url', {
+      nullable: true,
+      // Camera URLs often carry credentials (rtsp://user:password@...): not for dashboards' viewer tokens.
+      authScopes: { operator: true },
+      description: 'The stream or file URL as the box reports it. Needs the operator role: camera URLs often hold credentials.',
+    }),
     permissionId: t.exposeString('permissionId', {
       nullable: true,
       description: '`permission_id` (newer boxes) or `ep_location` (older ones): the group the device is bound to.',

@@ -52,13 +52,27 @@ function toStatusEvent(event: LiveEvent): StatusEventRow {
   return { id: event.id, boxId: event.boxId, deviceId: event.deviceId, fromStatus: event.fromStatus, toStatus: event.toStatus, at: event.at, box, device: device ?? undefined };
 }
 
+/**
+ * The last item of a stream that ends for a reason the client must learn: the field resolves it to
+ * this error, so the client gets a result with `errors` and then `complete` (a source stream that
+ * throws would just break an SSE response).
+ */
+class StreamEnd {
+  constructor(readonly error: GraphQLError) {}
+}
+
+function resolveEvent(event: StatusEventRow | StreamEnd): StatusEventRow {
+  if (event instanceof StreamEnd) throw event.error;
+  return event;
+}
+
 /** Ends a subscription that fell behind: a websocket is closed with a reason, SSE gets an error. */
-function slowConsumer(context: GraphQLContext, error: SlowConsumerError): never | void {
+function slowConsumer(context: GraphQLContext, error: SlowConsumerError): StreamEnd | undefined {
   if (context.closeTransport) {
     context.closeTransport(SLOW_CONSUMER_CLOSE_CODE, `Slow consumer: ${error.message}`.slice(0, 123));
-    return;
+    return undefined;
   }
-  throw new GraphQLError(error.message, { extensions: { code: 'SLOW_CONSUMER' } });
+  return new StreamEnd(new GraphQLError(error.message, { extensions: { code: 'SLOW_CONSUMER' } }));
 }
 
 /**
@@ -66,10 +80,39 @@ function slowConsumer(context: GraphQLContext, error: SlowConsumerError): never 
  * first the stored events after it, then live ones, with no gap and no duplicate: the hub says which
  * id its live feed starts after, and the replay reads the table up to exactly that id.
  */
-function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): AsyncIterableIterator<StatusEventRow> {
-  const hub = context.events;
-  const { events: live, startsAfter } = hub.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer, filter.boxIds);
-  const stream = replayThenLive(context, filter, live, startsAfter, afterId);
+function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): AsyncIterableIterator<StatusEventRow | StreamEnd> {
+  const principal = context.principal;
+  if (!principal) throw new GraphQLError('Subscriptions need an API token.', { extensions: { code: 'UNAUTHENTICATED' } });
+  const slotKey = String(principal.tokenId);
+  if (!context.subscriptionCap.acquire(slotKey)) {
+    throw new GraphQLError(
+      `Token "${principal.name}" has ${context.subscriptionCap.max} subscriptions running, its limit (MAX_SUBSCRIPTIONS_PER_TOKEN); end one first.`,
+      { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } },
+    );
+  }
+  let feed;
+  try {
+    feed = context.events.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer, filter.boxIds);
+  } catch (error) {
+    context.subscriptionCap.release(slotKey);
+    throw error;
+  }
+  const { events: live, startsAfter } = feed;
+  const ended = { revoked: false };
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    context.subscriptionCap.release(slotKey);
+    untrack();
+  };
+  // A revoked token ends its subscriptions: a websocket is closed (4403) by the transport; an SSE
+  // subscription ends with a TOKEN_REVOKED error.
+  const untrack = context.authenticator.track(principal, () => {
+    ended.revoked = true;
+    void live.return?.();
+  });
+  const stream = replayThenLive(context, filter, live, startsAfter, afterId, ended, release);
   // An async generator waiting for the hub cannot run `return()` until the next event arrives, so a
   // client's unsubscribe ends the hub's feed first: the wait ends at once and the generator finishes.
   return {
@@ -78,6 +121,7 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
     },
     next: () => stream.next(),
     return: async () => {
+      release();
       await live.return?.();
       return stream.return(undefined);
     },
@@ -91,7 +135,9 @@ async function* replayThenLive(
   live: AsyncIterableIterator<LiveEvent>,
   startsAfter: number,
   afterId: number | undefined,
-): AsyncGenerator<StatusEventRow, undefined> {
+  ended: { revoked: boolean },
+  release: () => void,
+): AsyncGenerator<StatusEventRow | StreamEnd, undefined> {
   try {
     let last = startsAfter;
     if (afterId !== undefined) {
@@ -113,10 +159,15 @@ async function* replayThenLive(
       last = Math.max(afterId, startsAfter);
     }
     for await (const event of live) if (event.id > last) yield toStatusEvent(event);
+    if (ended.revoked) {
+      yield new StreamEnd(new GraphQLError('The API token of this subscription was revoked.', { extensions: { code: 'TOKEN_REVOKED' } }));
+    }
   } catch (error) {
-    if (error instanceof SlowConsumerError) slowConsumer(context, error);
-    else throw error;
+    if (!(error instanceof SlowConsumerError)) throw error;
+    const end = slowConsumer(context, error);
+    if (end) yield end;
   } finally {
+    release();
     await live.return?.();
   }
   return undefined;
@@ -133,6 +184,7 @@ const DeviceStatusChangedFilter = builder.inputType('DeviceStatusChangedFilter',
 });
 
 builder.subscriptionType({
+  authScopes: { viewer: true },
   description:
     'Live status changes, over websockets (graphql-transport-ws) or SSE on /graphql. Each event is the StatusEvent the history query returns, with its cursor.',
 });
@@ -150,7 +202,7 @@ builder.subscriptionField('deviceStatusChanged', (t) =>
         deviceTypes: setOf(filter?.types),
         toStatus: setOf(filter?.statuses),
       }),
-    resolve: (event) => event,
+    resolve: resolveEvent,
   }),
 );
 
@@ -160,7 +212,7 @@ builder.subscriptionField('boxStatusChanged', (t) =>
     description: 'Box events from now on: first report, offline (fell silent), back online.',
     args: { boxes: t.arg.globalIDList({ for: BoxRef, description: 'Only these boxes; omit for all.' }) },
     subscribe: (_root, { boxes }, context) => follow(context, { subject: 'box', boxIds: setOf(boxes?.map((id) => Number(id.id))) }),
-    resolve: (event) => event,
+    resolve: resolveEvent,
   }),
 );
 
@@ -188,6 +240,6 @@ builder.subscriptionField('statusEvents', (t) =>
         afterId,
       );
     },
-    resolve: (event) => event,
+    resolve: resolveEvent,
   }),
 );

@@ -1,0 +1,50 @@
+import type pg from 'pg';
+import { generateSecret, hashSecret, INGEST_TOKEN_PREFIX } from '../auth/tokens';
+
+// Per-box ingest secrets (INGEST_POLICY=token): the box posts to `/DeviceStatus/<secret>`. Only the
+// SHA-256 is stored. pointBoxAtGateway issues a new secret, sends the URL to the box, and then keeps
+// only the secret the box holds (both while that is unknown, e.g. after a timeout).
+
+export interface IngestTokenOwner {
+  boxId: number;
+  licenseKey: string;
+}
+
+/** A new secret for the box; the old ones stay valid until `keepOnly`. */
+export async function issueIngestToken(pool: pg.Pool, boxId: number): Promise<string> {
+  const secret = generateSecret(INGEST_TOKEN_PREFIX);
+  await pool.query('insert into box_ingest_tokens (token_hash, box_id) values ($1, $2)', [hashSecret(secret), boxId]);
+  return secret;
+}
+
+/** The box now holds `secret`: its other secrets stop working. */
+export async function keepOnlyIngestToken(pool: pg.Pool, boxId: number, secret: string): Promise<void> {
+  await pool.query('delete from box_ingest_tokens where box_id = $1 and token_hash <> $2', [boxId, hashSecret(secret)]);
+}
+
+/** The box did not take `secret`: it stops working (the one the box holds stays). */
+export async function dropIngestToken(pool: pg.Pool, secret: string): Promise<void> {
+  await pool.query('delete from box_ingest_tokens where token_hash = $1', [hashSecret(secret)]);
+}
+
+/** The box a secret belongs to, unless that box was removed. */
+export async function ingestTokenOwner(pool: pg.Pool, secret: string): Promise<IngestTokenOwner | undefined> {
+  const { rows } = await pool.query<IngestTokenOwner>({
+    name: 'fleetgate_ingest_token_owner',
+    text: `select t.box_id as "boxId", b.license_key as "licenseKey"
+           from box_ingest_tokens t join boxes b on b.id = t.box_id
+           where t.token_hash = $1 and b.removed_at is null`,
+    values: [hashSecret(secret)],
+  });
+  return rows[0];
+}
+
+/** `/fgi_…` in place of every ingest secret in a URL or answer kept in the audit trail. */
+export function redactIngestSecrets<T>(value: T): T {
+  if (typeof value === 'string') return value.replace(/fgi_[A-Za-z0-9_-]{43}/g, 'fgi_…') as T;
+  if (Array.isArray(value)) return value.map(redactIngestSecrets) as T;
+  if (value && typeof value === 'object' && !(value instanceof Date)) {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactIngestSecrets(v)])) as T;
+  }
+  return value;
+}
