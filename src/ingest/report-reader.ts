@@ -2,8 +2,8 @@ import type { ReportWarning } from './errors';
 import { mayHoldUnstorableText, parseReportJson } from './json';
 import { hashBody, normalizeReport, type Report, type ReportLimits } from './report';
 
-/** Licence keys whose last report is kept; the oldest is dropped first. */
-const DEFAULT_CAPACITY = 2048;
+/** Licence keys whose last report is kept, and the body bytes they may hold; the oldest is dropped first. */
+const DEFAULT_CAPACITY = { reports: 2048, bytes: 32 * 1024 * 1024 };
 
 /**
  * Turns report bodies into Reports: decode, parse (strict JSON, else JSON5), validate, normalize.
@@ -16,10 +16,12 @@ export class ReportReader {
   private readonly byHash = new Map<string, Report>();
   /** Licence key → hash of its last body, oldest first. */
   private readonly lastHash = new Map<string, string>();
+  /** Body bytes of the Reports kept (their parsed form takes about as much again). */
+  private bytes = 0;
 
   constructor(
     private readonly limits: ReportLimits,
-    private readonly capacity = DEFAULT_CAPACITY,
+    private readonly capacity: { reports: number; bytes: number } = DEFAULT_CAPACITY,
   ) {}
 
   /** The body's Report, or a ReportError saying what is wrong with it. */
@@ -43,16 +45,21 @@ export class ReportReader {
   }
 
   private remember(report: Report): void {
-    const previous = this.lastHash.get(report.licenseKey);
-    if (previous !== undefined) {
-      this.byHash.delete(previous);
-      this.lastHash.delete(report.licenseKey); // re-added below, as the newest
-    } else if (this.lastHash.size >= this.capacity) {
-      const [oldestKey, oldestHash] = this.lastHash.entries().next().value as [string, string];
-      this.lastHash.delete(oldestKey);
-      this.byHash.delete(oldestHash);
+    this.forget(report.licenseKey); // re-added below, as the newest
+    if (report.rawBody.length > this.capacity.bytes) return;
+    while (this.lastHash.size > 0 && (this.lastHash.size >= this.capacity.reports || this.bytes + report.rawBody.length > this.capacity.bytes)) {
+      this.forget(this.lastHash.keys().next().value as string);
     }
     this.lastHash.set(report.licenseKey, report.rawHash);
     this.byHash.set(report.rawHash, report);
+    this.bytes += report.rawBody.length;
+  }
+
+  private forget(licenseKey: string): void {
+    const hash = this.lastHash.get(licenseKey);
+    if (hash === undefined) return;
+    this.bytes -= this.byHash.get(hash)!.rawBody.length;
+    this.byHash.delete(hash);
+    this.lastHash.delete(licenseKey);
   }
 }

@@ -21,13 +21,21 @@ describe('ReportReader', () => {
     expect(reader.read(body(newer('RR-0001')))).not.toBe(first);
   });
 
-  it('keeps at most `capacity` boxes, dropping the oldest', () => {
-    const reader = new ReportReader({ maxDevices: 10 }, 2);
+  it('keeps at most `capacity` boxes and body bytes, dropping the oldest', () => {
+    const reader = new ReportReader({ maxDevices: 10 }, { reports: 2, bytes: 1e6 });
     const a = reader.read(body(newer('RR-A')));
     const b = reader.read(body(newer('RR-B')));
     reader.read(body(newer('RR-C')));
     expect(reader.read(body(newer('RR-B')))).toBe(b);
     expect(reader.read(body(newer('RR-A')))).not.toBe(a);
+
+    const size = body(newer('RR-D')).length;
+    const small = new ReportReader({ maxDevices: 10 }, { reports: 100, bytes: 2.5 * size });
+    const d = small.read(body(newer('RR-D')));
+    const e = small.read(body(newer('RR-E')));
+    small.read(body(newer('RR-F'))); // a third would pass the byte budget: the oldest goes
+    expect(small.read(body(newer('RR-E')))).toBe(e);
+    expect(small.read(body(newer('RR-D')))).not.toBe(d);
   });
 
   it('reads lenient bodies and a byte order mark as before, and refuses bad ones every time', () => {
