@@ -43,6 +43,10 @@ function notFound(res: ServerResponse): void {
   res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'No such route. Reports go to POST /DeviceStatus.', path: null } }));
 }
 
+/** Time to receive a request's headers, and the whole request; past it Node answers 408 and closes. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 function refuseWhileStopping(res: ServerResponse): void {
   res.shouldKeepAlive = false;
   res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '5', connection: 'close' });
@@ -120,7 +124,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     const yoga = createGraphQLServer({ db, pool, log, config, events, authenticator, ingestTrust }, { plugins: [metrics.graphqlPlugin] });
     const readiness = createReadinessCheck(pool);
 
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    // Timeouts are checked every second (Node's default: every 30 s, which would triple them).
+    server = createServer({ connectionsCheckingInterval: 1_000 }, (req: IncomingMessage, res: ServerResponse) => {
       // Once stopping, a request that arrives on a kept-alive connection is not taken: the client
       // retries (on another replica); nothing of it is stored.
       if (stopping) return void refuseWhileStopping(res);
@@ -156,6 +161,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       notFound(res);
     });
     server.keepAliveTimeout = 65_000; // longer than typical box and load-balancer idle timeouts
+    // A client that trickles its headers or body (slowloris) holds a socket for at most this long:
+    // boxes send a few kilobytes, at once.
+    server.headersTimeout = HEADERS_TIMEOUT_MS;
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
     websockets = attachWebSocketTransport(server, yoga, log, {
       authenticator,
       perToken: new Cap(config.wsMaxConnectionsPerToken),

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HEADERS_TIMEOUT_MS } from '../../src/app';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { storedState } from '../helpers/snapshot';
 
@@ -87,6 +88,25 @@ describe('a refused report gets the exact answer and changes nothing', () => {
     const res = await fetch(`${gateway.url}/RealTimeEvent`, { method: 'POST', body: '{}' });
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: { code: 'NOT_FOUND', message: 'No such route. Reports go to POST /DeviceStatus.', path: null } });
+  });
+
+  it('a client that trickles its headers (slowloris) is answered 408 and dropped after 10 s', { timeout: 30_000 }, async () => {
+    const port = Number(new URL(gateway.url).port);
+    const started = Date.now();
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      const socket = connect(port, '127.0.0.1', () => socket.write('POST /DeviceStatus HTTP/1.1\r\nHost: x\r\n'));
+      // One more header line every second, never the end of the headers.
+      const trickle = setInterval(() => socket.write(`X-Slow-${Date.now()}: 1\r\n`), 1_000);
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('close', () => {
+        clearInterval(trickle);
+        resolve(text);
+      });
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(HEADERS_TIMEOUT_MS - 500);
+    expect(Date.now() - started).toBeLessThan(HEADERS_TIMEOUT_MS + 10_000);
   });
 
   it('a client that hangs up mid-body stores nothing and the gateway carries on', async () => {
