@@ -17,7 +17,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded'
 import { formatMs } from '../src/simulator/latency';
 import { createLogger } from '../src/log';
 import { checkStored, ReportLoad, type AnswerTally, type StoredCheck } from './lib/acknowledged-reports';
-import { UsageError, freePort, numberOption, oneOf, settlesWithin, sleep, stderrLine } from './lib/common';
+import { UsageError, freePort, numberOption, oneOf, parseCommandLine, settlesWithin, sleep, stderrLine } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 const MODES = ['kill', 'term', 'outage'] as const;
@@ -372,18 +372,8 @@ function printDurability(check: StoredCheck): void {
 }
 
 async function main(): Promise<number> {
-  let options: FaultOptions | 'help';
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (options === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const o = options;
+  const o = parseCommandLine(parseOptions, USAGE);
+  if (typeof o === 'number') return o;
   const hardTimeout = setTimeout(() => abandon(`hard timeout: the run took more than ${Math.round(o.hardTimeoutMs / 1000)} s`, 1), o.hardTimeoutMs);
   process.once('SIGINT', () => abandon('interrupted', 130));
   process.once('SIGTERM', () => abandon('terminated', 143));

@@ -17,7 +17,7 @@ import { Pool } from 'undici';
 import { createFleet, type FleetFormat, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { ReportStream } from '../src/simulator/prebuilt';
-import { UsageError, freePort, numberOption, oneOf, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { UsageError, freePort, numberOption, oneOf, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 
@@ -604,18 +604,8 @@ async function runGateway(options: BenchOptions): Promise<{ result: RunResult; d
 }
 
 async function main(): Promise<number> {
-  let options: BenchOptions | 'help';
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (options === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const bench = options;
+  const bench = parseCommandLine(parseOptions, USAGE);
+  if (typeof bench === 'number') return bench;
 
   const hardTimeout = setTimeout(() => abandon(`hard timeout: the benchmark took more than ${bench.hardTimeoutMs / 1000} s`, 1), bench.hardTimeoutMs);
   process.once('SIGINT', () => abandon('interrupted', 130));

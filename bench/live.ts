@@ -30,7 +30,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
-import { UsageError, freePort, numberOption, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { UsageError, freePort, numberOption, parseCommandLine, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { BENCH_ADMIN_TOKEN, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -1277,18 +1277,8 @@ async function runReplicas(options: BenchOptions, profileDir: string | undefined
 }
 
 async function main(): Promise<number> {
-  let options: BenchOptions | 'help';
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
-    return 2;
-  }
-  if (options === 'help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const bench = options;
+  const bench = parseCommandLine(parseOptions, USAGE);
+  if (typeof bench === 'number') return bench;
 
   // Each subscriber process holds its connections; each gateway holds all of its subscribers'.
   const fdLimit = openFilesLimit();

@@ -69,3 +69,22 @@ export async function stopLeftoverPostgres(dataDir: string): Promise<void> {
   stderrLine(`stopping the embedded Postgres a gateway left running (pid ${pid})`);
   for (let i = 0; i < 100 && existsSync(path.join(dataDir, 'postmaster.pid')); i++) await sleep(100);
 }
+
+/**
+ * A benchmark's options from its command line, or the exit code when there is nothing to run:
+ * 0 after printing the usage for --help, 2 after printing a usage error with the usage.
+ */
+export function parseCommandLine<T>(parse: (argv: string[]) => T | 'help', usage: string): T | number {
+  let options: T | 'help';
+  try {
+    options = parse(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  return options;
+}

@@ -1,36 +1,27 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/db/connection';
 import { ReportError } from '../../src/ingest/errors';
 import { maskLicenseKey } from '../../src/ingest/license-key';
 import { normalizeReport } from '../../src/ingest/report';
 import type { AppliedReport, ReceivedReport } from '../../src/ingest/store';
-import { ReportWriter } from '../../src/ingest/writer';
-import { createLogger } from '../../src/log';
+import type { ReportWriter } from '../../src/ingest/writer';
 import { registerBox, removeBox } from '../../src/models/box-admin';
-import { createTestDatabase } from '../helpers/database';
+import { startWriter, type TestWriter } from '../helpers/writer';
 
 // INGEST_POLICY=registered, at the store: a report with `mustExist` is refused, exactly and without a
 // cache, when its box has no row or was removed; its batch neighbours are applied as usual.
 
-const log = createLogger('silent');
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let pool: pg.Pool;
 let writer: ReportWriter;
-/** Sizes of the batches the writer committed, re-runs included: a refusal must not cause one. */
-const batches: number[] = [];
+/** Sizes of the batches the writer committed, re-runs included. */
+let batches: number[];
+let setup: TestWriter | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  pool = createPool(database.url, 4, log);
-  // A window long enough that reports submitted together share one batch.
-  writer = new ReportWriter(pool, log, { windowMs: 50, maxItems: 100, maxInFlight: 2 }, undefined, (size) => batches.push(size));
+  setup = await startWriter();
+  ({ pool, writer, batches } = setup);
 });
-afterAll(async () => {
-  await writer?.drain();
-  await pool?.end();
-  await database?.drop();
-});
+afterAll(() => setup?.close());
 
 const newer = (key: string, devices = ['cam-1', 'cam-2']) => ({
   mq_license_key: key,

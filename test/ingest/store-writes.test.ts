@@ -1,32 +1,25 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPool } from '../../src/db/connection';
 import { normalizeReport } from '../../src/ingest/report';
 import type { AppliedReport, ReceivedReport } from '../../src/ingest/store';
-import { ReportWriter } from '../../src/ingest/writer';
-import { createLogger } from '../../src/log';
-import { createTestDatabase } from '../helpers/database';
+import type { ReportWriter } from '../../src/ingest/writer';
+import { startWriter, type TestWriter } from '../helpers/writer';
 
 // What the store writes, seen at the ReportWriter with a real Postgres: device times kept or set
 // as the reports say (the store reads only what its diff needs), batches of several reports of one
 // box, and a statement failing in the middle of a pipelined transaction.
 
-const log = createLogger('silent');
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let pool: pg.Pool;
 let writer: ReportWriter;
-const batches: number[] = [];
+/** Sizes of the batches the writer committed, re-runs included. */
+let batches: number[];
+let setup: TestWriter | undefined;
 
 beforeAll(async () => {
-  database = await createTestDatabase();
-  pool = createPool(database.url, 4, log);
-  writer = new ReportWriter(pool, log, { windowMs: 50, maxItems: 100, maxInFlight: 2 }, undefined, (size) => batches.push(size));
+  setup = await startWriter();
+  ({ pool, writer, batches } = setup);
 });
-afterAll(async () => {
-  await writer?.drain();
-  await pool?.end();
-  await database?.drop();
-});
+afterAll(() => setup?.close());
 
 type Dev = { id: string; status?: string; name?: string };
 function received(key: string, devices: Dev[], at: Date): ReceivedReport {
