@@ -17,7 +17,7 @@ import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded'
 import { formatMs } from '../src/simulator/latency';
 import { createLogger } from '../src/log';
 import { checkStored, ReportLoad, type AnswerTally, type StoredCheck } from './lib/acknowledged-reports';
-import { UsageError, freePort, numberOption, oneOf, parseCommandLine, settlesWithin, sleep, stderrLine } from './lib/common';
+import { Cleanups, UsageError, freePort, numberOption, oneOf, parseCommandLine, settlesWithin, sleep, stderrLine } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 const MODES = ['kill', 'term', 'outage'] as const;
@@ -113,22 +113,11 @@ function parseOptions(argv: string[]): FaultOptions | 'help' {
 // ---------------------------------------------------------------------------------------------
 // Cleaning up on every way out
 
-const cleanups: Array<() => Promise<void>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const cleanup = cleanups.pop() as () => Promise<void>;
-      await cleanup().catch((error: unknown) => stderrLine(`cleanup: ${(error as Error).message}`));
-    }
-  })().finally(() => (cleaning = undefined));
-  return cleaning;
-}
+const cleanups = new Cleanups();
 
+/** Hard timeout or Ctrl-C: stop what runs, remove temporary files, exit. */
 function abandon(reason: string, exitCode: number): void {
-  stderrLine(`\n${reason}; stopping the gateway and Postgres`);
-  setTimeout(() => process.exit(exitCode), 60_000).unref();
-  void cleanUp().finally(() => process.exit(exitCode));
+  cleanups.abandon(`${reason}; stopping the gateway and Postgres`, exitCode);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,7 +425,7 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     clearTimeout(hardTimeout);
-    await cleanUp();
+    await cleanups.run();
   }
 }
 

@@ -17,7 +17,7 @@ import { Pool } from 'undici';
 import { createFleet, type FleetFormat, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
 import { ReportStream } from '../src/simulator/prebuilt';
-import { UsageError, freePort, numberOption, oneOf, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { Cleanups, UsageError, freePort, numberOption, oneOf, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 
@@ -543,21 +543,7 @@ function printDurability(counts: DurabilityCounts, options: BenchOptions, gatewa
 // ---------------------------------------------------------------------------------------------
 // Main
 
-/** Things to undo on any exit path, newest first; each runs once. */
-const cleanups: Array<() => Promise<void>> = [];
-let cleaning: Promise<void> | undefined;
-/** Runs the pending cleanups in order; a second caller (Ctrl-C during a normal cleanup) waits for the same run. */
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const cleanup = cleanups.pop() as () => Promise<void>;
-      await cleanup().catch((error: unknown) => stderrLine(`cleanup: ${(error as Error).message}`));
-    }
-  })().finally(() => {
-    cleaning = undefined;
-  });
-  return cleaning;
-}
+const cleanups = new Cleanups();
 
 async function runBaseline(options: BenchOptions): Promise<RunResult> {
   const port = await freePort();
@@ -566,7 +552,7 @@ async function runBaseline(options: BenchOptions): Promise<RunResult> {
   try {
     return await benchmark('baseline: bare node:http server, JSON.parse only (bench/bare-server.ts)', server, options);
   } finally {
-    await cleanUp();
+    await cleanups.run();
   }
 }
 
@@ -599,7 +585,7 @@ async function runGateway(options: BenchOptions): Promise<{ result: RunResult; d
     const durable = printDurability(counts, options, result, freshDatabase);
     return { result, durable };
   } finally {
-    await cleanUp();
+    await cleanups.run();
   }
 }
 
@@ -635,15 +621,13 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     clearTimeout(hardTimeout);
-    await cleanUp();
+    await cleanups.run();
   }
 }
 
-/** Hard timeout or Ctrl-C: stop the children, remove the temp folder, exit; forced after a further minute. */
+/** Hard timeout or Ctrl-C: stop what runs, remove temporary files, exit. */
 function abandon(reason: string, exitCode: number): void {
-  stderrLine(`\n${reason}; stopping the servers`);
-  setTimeout(() => process.exit(exitCode), 60_000).unref();
-  void cleanUp().finally(() => process.exit(exitCode));
+  cleanups.abandon(`${reason}; stopping the servers`, exitCode);
 }
 
 process.exitCode = await main();

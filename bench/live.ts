@@ -30,7 +30,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
-import { UsageError, freePort, numberOption, parseCommandLine, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { Cleanups, UsageError, freePort, numberOption, parseCommandLine, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { BENCH_ADMIN_TOKEN, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -1141,19 +1141,7 @@ function verdicts(result: SectionResult, p99TargetMs: number): Verdict[] {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-const cleanups: Array<() => Promise<void>> = [];
-let cleaning: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    while (cleanups.length) {
-      const cleanup = cleanups.pop()!;
-      await cleanup().catch((error: unknown) => stderrLine(`cleanup: ${(error as Error).message}`));
-    }
-  })().finally(() => {
-    cleaning = undefined;
-  });
-  return cleaning;
-}
+const cleanups = new Cleanups();
 
 /** The soft "Max open files" of this process (children inherit it), from /proc. */
 function openFilesLimit(): number | undefined {
@@ -1203,7 +1191,7 @@ async function launchGateway(label: string, options: BenchOptions, env: NodeJS.P
 }
 
 async function runSingle(options: BenchOptions, profileDir: string | undefined): Promise<SectionResult[]> {
-  const mark = cleanups.length;
+  const mark = cleanups.size;
   try {
     const database = await prepareDatabase();
     const gateway = await launchGateway('gateway', options, database.env, profileDir);
@@ -1242,12 +1230,12 @@ async function runSingle(options: BenchOptions, profileDir: string | undefined):
     }
     return results;
   } finally {
-    while (cleanups.length > mark) await cleanUp();
+    await cleanups.run(mark);
   }
 }
 
 async function runReplicas(options: BenchOptions, profileDir: string | undefined): Promise<SectionResult> {
-  const mark = cleanups.length;
+  const mark = cleanups.size;
   try {
     const database = await prepareDatabase();
     const a = await launchGateway('replica A', options, database.env, profileDir);
@@ -1272,7 +1260,7 @@ async function runReplicas(options: BenchOptions, profileDir: string | undefined
     printResult(result);
     return result;
   } finally {
-    while (cleanups.length > mark) await cleanUp();
+    await cleanups.run(mark);
   }
 }
 
@@ -1328,15 +1316,13 @@ async function main(): Promise<number> {
     return 1;
   } finally {
     clearTimeout(hardTimeout);
-    await cleanUp();
+    await cleanups.run();
   }
 }
 
-/** Hard timeout or Ctrl-C: stop the children, remove the temp folder, exit; forced after a further minute. */
+/** Hard timeout or Ctrl-C: stop what runs, remove temporary files, exit. */
 function abandon(reason: string, exitCode: number): void {
-  stderrLine(`\n${reason}; stopping the gateways`);
-  setTimeout(() => process.exit(exitCode), 60_000).unref();
-  void cleanUp().finally(() => process.exit(exitCode));
+  cleanups.abandon(`${reason}; stopping the gateways`, exitCode);
 }
 
 if (process.env[SUBSCRIBER_ROLE_ENV]) runSubscriberProcess();

@@ -88,3 +88,41 @@ export function parseCommandLine<T>(parse: (argv: string[]) => T | 'help', usage
   }
   return options;
 }
+
+/** Things a benchmark must undo on any way out (servers, temporary folders), newest first; each runs once. */
+export class Cleanups {
+  private readonly stack: Array<() => Promise<void>> = [];
+  private running: Promise<void> | undefined;
+
+  /** How many are pending: a mark for `run(mark)`. */
+  get size(): number {
+    return this.stack.length;
+  }
+
+  push(cleanup: () => Promise<void>): void {
+    this.stack.push(cleanup);
+  }
+
+  /** Runs those pushed after `mark` (default: all), newest first; a second caller (Ctrl-C meanwhile) waits its turn. */
+  async run(mark = 0): Promise<void> {
+    while (this.running) await this.running;
+    this.running = (async () => {
+      while (this.stack.length > mark) {
+        const cleanup = this.stack.pop()!;
+        await cleanup().catch((error: unknown) => stderrLine(`cleanup: ${(error as Error).message}`));
+      }
+    })();
+    try {
+      await this.running;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  /** Hard timeout or a signal: say why, undo everything, exit with `exitCode`; forced after a further minute. */
+  abandon(message: string, exitCode: number): void {
+    stderrLine(`\n${message}`);
+    setTimeout(() => process.exit(exitCode), 60_000).unref();
+    void this.run().finally(() => process.exit(exitCode));
+  }
+}
