@@ -19,6 +19,7 @@ import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulato
 import { ReportStream } from '../src/simulator/prebuilt';
 import { Cleanups, UsageError, freePort, numberOption, oneOf, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
+import { GATEWAY_NODE_FLAGS } from '../src/node-flags';
 
 
 const USAGE = `Ingest benchmark: the gateway's sustained report rate against a bare node:http baseline.
@@ -494,6 +495,7 @@ function printConditions(options: BenchOptions, generatorMicros: number): void {
     `  time         ${options.warmupSeconds} s warm-up (after registering every box), ${options.durationSeconds} s measured per server`,
     `  machine      node ${process.version}, ${cpus.length} CPU${cpus.length === 1 ? '' : 's'} (${cpus[0]?.model.trim() ?? 'unknown'}), ${os.platform()} ${os.release()}, loopback`,
     `  generator    ${generatorMicros.toFixed(2)} µs per report body (pre-built bytes, statuses patched in place)`,
+    `  node flags   ${GATEWAY_NODE_FLAGS.join(' ') || 'none'} for both servers (as npm start)${options.gatewayNodeArgs.length > 0 ? `; the gateway also ${options.gatewayNodeArgs.join(' ')}` : ''}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n\n`);
 }

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NO_LIMITS_ENV } from '../../src/config';
+import { GATEWAY_NODE_FLAGS } from '../../src/node-flags';
 import { settlesWithin, stderrLine } from './common';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -32,10 +33,13 @@ export interface ServerProcess {
   exited: Promise<void>;
 }
 
-/** Runs `entry` (a TypeScript file) with node; `nodeArgs` go before it (e.g. --cpu-prof). */
+/**
+ * Runs `entry` (a TypeScript file) with node and the flags `npm start` gives the gateway (the bare
+ * baseline gets them too: same runtime for both); `nodeArgs` go after those (e.g. --cpu-prof).
+ */
 export function startServer(label: string, entry: string, env: NodeJS.ProcessEnv, port: number, nodeArgs: string[] = []): ServerProcess {
   // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the server itself.
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env: { ...BENCH_GATEWAY_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env: { ...BENCH_GATEWAY_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const server: ServerProcess = {
     label,
     child,

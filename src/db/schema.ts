@@ -78,13 +78,15 @@ export const boxes = pgTable(
 /**
  * Each box's last report as received, for debugging. Apart from `boxes` so that the box row, updated
  * on every report, stays narrow enough for HOT updates; written only when the body changed.
+ * `body` is the JSON text itself (`body::jsonb` to query into it), kept as text so that storing it costs
+ * no parse, and uncompressed inline up to 8 KB (migration 0003): no compression either.
  */
 export const boxLastReports = pgTable('box_last_reports', {
   boxId: integer('box_id')
     .primaryKey()
     .references(() => boxes.id, { onDelete: 'cascade' }),
   receivedAt: timestamptz('received_at').notNull(),
-  body: jsonb('body').$type<unknown>().notNull(),
+  body: text('body').notNull(),
 });
 
 /** A capture device as its box reports it. `externalId` is the box's id for it. */

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { BoxStatus, DeviceStatus, DeviceType } from '../db/schema';
 import { ReportError, type ReportWarning } from './errors';
-import { JsonbRows } from './jsonb-param';
+import { TextArrayParam } from './text-array-param';
 import { Pipeline } from './pipeline';
 import { insertStatusEvents, type RecordedEvent } from '../live/events-table';
 import { licenseKeyField, maskLicenseKey } from './license-key';
@@ -129,7 +129,7 @@ const OBSERVED_PERIOD = `
 
 /**
  * Columns both box updates set from a report. The report's own fields (format, name, gateway data,
- * the body) are sent only when its body differs from the stored one (`last_report` not null).
+ * the body) are taken only when its body differs from the stored one (`body` not null).
  */
 const REPORT_COLUMNS = `
     last_report_at = v.last_report_at,
@@ -139,22 +139,25 @@ const REPORT_COLUMNS = `
     observed_period_seconds = ${OBSERVED_PERIOD},
     last_report_hash = v.last_report_hash,
     devices_hash = v.devices_hash,
-    report_format = case when v.last_report is null then b.report_format else v.report_format end,
-    name = case when v.last_report is not null and v.name is not null then v.name else b.name end,
-    gateway = case when v.last_report is null then b.gateway else v.gateway end,
-    gateway_ext_data = case when v.last_report is null then b.gateway_ext_data else v.gateway_ext_data end`;
+    report_format = case when v.body is null then b.report_format else v.report_format end,
+    name = case when v.body is not null and v.name is not null then v.name else b.name end,
+    gateway = case when v.body is null then b.gateway else v.gateway end,
+    gateway_ext_data = case when v.body is null then b.gateway_ext_data else v.gateway_ext_data end`;
 
-/** Stores the bodies sent with an update (`updated` returns id, last_report_at, last_report). */
+/**
+ * Stores the bodies sent with an update: `updated` returns id, last_report_at and `body`, the
+ * subscript of the box's body in the text array $3 (see TextArrayParam).
+ */
 const STORE_BODIES = `
   bodies as (
     insert into box_last_reports (box_id, received_at, body)
-    select id, last_report_at, last_report from updated where last_report is not null
+    select id, last_report_at, ($3::text[])[body] from updated where body is not null
     on conflict (box_id) do update set received_at = excluded.received_at, body = excluded.body)`;
 
-/** A report's fields in the rows of both box updates; `last_report` is the body itself, not a string (see JsonbRows). */
+/** A report's fields in the rows of both box updates; `body` is the subscript of its body in $3, if sent. */
 const REPORT_RECORD = `
     last_report_at timestamptz, address text, reports int, last_report_hash text, devices_hash text,
-    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, last_report jsonb`;
+    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, body int`;
 
 /**
  * The common case in one statement, without reading first: a box that is online and reports the
@@ -168,8 +171,8 @@ const UPDATE_UNCHANGED_BOXES = `
     where b.license_key = any($2::text[]) -- the keys again, as an array: the rows are found by index, not by scanning every box
       and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
-      and (v.last_report is not null or b.last_report_hash = v.last_report_hash)
-    returning b.id, b.license_key, v.last_report_at, v.last_report),
+      and (v.body is not null or b.last_report_hash = v.last_report_hash)
+    returning b.id, b.license_key, v.last_report_at, v.body),
   ${STORE_BODIES}
   select id, license_key from updated`;
 
@@ -181,7 +184,7 @@ const UPDATE_BOXES = `
       removed_at = null
     from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
     where b.id = any($2::int[]) and b.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)
-    returning b.id, v.last_report_at, v.last_report),
+    returning b.id, v.last_report_at, v.body),
   ${STORE_BODIES}
   select count(*) from updated`;
 
@@ -248,12 +251,13 @@ function lockAndRead(pipeline: Pipeline, reports: ReceivedReport[]): Promise<[pg
  * Inserts the boxes of `licenseKeys` that no report has created yet and locks them (with any that
  * another replica inserted meanwhile). Only keys with a report that may create its box are given.
  */
-async function createBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date, boxes: Map<string, BoxState>): Promise<void> {
+async function createBoxes(client: pg.ClientBase, licenseKeys: string[], at: Date, boxes: Map<string, BoxState>): Promise<number> {
   // Keys another replica inserted meanwhile are not ours: `returning` names only the rows this insert made.
   const inserted = await client.query({ name: 'ingest_insert_boxes', text: INSERT_BOXES, values: [licenseKeys, at] });
   const created = new Set(inserted.rows.map((r) => r.license_key as string));
   const locked = await client.query({ name: 'ingest_select_boxes', text: SELECT_BOXES, values: [licenseKeys] });
   for (const r of locked.rows) boxes.set(r.license_key, boxState(r, created.has(r.license_key)));
+  return created.size;
 }
 
 /** The devices of `boxes`, read by id. */
@@ -374,20 +378,22 @@ export class PartlyAppliedError extends Error {
  * COMMIT in another. A report that must find its box and does not (`mustExist`) is answered with a
  * ReportError and leaves nothing behind; the others are applied. `committed` is this process's
  * memory of what it stored (see CommittedHashes). If step 2 fails after step 1 committed, a
- * PartlyAppliedError says which are stored.
+ * PartlyAppliedError says which are stored. Also returns the history recorded and how many boxes the
+ * batch created.
  */
 export async function applyReports(
   client: pg.ClientBase,
   batch: ReceivedReport[],
   committed: CommittedHashes,
-): Promise<{ applied: Array<AppliedReport | ReportError>; events: RecordedEvent[] }> {
+): Promise<{ applied: Array<AppliedReport | ReportError>; events: RecordedEvent[]; created: number }> {
   const results = new Map<ReceivedReport, AppliedReport | ReportError>();
   const perBox = new Map<string, number>();
   for (const { report } of batch) perBox.set(report.licenseKey, (perBox.get(report.licenseKey) ?? 0) + 1);
 
   // A box reporting twice in one batch takes the full path, which orders them, and so does a
   // device list known to differ from the one this process last stored.
-  const rows = new JsonbRows();
+  const rows: object[] = [];
+  const bodies = new TextArrayParam();
   const single: ReceivedReport[] = [];
   const full: ReceivedReport[] = [];
   for (const received of batch) {
@@ -398,8 +404,8 @@ export async function applyReports(
       continue;
     }
     single.push(received);
-    const fields = { license_key: report.licenseKey, ...reportRecord(report, receivedAt, address, 1) };
-    rows.add(fields, 'last_report', last?.rawHash !== report.rawHash ? report.rawBody : null);
+    const body = last?.rawHash !== report.rawHash ? bodies.add(report.rawBody) : null;
+    rows.push({ license_key: report.licenseKey, ...reportRecord(report, receivedAt, address, 1), body });
   }
 
   const pipeline = new Pipeline(client);
@@ -411,7 +417,7 @@ export async function applyReports(
     return pipeline.query({ text: 'begin' });
   };
   try {
-    const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [rows.toParam(), single.map((r) => r.report.licenseKey)] }) : undefined;
+    const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [JSON.stringify(rows), single.map((r) => r.report.licenseKey), bodies.toParam()] }) : undefined;
     const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
     const started: Array<Promise<unknown>> = [];
     if (full.length > 0) {
@@ -433,10 +439,10 @@ export async function applyReports(
         reads.push(lockAndRead(pipeline, missed));
       }
     }
-    let recorded: RecordedEvent[] = [];
+    let changed: { events: RecordedEvent[]; created: number } = { events: [], created: 0 };
     if (open) {
       await Promise.all(started);
-      recorded = await applyChanges(
+      changed = await applyChanges(
         pipeline,
         batch.filter((r) => !results.has(r)),
         await Promise.all(reads),
@@ -444,7 +450,7 @@ export async function applyReports(
       );
       open = false;
     }
-    return { applied: batch.map((r) => results.get(r)!), events: recorded };
+    return { applied: batch.map((r) => results.get(r)!), ...changed };
   } catch (error) {
     await pipeline.end();
     if (open) await client.query('rollback').catch(() => {});
@@ -460,7 +466,7 @@ async function applyChanges(
   batch: ReceivedReport[],
   reads: Array<[pg.QueryResult, pg.QueryResult]>,
   results: Map<ReceivedReport, AppliedReport | ReportError>,
-): Promise<RecordedEvent[]> {
+): Promise<{ events: RecordedEvent[]; created: number }> {
   const client = pipeline.client;
   const at = batch[batch.length - 1]!.receivedAt;
   const boxes = new Map<string, BoxState>();
@@ -478,7 +484,7 @@ async function applyChanges(
   // New boxes, unless every report of them must find its box (a refused report leaves nothing behind).
   const creators = new Set(batch.filter((r) => !r.mustExist).map((r) => r.report.licenseKey));
   const missing = [...creators].filter((key) => !boxes.has(key)).sort();
-  if (missing.length > 0) await createBoxes(client, missing, at, boxes);
+  const created = missing.length > 0 ? await createBoxes(client, missing, at, boxes) : 0;
 
   // Whether a report's box exists for it, as the reports before it in the batch leave the box.
   const exists = (box: BoxState) => !box.created && box.removedAt === null;
@@ -557,16 +563,17 @@ async function applyChanges(
     upsert = pipeline.query({ name: 'ingest_upsert_devices', text: UPSERT_DEVICES, values: [JSON.stringify(rows)] });
   }
 
-  const boxRows = new JsonbRows();
+  const boxRows: object[] = [];
+  const bodies = new TextArrayParam();
   const boxIds: number[] = [];
   for (const box of boxes.values()) {
     if (!box.report) continue; // every report of it was refused
     boxIds.push(box.id);
-    const fields = { id: box.id, status: box.status, status_since: box.statusSince, ...reportRecord(box.report, box.lastReportAt!, box.address ?? null, box.reports) };
     // The stored body was read under lock above: send ours only when it differs.
-    boxRows.add(fields, 'last_report', box.rawChanged ? box.report.rawBody : null);
+    const body = box.rawChanged ? bodies.add(box.report.rawBody) : null;
+    boxRows.push({ id: box.id, status: box.status, status_since: box.statusSince, ...reportRecord(box.report, box.lastReportAt!, box.address ?? null, box.reports), body });
   }
-  const update = boxRows.length > 0 ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [boxRows.toParam(), boxIds] }) : undefined;
+  const update = boxRows.length > 0 ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [JSON.stringify(boxRows), boxIds, bodies.toParam()] }) : undefined;
 
   // History names devices by id: a device seen for the first time has one once the upsert answers.
   if (upsert && events.some((e) => e.device !== null && e.device.id === null)) {
@@ -584,5 +591,5 @@ async function applyChanges(
   const [, , recorded, committed] = await Promise.all([upsert, update, inserted, commit]);
   // Every statement above answered without an error, so the transaction cannot have been rolled back; say so if it was.
   if (committed.command !== 'COMMIT') throw new Error(`the ingest transaction ended with ${committed.command}, not COMMIT`);
-  return recorded;
+  return { events: recorded, created };
 }

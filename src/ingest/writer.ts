@@ -4,6 +4,7 @@ import type { Logger } from '../log';
 import { ReportError } from './errors';
 import { maskLicenseKey } from './license-key';
 import { GroupCommit, type GroupCommitOptions } from './group-commit';
+import { StatisticsKeeper } from './statistics';
 import { applyReports, PartlyAppliedError, type AppliedReport, type CommittedHashes, type ReceivedReport, type RecordedEvent } from './store';
 
 /** Postgres asks the transaction to be run again: deadlock between replicas, serialization. */
@@ -28,6 +29,7 @@ export class ReportWriter {
   private readonly group: GroupCommit<ReceivedReport, AppliedReport>;
   /** Body and device-list hashes last committed per box by this process (see CommittedHashes). */
   private readonly committed: CommittedHashes = new Map();
+  private readonly statistics: StatisticsKeeper;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -37,6 +39,7 @@ export class ReportWriter {
     /** Told the size of each batch as it starts committing, for metrics. */
     private readonly onBatch: (size: number) => void = () => {},
   ) {
+    this.statistics = new StatisticsKeeper(pool, log);
     this.group = new GroupCommit((batch) => this.commitBatch(batch), { ...options, keyOf: (r) => r.report.licenseKey });
   }
 
@@ -44,9 +47,10 @@ export class ReportWriter {
     return this.group.submit(report);
   }
 
-  /** Waits for every accepted report to be committed or answered. */
-  drain(): Promise<void> {
-    return this.group.drain();
+  /** Waits for every accepted report to be committed or answered (and for an ANALYZE they started). */
+  async drain(): Promise<void> {
+    await this.group.drain();
+    await this.statistics.drain();
   }
 
   private async commitBatch(batch: ReceivedReport[]): Promise<Array<AppliedReport | Error>> {
@@ -96,11 +100,12 @@ export class ReportWriter {
     const client = await this.pool.connect();
     let broken = false;
     try {
-      const { applied, events } = await applyReports(client, batch, this.committed);
+      const { applied, events, created } = await applyReports(client, batch, this.committed);
       batch.forEach(({ report }, i) => {
         if (!(applied[i] instanceof ReportError)) this.committed.set(report.licenseKey, { rawHash: report.rawHash, devicesHash: report.devicesHash });
       });
       this.onCommitted(events);
+      this.statistics.boxesCreated(created);
       return applied;
     } catch (error) {
       broken = isDatabaseUnavailable(error instanceof PartlyAppliedError ? error.cause : error);

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NO_LIMITS_ENV } from '../../src/config';
+import { GATEWAY_NODE_FLAGS } from '../../src/node-flags';
 import { newAdminToken, rememberToken } from './auth';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -20,7 +21,7 @@ export interface GatewayProcess {
 export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_000): Promise<GatewayProcess> {
   // An admin token for the helpers (env may bring its own, or ADMIN_TOKEN: '' for the first-start one).
   const token = env.ADMIN_TOKEN ?? newAdminToken();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, '--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', ADMIN_TOKEN: token, ...NO_LIMITS_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

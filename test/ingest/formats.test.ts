@@ -10,7 +10,7 @@ afterAll(() => gateway?.close());
 
 async function box(licenseKey: string) {
   const { rows } = await gateway.sql.query(
-    'select b.*, r.body as last_report from boxes b left join box_last_reports r on r.box_id = b.id where b.license_key = $1',
+    'select b.*, r.body::jsonb as last_report from boxes b left join box_last_reports r on r.box_id = b.id where b.license_key = $1',
     [licenseKey],
   );
   return rows[0];
@@ -186,6 +186,23 @@ describe('what real boxes vary', () => {
     });
     expect(res.status).toBe(200);
     expect((await box('EXTRA0001')).last_report.firmware).toEqual({ build: 42 });
+  });
+
+  it('keeps the last body byte for byte as the box sent it, uncompressed, and replaces it when it changes', async () => {
+    // Key order, spacing and an escape as a box wrote them: what jsonb would have normalized away.
+    const devices = Array.from({ length: 40 }, (_, i) => `{"media_device_id": "cam-${i}", "media_device_status": "online", "media_device_name": "Gate \\u00e9 ${i}"}`);
+    const first = `{"media_devices": [${devices.join(', ')}],  "mq_license_key": "RAW0001"}`;
+    expect(Buffer.byteLength(first)).toBeGreaterThan(2048); // past the size Postgres would compress by default
+    expect((await postReport(gateway.url, first)).status).toBe(200);
+    const stored = async () =>
+      (await gateway.sql.query(
+        `select r.body, pg_column_compression(r.body) as compression from box_last_reports r join boxes b on b.id = r.box_id where b.license_key = 'RAW0001'`,
+      )).rows[0];
+    expect(await stored()).toEqual({ body: first, compression: null });
+
+    const second = first.replace('"cam-0", "media_device_status": "online"', '"cam-0", "media_device_status": "offline"');
+    expect((await postReport(gateway.url, second)).json).toMatchObject({ changes: 1 });
+    expect(await stored()).toEqual({ body: second, compression: null });
   });
 
   it('writes numbers as text and drops objects in text fields with a warning', async () => {

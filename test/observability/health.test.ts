@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database';
 import { startGateway, type TestGateway } from '../helpers/gateway';
+
+/** Migrations drizzle-kit generated, as the gateway counts them. */
+const MIGRATIONS = (JSON.parse(readFileSync(new URL('../../drizzle/meta/_journal.json', import.meta.url), 'utf8')) as { entries: unknown[] }).entries.length;
 
 async function get(url: string) {
   const response = await fetch(url);
@@ -22,7 +26,7 @@ describe('/healthz and /readyz', () => {
   it('unavailable while a migration is missing', async () => {
     const { rows } = await gateway.sql.query('delete from drizzle.__drizzle_migrations where id = (select max(id) from drizzle.__drizzle_migrations) returning *');
     try {
-      expect(await get(`${gateway.url}/readyz`)).toEqual({ status: 503, body: { status: 'unavailable', reason: '1 of 3 database migrations are not applied' } });
+      expect(await get(`${gateway.url}/readyz`)).toEqual({ status: 503, body: { status: 'unavailable', reason: `1 of ${MIGRATIONS} database migrations are not applied` } });
     } finally {
       const [row] = rows;
       await gateway.sql.query('insert into drizzle.__drizzle_migrations (id, hash, created_at) values ($1, $2, $3)', [row.id, row.hash, row.created_at]);
