@@ -235,7 +235,9 @@ class LoadDriver {
         method: 'POST',
         headers: JSON_HEADERS,
         body,
-        signal: AbortSignal.timeout(timeoutMs),
+        // The pool's headers and body timeouts already bound every request by the default; a timer
+        // and signal per report would cost the generator CPU the servers under test need.
+        ...(timeoutMs === this.options.requestTimeoutMs ? {} : { signal: AbortSignal.timeout(timeoutMs) }),
       });
       await response.body.dump();
       const ms = performance.now() - started;
@@ -251,7 +253,8 @@ class LoadDriver {
       return response.statusCode;
     } catch (error) {
       const e = error as { name?: string; code?: string };
-      const kind = e.name === 'TimeoutError' ? 'timeout' : (e.code ?? e.name ?? 'unknown error');
+      const timedOut = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT';
+      const kind = timedOut ? 'timeout' : (e.code ?? e.name ?? 'unknown error');
       if (!probe) this.countError(kind);
       return kind;
     } finally {

@@ -369,17 +369,19 @@ export class PartlyAppliedError extends Error {
 
 /**
  * Applies a batch of reports, in order, on a client with no transaction open:
- * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads, in
- *    its own implicit transaction (it commits before anything below);
- * 2. the rest, in one transaction: lock their boxes (creating new ones), diff device lists against
- *    the stored ones, and write devices, boxes and history with one multi-row statement each.
+ * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads;
+ * 2. the rest: lock their boxes (creating new ones), diff device lists against the stored ones, and
+ *    write devices, boxes and history with one multi-row statement each.
+ * When the batch has reports for step 2, both steps share one transaction, so the batch waits for
+ * one commit (one WAL flush) instead of two. Otherwise step 1 commits on its own, and any report it
+ * did not match (its box changed meanwhile) takes step 2 in a second transaction.
  * Statements go out in pipeline mode: the UPDATE of step 1 and the locks and reads of step 2 in one
  * round trip (step 2 starting with the reports this process expects to need it), the writes and the
  * COMMIT in another. A report that must find its box and does not (`mustExist`) is answered with a
  * ReportError and leaves nothing behind; the others are applied. `committed` is this process's
- * memory of what it stored (see CommittedHashes). If step 2 fails after step 1 committed, a
- * PartlyAppliedError says which are stored. Also returns the history recorded and how many boxes the
- * batch created.
+ * memory of what it stored (see CommittedHashes). If a second transaction fails after step 1
+ * committed, a PartlyAppliedError says which are stored. Also returns the history recorded and how
+ * many boxes the batch created.
  */
 export async function applyReports(
   client: pg.ClientBase,
@@ -409,7 +411,7 @@ export async function applyReports(
   }
 
   const pipeline = new Pipeline(client);
-  /** Reports committed by step 1. */
+  /** Reports committed by step 1 on its own. */
   const stored = new Map<ReceivedReport, AppliedReport>();
   let open = false;
   const begin = () => {
@@ -417,13 +419,12 @@ export async function applyReports(
     return pipeline.query({ text: 'begin' });
   };
   try {
+    const started: Array<Promise<unknown>> = [];
+    const together = full.length > 0;
+    if (together) started.push(begin());
     const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [JSON.stringify(rows), single.map((r) => r.report.licenseKey), bodies.toParam()] }) : undefined;
     const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
-    const started: Array<Promise<unknown>> = [];
-    if (full.length > 0) {
-      started.push(begin());
-      reads.push(lockAndRead(pipeline, full));
-    }
+    if (together) reads.push(lockAndRead(pipeline, full));
     if (unchanged) {
       const { rows: updated } = await unchanged;
       const ids = new Map<string, number>(updated.map((r) => [r.license_key, r.id]));
@@ -431,9 +432,9 @@ export async function applyReports(
       for (const received of single) {
         const id = ids.get(received.report.licenseKey);
         if (id === undefined) missed.push(received);
-        else stored.set(received, applied(id, received.report, 0));
+        else results.set(received, applied(id, received.report, 0));
       }
-      for (const [received, result] of stored) results.set(received, result);
+      if (!together) for (const [received, result] of results) stored.set(received, result as AppliedReport);
       if (missed.length > 0) {
         if (!open) started.push(begin());
         reads.push(lockAndRead(pipeline, missed));
