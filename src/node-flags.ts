@@ -9,7 +9,9 @@ import { readFileSync } from 'node:fs';
  * response and body alive through its batch's commit, so they survive V8's young-generation
  * collections, which copy every survivor. With the default (16 MiB) the gateway spent 114–121 µs of
  * CPU a report in bench:ingest, with 64 MiB 102–104 µs, and sustained 7–10% more reports (collected
- * four times less often; the young generation may then take 128 MiB).
+ * four times less often; the young generation may then take 128 MiB). The query path, which
+ * allocates much and keeps little, loses some of its rate to it (6–19% in bench:query, see README):
+ * a replica that only serves queries can run `node --import tsx src/main.ts`.
  */
 export const GATEWAY_NODE_FLAGS: readonly string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
