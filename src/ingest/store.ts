@@ -72,7 +72,8 @@ interface PendingEvent {
 const SELECT_BOXES = `
   select id, license_key, status, status_since, last_report_at, last_report_hash, devices_hash, removed_at
   from boxes where license_key = any($1::text[])
-  order by license_key -- one lock order for every writer, so replicas cannot deadlock on boxes
+  order by license_key -- one lock order for the boxes that change (a deadlock with another replica, which
+                       -- needs its reports of the same boxes at the same moment, is retried: writer.ts)
   for no key update`;
 
 const INSERT_BOXES = `
