@@ -124,3 +124,17 @@ export async function boxByLicenseKey(pool: pg.Pool, licenseKey: string): Promis
   );
   return rows[0];
 }
+
+/** A box's last report as it arrived (box_last_reports): the body text and when it was received. */
+export interface LastReportRow {
+  receivedAt: Date;
+  body: string;
+}
+
+export async function lastReportsByBoxIds(pool: pg.Pool, boxIds: readonly number[]): Promise<Map<number, LastReportRow>> {
+  const rows = await selectRows<LastReportRow & { boxId: number }>(
+    pool,
+    sql`select r.box_id as "boxId", r.received_at as "receivedAt", r.body from box_last_reports r where r.box_id = any(${sql.param(boxIds)}::int4[])`,
+  );
+  return new Map(rows.map(({ boxId, ...row }) => [boxId, row]));
+}

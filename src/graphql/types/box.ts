@@ -7,7 +7,9 @@ import {
   type BoxFilter as BoxFilterShape,
   type BoxColumn,
   type BoxOrderField,
+  lastReportsByBoxIds,
   type BoxRow,
+  type LastReportRow,
 } from '../../models/boxes';
 import { keysetCondition } from '../../models/sql';
 import { builder } from '../builder';
@@ -16,6 +18,7 @@ import { badUserInput } from '../errors';
 import { encodeCursor } from '../cursors';
 import { parseDatabaseId } from '../global-id';
 import {
+  batchLoader,
   connectionArgs,
   connectionFromRows,
   countRows,
@@ -105,6 +108,7 @@ export const BOX_FIELD_COLUMNS: Record<string, readonly BoxColumn[]> = {
   reportFormat: ['reportFormat'],
   gateway: ['gateway', 'gatewayExtData'],
   createdAt: ['createdAt'],
+  lastReport: [],
   devices: [],
   deviceCounts: [],
   statusEvents: [],
@@ -165,6 +169,28 @@ const BoxGateway = builder.objectRef<BoxRow>('BoxGateway').implement({
 
 // ---------------------------------------------------------------------------------------------
 // Lists
+
+const BoxReport = builder.objectRef<LastReportRow>('BoxReport').implement({
+  description: 'A report as the box sent it, kept for debugging.',
+  fields: (t) => ({
+    receivedAt: t.expose('receivedAt', { type: 'DateTime', description: 'When the gateway received it.' }),
+    body: t.exposeString('body', {
+      description:
+        'The body as received (JSON text), byte for byte unless it had to be rewritten: a body read as JSON5, or one with text Postgres cannot store (NUL, lone surrogates), is kept as the JSON it was read as.',
+    }),
+  }),
+});
+
+builder.objectField(BoxRef, 'lastReport', (t) =>
+  t.field({
+    type: BoxReport,
+    nullable: true,
+    description:
+      'Its last report as it arrived, to see what the box really sent. Needs the operator role: camera URLs in it carry credentials. Null before its first report.',
+    authScopes: { operator: true },
+    resolve: (box, _args, context) => batchLoader(context, 'Box.lastReport', (ids) => lastReportsByBoxIds(context.pool, ids), null).load(box.id),
+  }),
+);
 
 const BoxOrderFieldEnum = builder.enumType('BoxOrderField', {
   description: 'Orderings of boxes. Ties are broken by id, in the same direction.',
