@@ -128,8 +128,11 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
 // Server processes
 
 
-/** CPU seconds used so far by a process and all its descendants (Linux /proc; undefined elsewhere). */
-function treeCpuSeconds(rootPid: number | undefined): number | undefined {
+/**
+ * CPU seconds used so far by a process (`root`) and by its descendants (the embedded Postgres), from
+ * Linux /proc; undefined elsewhere. Descendants that exited meanwhile (autovacuum workers) are missed.
+ */
+function treeCpuSeconds(rootPid: number | undefined): { root: number; descendants: number } | undefined {
   if (rootPid === undefined || !existsSync('/proc/self/stat')) return undefined;
   const children = new Map<number, number[]>();
   const ticks = new Map<number, number>();
@@ -149,14 +152,15 @@ function treeCpuSeconds(rootPid: number | undefined): number | undefined {
     children.set(ppid, [...(children.get(ppid) ?? []), pid]);
   }
   if (!ticks.has(rootPid)) return undefined;
-  let total = 0;
-  const pending = [rootPid];
+  let descendants = 0;
+  const pending = [...(children.get(rootPid) ?? [])];
   while (pending.length) {
     const pid = pending.pop() as number;
-    total += ticks.get(pid) ?? 0;
+    descendants += ticks.get(pid) ?? 0;
     pending.push(...(children.get(pid) ?? []));
   }
-  return total / 100; // USER_HZ is 100 on every mainstream Linux
+  // USER_HZ is 100 on every mainstream Linux
+  return { root: ticks.get(rootPid)! / 100, descendants: descendants / 100 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,8 +186,10 @@ export interface RunResult {
   reportsPerSecond: number;
   latency: LatencySummary;
   errors: Record<string, number>;
-  /** Cores used by the server's process tree (gateway + embedded Postgres) while measuring. */
+  /** Cores used by the server process while measuring. */
   serverCores: number | undefined;
+  /** Cores used by its child processes (the embedded Postgres) while measuring. */
+  childCores: number | undefined;
   /** Cores used by this process (the load generator and its HTTP client) while measuring. */
   clientCores: number;
   /** Acknowledged reports over the whole run: probe, registration, warm-up, measure, drain. */
@@ -392,7 +398,9 @@ async function benchmark(label: string, server: ServerProcess, options: BenchOpt
       latency: measured.latency.summary(),
       errors: sortedErrors(measured.errors),
       serverCores:
-        cpuBefore.server === undefined || serverAfter === undefined ? undefined : (serverAfter - cpuBefore.server) / seconds,
+        cpuBefore.server === undefined || serverAfter === undefined ? undefined : (serverAfter.root - cpuBefore.server.root) / seconds,
+      childCores:
+        cpuBefore.server === undefined || serverAfter === undefined ? undefined : (serverAfter.descendants - cpuBefore.server.descendants) / seconds,
       clientCores: (client.user + client.system) / 1e6 / seconds,
       ackedAllPhases: driver.totals.acked,
       changesAckedAllPhases: driver.totals.changesAcked,
@@ -504,14 +512,16 @@ function printConditions(options: BenchOptions, generatorMicros: number): void {
 }
 
 function printResult(result: RunResult): void {
-  const cores = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(2)} cores`);
+  // Cores, and microseconds of CPU per acknowledged report: what each part costs, beside the rate.
+  const cores = (n: number | undefined) =>
+    n === undefined ? 'n/a' : `${n.toFixed(2)} cores (${result.reportsPerSecond > 0 ? ((n / result.reportsPerSecond) * 1e6).toFixed(0) : '-'} µs a report)`;
   process.stdout.write(
     [
       `${result.label}`,
       `  sustained    ${fmt(result.reportsPerSecond)} reports/s (${fmt(result.acked)} acknowledged with 200 in ${result.seconds.toFixed(1)} s)`,
       `  latency      p50 ${formatMs(result.latency.p50Ms)}, p99 ${formatMs(result.latency.p99Ms)}, max ${formatMs(result.latency.maxMs)}`,
       `  errors       ${describeErrors(result.errors)}`,
-      `  CPU          server process tree ${cores(result.serverCores)}, load generator ${cores(result.clientCores)}`,
+      `  CPU          server ${cores(result.serverCores)}${result.childCores ? `, its Postgres ${cores(result.childCores)}` : ''}, load generator ${cores(result.clientCores)}`,
       ...(result.clientCores >= 0.85
         ? ['  note         the load generator used most of a core: this rate is bounded by the client as much as the server']
         : []),
