@@ -5,7 +5,7 @@
  *   npm run bench:query -- [--boxes 10000] [--devices 16] [--days 30] [--duration 15] [--warmup 3]
  *                          [--concurrency 16] [--data-dir DIR] [--only devices,boxes,summary,history]
  *
- * The gateway runs as `tsx src/main.ts` in a child process with its embedded Postgres in a temporary
+ * The gateway runs as `npm start` runs it (same node flags), in a child process with its embedded Postgres in a temporary
  * folder (or --data-dir, kept and reused), seeded first when it does not hold the fleet asked for.
  * Before the queries, two baselines run the same way: `{ __typename }` (HTTP + yoga, no database) and
  * the devices page's SQL sent straight to Postgres (the database's share).
@@ -25,6 +25,7 @@ import { fleetSize, hasFleet, refreshOnlineBoxes, seedFleet } from '../src/seed/
 import { progressBar } from '../src/seed/progress';
 import { freePort, postmasterPid } from './lib/common';
 import { BENCH_ADMIN_TOKEN, BENCH_GATEWAY_ENV } from './lib/server-process';
+import { GATEWAY_NODE_FLAGS } from '../src/node-flags';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -42,6 +43,8 @@ Usage: npm run bench:query -- [options]
   --only LIST       some of: baseline,devices,boxes,summary,history (default all)
   --modes LIST      cached (as clients get them: the gateway's exact response cache on) and/or executed
                     (every request sent with Cache-Control: no-cache, so each one runs) (default both)
+  --gateway-node-args=A  node flags for the gateway after npm start's own, space-separated
+                    (e.g. --gateway-node-args="--max-semi-space-size=16" for V8's default young generation)
   -h, --help        this text
 
 DATABASE_URL, when set, is used instead of an embedded Postgres; the bench seeds it only when it is empty.`;
@@ -61,6 +64,7 @@ function parseOptions() {
       'data-dir': { type: 'string' },
       only: { type: 'string', default: SCENARIOS.join(',') },
       modes: { type: 'string', default: 'cached,executed' },
+      'gateway-node-args': { type: 'string', default: '' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -99,6 +103,7 @@ function parseOptions() {
     concurrency: number('concurrency', 1),
     dataDir: values['data-dir'] ? path.resolve(values['data-dir']) : undefined,
     only: only as Scenario[],
+    gatewayNodeArgs: values['gateway-node-args']!.split(' ').filter((arg) => arg !== ''),
   };
 }
 
@@ -362,7 +367,7 @@ async function main() {
     // 2. The gateway, in its own process, as `npm start` runs it.
     const port = await freePort();
     let output = '';
-    gateway = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    gateway = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...options.gatewayNodeArgs, '--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
       env: {
         ...process.env,
@@ -445,6 +450,7 @@ async function main() {
         `load: ${options.concurrency} concurrent clients (keep-alive, undici), ${options.warmup} s warm-up + ${options.duration} s per query, one gateway process`,
         `machine: ${cpus.length} x ${cpus[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, shared by Postgres, the gateway and this load generator`,
         `software: Node ${process.version}, PostgreSQL ${version[0].server_version}${externalUrl ? ' (DATABASE_URL)' : ' (embedded)'}; load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after`,
+        `gateway node flags: ${[...GATEWAY_NODE_FLAGS, ...options.gatewayNodeArgs].join(' ') || 'none'}`,
       ].join('\n'),
     );
     console.log('');

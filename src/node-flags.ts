@@ -7,11 +7,11 @@ import { readFileSync } from 'node:fs';
  *
  * `--max-semi-space-size=64` (MiB): each of the hundreds of reports in flight holds its request,
  * response and body alive through its batch's commit, so they survive V8's young-generation
- * collections, which copy every survivor. With the default (16 MiB) the gateway spent 114–121 µs of
- * CPU a report in bench:ingest, with 64 MiB 102–104 µs, and sustained 7–10% more reports (collected
- * four times less often; the young generation may then take 128 MiB). The query path, which
- * allocates much and keeps little, loses some of its rate to it (6–19% in bench:query, see README):
- * a replica that only serves queries can run `node --import tsx src/main.ts`.
+ * collections, which copy every survivor. 64 MiB instead of the default 16 collects four times less
+ * often (the young generation may then take 128 MiB). In bench:ingest (`--only gateway`, two runs
+ * each) the gateway used 102–106 instead of 109–114 µs of CPU a report and sustained 5% more. The
+ * query path keeps its rate, but its collections pause longer: light queries' p99 was 4–6 ms higher
+ * in bench:query (README).
  */
 export const GATEWAY_NODE_FLAGS: readonly string[] = (() => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } };
