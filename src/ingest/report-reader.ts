@@ -1,15 +1,26 @@
 import type { ReportWarning } from './errors';
-import { mayHoldUnstorableText, parseReportJson } from './json';
+import { extDataBetween, findExtDataSpan, type ExtDataSpan } from './ext-data-span';
+import { mayHoldUnstorableText, parseReportJson, storableJson } from './json';
 import { hashBody, normalizeReport, type Report, type ReportLimits } from './report';
 
 /** Licence keys whose last report is kept, and the body bytes they may hold; the oldest is dropped first. */
 const DEFAULT_CAPACITY = { reports: 2048, bytes: 32 * 1024 * 1024 };
 
 /**
+ * A body's first bytes find the box whose last body may differ from it only in `gateway_ext_data`
+ * (see ExtDataSpan); they must lie before that value. Boxes whose bodies open alike only miss the shortcut.
+ */
+const OPENING_BYTES = 64;
+
+const opening = (body: Buffer) => body.toString('latin1', 0, OPENING_BYTES);
+
+/**
  * Turns report bodies into Reports: decode, parse (strict JSON, else JSON5), validate, normalize.
  * A box whose devices did not change sends the same bytes at every report, so the Report of each
  * box's last body is kept and returned again for the same bytes, sparing the parse, the
- * normalization and their garbage. Reports are frozen: one may answer many requests.
+ * normalization and their garbage. An older box's body differs at every report in its health
+ * figures alone (`gateway_ext_data`): when the rest is the same bytes as its last body, only those
+ * are parsed (see ExtDataSpan). Reports are frozen: one may answer many requests.
  */
 export class ReportReader {
   /** The last Report read per licence key, by the hash of its body; at most `capacity` of them. */
@@ -18,6 +29,10 @@ export class ReportReader {
   private readonly lastHash = new Map<string, string>();
   /** Body bytes of the Reports kept (their parsed form takes about as much again). */
   private bytes = 0;
+  /** Where `gateway_ext_data` lies in the last body, per licence key, when that was proven. */
+  private readonly spans = new Map<string, ExtDataSpan>();
+  /** The first bytes of a body with a span → its licence key. */
+  private readonly byOpening = new Map<string, string>();
 
   constructor(
     private readonly limits: ReportLimits,
@@ -27,7 +42,7 @@ export class ReportReader {
   /** The body's Report, or a ReportError saying what is wrong with it. */
   read(body: Buffer): Report {
     const rawHash = hashBody(body);
-    const known = this.byHash.get(rawHash);
+    const known = this.byHash.get(rawHash) ?? this.withNewExtData(body, rawHash);
     if (known) return known;
     const warnings: ReportWarning[] = [];
     // A UTF-8 byte order mark (some HTTP clients write one) is not part of the JSON text.
@@ -41,7 +56,32 @@ export class ReportReader {
     Object.freeze(report.warnings);
     Object.freeze(report.devices);
     this.remember(Object.freeze(report));
+    // Only a body stored as received, no byte order mark, can be compared byte for byte with the next.
+    if (!lenient && report.rawBody === body && report.gatewayExtData !== null) this.keepSpan(report, findExtDataSpan(body));
     return report;
+  }
+
+  /** The Report of a body that differs from its box's last only in `gateway_ext_data`, if it is one. */
+  private withNewExtData(body: Buffer, rawHash: string): Report | undefined {
+    if (body.length < OPENING_BYTES) return undefined;
+    const licenseKey = this.byOpening.get(opening(body));
+    const span = licenseKey === undefined ? undefined : this.spans.get(licenseKey);
+    if (!span) return undefined;
+    const last = this.byHash.get(this.lastHash.get(licenseKey!)!)!;
+    const extData = extDataBetween(last.rawBody, span, body);
+    // Strings Postgres would refuse, or nesting too deep: the whole body is read, which says why.
+    if (!extData || storableJson(extData, true, 1) !== extData) return undefined;
+    const report: Report = Object.freeze({ ...last, gatewayExtData: extData, rawBody: body, rawHash });
+    this.remember(report);
+    this.keepSpan(report, { start: span.start, suffixLength: span.suffixLength });
+    return report;
+  }
+
+  /** Notes where `gateway_ext_data` lies in the body of `report`, if it is still its box's last. */
+  private keepSpan(report: Report, span: ExtDataSpan | undefined): void {
+    if (!span || span.start < OPENING_BYTES || this.lastHash.get(report.licenseKey) !== report.rawHash) return;
+    this.spans.set(report.licenseKey, span);
+    this.byOpening.set(opening(report.rawBody), report.licenseKey);
   }
 
   private remember(report: Report): void {
@@ -58,8 +98,13 @@ export class ReportReader {
   private forget(licenseKey: string): void {
     const hash = this.lastHash.get(licenseKey);
     if (hash === undefined) return;
-    this.bytes -= this.byHash.get(hash)!.rawBody.length;
+    const report = this.byHash.get(hash)!;
+    this.bytes -= report.rawBody.length;
     this.byHash.delete(hash);
     this.lastHash.delete(licenseKey);
+    if (this.spans.delete(licenseKey)) {
+      const key = opening(report.rawBody);
+      if (this.byOpening.get(key) === licenseKey) this.byOpening.delete(key);
+    }
   }
 }

@@ -109,6 +109,31 @@ describe('the seed documents, verbatim', () => {
   });
 });
 
+describe('an older box reporting its health figures', () => {
+  it('stores the new figures and body at every report, and no device rows or history when only they changed', async () => {
+    const licenseKey = 'OLDHEALTH0001';
+    const reports = [23.5, 24, 31.25].map((cpu, i) => ({
+      ...OLDER_FORMAT_TABLE,
+      dev_sno: licenseKey,
+      gateway_ext_data: { ...OLDER_FORMAT_TABLE.gateway_ext_data, cpu_usage: cpu, temperature: 52 + i },
+    }));
+    const first = await postReport(gateway.url, reports[0]);
+    expect(first.json).toMatchObject({ changes: 3 });
+    const devicesBefore = await gateway.sql.query('select d.* from devices d join boxes b on b.id = d.box_id where b.license_key = $1 order by d.id', [licenseKey]);
+    for (const report of reports.slice(1)) {
+      const res = await postReport(gateway.url, report);
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({ licenseKey, format: 'old', devices: 2, changes: 0, warnings: [] });
+      expect(await box(licenseKey)).toMatchObject({ gateway_ext_data: report.gateway_ext_data, last_report: report });
+    }
+    expect(await box(licenseKey)).toMatchObject({ report_count: 3, name: 'SE5 north gate', gateway: { gateway_sn: 'HQDZKM6BJACJH0182' } });
+    const devicesAfter = await gateway.sql.query('select d.* from devices d join boxes b on b.id = d.box_id where b.license_key = $1 order by d.id', [licenseKey]);
+    expect(devicesAfter.rows).toEqual(devicesBefore.rows);
+    const { rows } = await gateway.sql.query('select count(*)::int as n from status_events e join boxes b on b.id = e.box_id where b.license_key = $1', [licenseKey]);
+    expect(rows[0].n).toBe(3); // the box and its two devices, first seen
+  });
+});
+
 describe('what real boxes vary', () => {
   it('accepts media_devices or sub_devices on either path', async () => {
     for (const [path, listField] of [

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { ReportError } from '../../src/ingest/errors';
 import { ReportReader } from '../../src/ingest/report-reader';
 
@@ -51,5 +52,124 @@ describe('ReportReader', () => {
 
     const tooMany = body({ mq_license_key: 'RR-MANY', media_devices: [{ media_device_id: 'a' }, { media_device_id: 'b' }] });
     for (let i = 0; i < 2; i++) expect(() => reader.read(tooMany)).toThrow(ReportError);
+  });
+});
+
+describe('ReportReader: older bodies that differ only in gateway_ext_data', () => {
+  const older = (key: string, ext: unknown, status = 'online') => ({
+    dev_sno: key,
+    sub_devices: [
+      { ep_id: `${key}__10.0.0.1`, ep_ip: '10.0.0.1', ep_status: status, ep_type: 'rtsp', ep_name: '门口 "east" {cam}' },
+      { ep_id: `${key}__10.0.0.2`, ep_ip: '10.0.0.2', ep_status: 'online', ep_type: 'photo', ep_name: 'gateway_ext_data: "x"' },
+    ],
+    gateway_name: 'box',
+    gateway_ext_data: ext,
+  });
+  /** What a reader that never saw the box makes of `bytes`: the reference every shortcut must match. */
+  const fresh = (bytes: Buffer) => {
+    try {
+      return new ReportReader({ maxDevices: 10 }).read(bytes);
+    } catch (error) {
+      return error;
+    }
+  };
+  const read = (reader: ReportReader, bytes: Buffer) => {
+    try {
+      return reader.read(bytes);
+    } catch (error) {
+      return error;
+    }
+  };
+
+  it('parses only the new figures, and the Report equals a whole read', () => {
+    const reader = new ReportReader({ maxDevices: 10 });
+    const first = reader.read(body(older('RR-OLD-0000000001', { cpu_usage: 10, sw_version: '1.2' })));
+    const nextBody = body(older('RR-OLD-0000000001', { cpu_usage: 11, sw_version: '1.2', note: 'a } b { "c' }));
+    const next = reader.read(nextBody);
+    expect(next.devices).toBe(first.devices); // the shortcut: the device list was not read again
+    expect(next.gatewayExtData).toEqual({ cpu_usage: 11, sw_version: '1.2', note: 'a } b { "c' });
+    expect(next.rawBody).toBe(nextBody);
+    expect(next).toEqual(fresh(nextBody));
+    expect(Object.isFrozen(next)).toBe(true);
+    // A change outside the figures is read whole.
+    const offline = reader.read(body(older('RR-OLD-0000000001', { cpu_usage: 11 }, 'offline')));
+    expect(offline.devices[0]!.status).toBe('offline');
+    expect(offline.devices).not.toBe(first.devices);
+  });
+
+  it('reads the body whole when the figures are not one storable object, and answers as a whole read does', () => {
+    const key = 'RR-OLD-0000000002';
+    const [prefix, suffix] = JSON.stringify(older(key, 0)).split('"gateway_ext_data":0');
+    const withMiddle = (middle: string | Buffer) => Buffer.concat([Buffer.from(`${prefix}"gateway_ext_data":`), Buffer.from(middle), Buffer.from(suffix!)]);
+    const middles: Array<string | Buffer> = [
+      'null', '[1,2]', '"text"', '7', // not an object: stored as absent, with a warning
+      '{"a":1},"gateway_name":"other"', // two fields, not one value
+      '{"a":1', '{"a":1}}', // not JSON
+      '{"a":"\\u0000"}', // Postgres refuses NUL: cleaned by the whole read
+      `${'{"a":'.repeat(40)}1${'}'.repeat(40)}`, // deeper than a report may nest
+      Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d]), // not UTF-8
+      ' { "a" : [ { "b" : "}" } ] } ', // one object with spaces and braces in strings: the shortcut
+    ];
+    for (const middle of middles) {
+      const reader = new ReportReader({ maxDevices: 10 });
+      reader.read(withMiddle('{"cpu_usage":1}'));
+      const bytes = withMiddle(middle);
+      expect(read(reader, bytes), String(middle)).toEqual(fresh(bytes));
+    }
+  });
+
+  it('takes no shortcut where the figures cannot be found for certain', () => {
+    const key = 'RR-OLD-0000000003';
+    const cases = [
+      // the key written twice at the top level: JSON.parse keeps the last
+      (ext: string) => `{"dev_sno":"${key}","sub_devices":[],"gateway_ext_data":{"first":true},"gateway_name":"n","gateway_ext_data":${ext}}`,
+      // the key escaped once
+      (ext: string) => `{"dev_sno":"${key}","sub_devices":[],"gateway_name":"a long enough name","gateway\\u005fext_data":${ext}}`,
+      // the key as a nested one, the real one escaped
+      (ext: string) => `{"dev_sno":"${key}","sub_devices":[{"ep_id":"x","ep_name":{"gateway_ext_data":${ext}}}],"gateway\\u005fext_data":{"n":1}}`,
+    ];
+    for (const make of cases) {
+      const reader = new ReportReader({ maxDevices: 10 });
+      reader.read(Buffer.from(make('{"cpu":1}')));
+      const bytes = Buffer.from(make('{"cpu":2}'));
+      expect(read(reader, bytes)).toEqual(fresh(bytes));
+    }
+  });
+
+  it('matches a whole read for any sequence of bodies (property, fixed seed)', () => {
+    const text = fc.string({ unit: fc.constantFrom('a', '"', '\\', '{', '}', '[', ']', ',', ':', ' ', '界', '\u0000', '\ud800') });
+    const extData = fc.oneof(
+      { weight: 6, arbitrary: fc.dictionary(fc.constantFrom('cpu_usage', 'memory_usage', 'note', 'sw_version', 'gateway_ext_data', '__proto__'), fc.oneof(fc.integer(), text, fc.jsonValue({ maxDepth: 3 }))) },
+      { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
+    );
+    // What else the body says: each part mostly the same as the step before (undefined), as in a box's next report.
+    const sometimes = <T,>(...values: T[]) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(...values) });
+    const step = fc.record({
+      ext: extData,
+      status: sometimes('online', 'offline', 'ONLINE', 'weird'),
+      // fields after the figures; a second gateway_ext_data there is the one JSON.parse keeps
+      extra: sometimes('', ',"gateway_sn":"SN-1"', ',"gateway_sn":"SN-2"', ',"gateway_ext_data":{"shadowed":true}'),
+      spaces: sometimes(0, 2),
+    });
+    let shortcuts = 0;
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 12 }), (steps) => {
+        const reader = new ReportReader({ maxDevices: 10 });
+        let previous: unknown;
+        let current = { status: 'online', extra: '', spaces: 0 };
+        for (const s of steps) {
+          current = { status: s.status ?? current.status, extra: s.extra ?? current.extra, spaces: s.spaces ?? current.spaces };
+          const json = JSON.stringify(older('RR-OLD-PROPERTY-1', s.ext, current.status), null, current.spaces);
+          const bytes = Buffer.from(`${json.slice(0, -1)}${current.extra}}`);
+          const got = read(reader, bytes);
+          expect(got).toEqual(fresh(bytes));
+          const devices = (report: unknown) => (report as { devices?: unknown } | undefined)?.devices;
+          if (got !== previous && devices(got) !== undefined && devices(got) === devices(previous)) shortcuts++;
+          previous = got;
+        }
+      }),
+      { seed: 6_2026_11, numRuns: 500 },
+    );
+    expect(shortcuts).toBeGreaterThan(120); // the property exercised the shortcut, not only whole reads
   });
 });
