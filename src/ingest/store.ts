@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { BoxStatus, DeviceStatus, DeviceType } from '../db/schema';
 import { ReportError, type ReportWarning } from './errors';
-import { TextArrayParam } from './text-array-param';
+import { int4Array, textArray, timestamptzArray } from './binary-arrays';
 import { Pipeline } from './pipeline';
 import { insertStatusEvents, type RecordedEvent } from '../live/events-table';
 import { licenseKeyField, maskLicenseKey } from './license-key';
@@ -159,23 +159,23 @@ const REPORT_COLUMNS = `
     devices_hash = v.devices_hash,
     report_format = case when v.body is null then b.report_format else v.report_format end,
     name = case when v.body is not null and v.name is not null then v.name else b.name end,
-    gateway = case when v.body is null then b.gateway else v.gateway end,
-    gateway_ext_data = case when v.body is null then b.gateway_ext_data else v.gateway_ext_data end`;
+    gateway = case when v.body is null then b.gateway else v.gateway::jsonb end,
+    gateway_ext_data = case when v.body is null then b.gateway_ext_data else v.gateway_ext_data::jsonb end`;
 
 /**
- * Stores the bodies sent with an update: `updated` returns id, last_report_at and `body`, the
- * subscript of the box's body in the text array $3 (see TextArrayParam).
+ * A report's fields in both box updates: one array parameter per column, from `$first` on, in the
+ * order of ReportColumns.params(). `gateway` and `gateway_ext_data` come as JSON text.
  */
+const reportArrays = (first: number) =>
+  ['timestamptz', 'text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text'].map((type, i) => `$${first + i}::${type}[]`).join(', ');
+const REPORT_FIELDS = 'last_report_at, address, reports, last_report_hash, devices_hash, report_format, name, gateway, gateway_ext_data, body';
+
+/** Stores the bodies sent with an update (`updated` returns id, last_report_at and body, null when unchanged). */
 const STORE_BODIES = `
   bodies as (
     insert into box_last_reports (box_id, received_at, body)
-    select id, last_report_at, ($3::text[])[body] from updated where body is not null
+    select id, last_report_at, body from updated where body is not null
     on conflict (box_id) do update set received_at = excluded.received_at, body = excluded.body)`;
-
-/** A report's fields in the rows of both box updates; `body` is the subscript of its body in $3, if sent. */
-const REPORT_RECORD = `
-    last_report_at timestamptz, address text, reports int, last_report_hash text, devices_hash text,
-    report_format text, name text, gateway jsonb, gateway_ext_data jsonb, body int`;
 
 /**
  * The common case in one statement, without reading first: a box that is online and reports the
@@ -185,8 +185,8 @@ const REPORT_RECORD = `
 const UPDATE_UNCHANGED_BOXES = `
   with updated as (
     update boxes b set ${REPORT_COLUMNS}
-    from jsonb_to_recordset($1::jsonb) as v(license_key text, ${REPORT_RECORD})
-    where b.license_key = any($2::text[]) -- the keys again, as an array: the rows are found by index, not by scanning every box
+    from unnest($1::text[], ${reportArrays(2)}) as v(license_key, ${REPORT_FIELDS})
+    where b.license_key = any($1::text[]) -- the keys as an array too: the rows are found by index, not by scanning every box
       and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
       and (v.body is not null or b.last_report_hash = v.last_report_hash)
@@ -200,8 +200,8 @@ const UPDATE_BOXES = `
       status = v.status,
       status_since = v.status_since,
       removed_at = null
-    from jsonb_to_recordset($1::jsonb) as v(id int, status text, status_since timestamptz, ${REPORT_RECORD})
-    where b.id = any($2::int[]) and b.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)
+    from unnest($1::int4[], $2::text[], $3::timestamptz[], ${reportArrays(4)}) as v(id, status, status_since, ${REPORT_FIELDS})
+    where b.id = any($1::int4[]) and b.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)
     returning b.id, v.last_report_at, v.body),
   ${STORE_BODIES}
   select count(*) from updated`;
@@ -339,19 +339,47 @@ function diffDevices(box: BoxState, report: Report, at: Date, events: PendingEve
  */
 export type CommittedHashes = Map<string, { rawHash: string; devicesHash: string }>;
 
-/** A report's fields for the box updates (the body is added by the caller, when it differs from the one stored). */
-function reportRecord(report: Report, at: Date, address: string | null, reports: number) {
-  return {
-    last_report_at: at,
-    address,
-    reports,
-    last_report_hash: report.rawHash,
-    devices_hash: report.devicesHash,
-    report_format: report.format,
-    name: report.boxName,
-    gateway: report.gateway,
-    gateway_ext_data: report.gatewayExtData,
-  };
+/** Reports' fields for the box updates, a column each (see reportArrays). */
+class ReportColumns {
+  private readonly lastReportAt: Date[] = [];
+  private readonly address: Array<string | null> = [];
+  private readonly reports: number[] = [];
+  private readonly lastReportHash: string[] = [];
+  private readonly devicesHash: string[] = [];
+  private readonly format: string[] = [];
+  private readonly name: Array<string | null> = [];
+  private readonly gateway: Array<string | null> = [];
+  private readonly gatewayExtData: Array<string | null> = [];
+  private readonly body: Array<Buffer | null> = [];
+
+  /** `withBody`: the body differs from the stored one, which it replaces with the report's own fields. */
+  add(report: Report, at: Date, address: string | null, reports: number, withBody: boolean): void {
+    this.lastReportAt.push(at);
+    this.address.push(address);
+    this.reports.push(reports);
+    this.lastReportHash.push(report.rawHash);
+    this.devicesHash.push(report.devicesHash);
+    this.format.push(report.format);
+    this.name.push(report.boxName);
+    this.gateway.push(withBody && report.gateway ? JSON.stringify(report.gateway) : null);
+    this.gatewayExtData.push(withBody && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null);
+    this.body.push(withBody ? report.rawBody : null);
+  }
+
+  params(): Buffer[] {
+    return [
+      timestamptzArray(this.lastReportAt),
+      textArray(this.address),
+      int4Array(this.reports),
+      textArray(this.lastReportHash),
+      textArray(this.devicesHash),
+      textArray(this.format),
+      textArray(this.name),
+      textArray(this.gateway),
+      textArray(this.gatewayExtData),
+      textArray(this.body),
+    ];
+  }
 }
 
 /** The report's box does not exist or was removed, and the report may not create or restore it. */
@@ -412,8 +440,7 @@ export async function applyReports(
 
   // A box reporting twice in one batch takes the full path, which orders them, and so does a
   // device list known to differ from the one this process last stored.
-  const rows: object[] = [];
-  const bodies = new TextArrayParam();
+  const columns = new ReportColumns();
   const single: ReceivedReport[] = [];
   const full: ReceivedReport[] = [];
   for (const received of batch) {
@@ -424,8 +451,7 @@ export async function applyReports(
       continue;
     }
     single.push(received);
-    const body = last?.rawHash !== report.rawHash ? bodies.add(report.rawBody) : null;
-    rows.push({ license_key: report.licenseKey, ...reportRecord(report, receivedAt, address, 1), body });
+    columns.add(report, receivedAt, address, 1, last?.rawHash !== report.rawHash);
   }
 
   const pipeline = new Pipeline(client);
@@ -440,7 +466,7 @@ export async function applyReports(
     const started: Array<Promise<unknown>> = [];
     const together = full.length > 0;
     if (together) started.push(begin());
-    const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [JSON.stringify(rows), single.map((r) => r.report.licenseKey), bodies.toParam()] }) : undefined;
+    const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [textArray(single.map((r) => r.report.licenseKey)), ...columns.params()] }) : undefined;
     const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
     if (together) reads.push(lockAndRead(pipeline, full));
     if (unchanged) {
@@ -584,17 +610,21 @@ async function applyChanges(
     ? pipeline.query({ name: 'ingest_update_devices', text: UPDATE_DEVICES, values: [JSON.stringify(known.map(({ device }) => ({ id: device.id, ...deviceRow(device) }))), known.map(({ device }) => device.id)] })
     : undefined;
 
-  const boxRows: object[] = [];
-  const bodies = new TextArrayParam();
+  const columns = new ReportColumns();
   const boxIds: number[] = [];
+  const statuses: string[] = [];
+  const statusSince: Date[] = [];
   for (const box of boxes.values()) {
     if (!box.report) continue; // every report of it was refused
     boxIds.push(box.id);
+    statuses.push(box.status);
+    statusSince.push(box.statusSince);
     // The stored body was read under lock above: send ours only when it differs.
-    const body = box.rawChanged ? bodies.add(box.report.rawBody) : null;
-    boxRows.push({ id: box.id, status: box.status, status_since: box.statusSince, ...reportRecord(box.report, box.lastReportAt!, box.address ?? null, box.reports), body });
+    columns.add(box.report, box.lastReportAt!, box.address ?? null, box.reports, box.rawChanged);
   }
-  const update = boxRows.length > 0 ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [JSON.stringify(boxRows), boxIds, bodies.toParam()] }) : undefined;
+  const update = boxIds.length > 0
+    ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [int4Array(boxIds), textArray(statuses), timestamptzArray(statusSince), ...columns.params()] })
+    : undefined;
 
   // History names devices by id: a device seen for the first time has one once the upsert answers.
   if (upsert) {
