@@ -7,8 +7,9 @@ import { hashBody, normalizeReport, type Report, type ReportLimits } from './rep
 const DEFAULT_CAPACITY = { reports: 2048, bytes: 32 * 1024 * 1024 };
 
 /**
- * A body's first bytes find the box whose last body may differ from it only in `gateway_ext_data`
- * (see ExtDataSpan); they must lie before that value. Boxes whose bodies open alike only miss the shortcut.
+ * A body's first bytes find the box whose last body it may equal, or differ from only in
+ * `gateway_ext_data` (see ExtDataSpan; that value must start after them). Boxes whose bodies open
+ * alike only miss these shortcuts: a candidate is always compared byte for byte.
  */
 const OPENING_BYTES = 64;
 
@@ -18,9 +19,10 @@ const opening = (body: Buffer) => body.toString('latin1', 0, OPENING_BYTES);
  * Turns report bodies into Reports: decode, parse (strict JSON, else JSON5), validate, normalize.
  * A box whose devices did not change sends the same bytes at every report, so the Report of each
  * box's last body is kept and returned again for the same bytes, sparing the parse, the
- * normalization and their garbage. An older box's body differs at every report in its health
- * figures alone (`gateway_ext_data`): when the rest is the same bytes as its last body, only those
- * are parsed (see ExtDataSpan). Reports are frozen: one may answer many requests.
+ * normalization and their garbage; it is found by the body's first bytes and compared byte for
+ * byte, so only a body that differs is hashed. An older box's body differs at every report in its
+ * health figures alone (`gateway_ext_data`): when the rest is the same bytes as its last body, only
+ * those are parsed (see ExtDataSpan). Reports are frozen: one may answer many requests.
  */
 export class ReportReader {
   /** The last Report read per licence key, by the hash of its body; at most `capacity` of them. */
@@ -31,7 +33,7 @@ export class ReportReader {
   private bytes = 0;
   /** Where `gateway_ext_data` lies in the last body, per licence key, when that was proven. */
   private readonly spans = new Map<string, ExtDataSpan>();
-  /** The first bytes of a body with a span → its licence key. */
+  /** The first bytes of a box's last body, when stored as received → its licence key. */
   private readonly byOpening = new Map<string, string>();
 
   constructor(
@@ -41,8 +43,12 @@ export class ReportReader {
 
   /** The body's Report, or a ReportError saying what is wrong with it. */
   read(body: Buffer): Report {
+    // The box whose last body opened with the same bytes: most often the same body again, compared
+    // without hashing, or the same but for its health figures.
+    const last = this.lastOpeningAlike(body);
+    if (last?.rawBody.equals(body)) return last;
     const rawHash = hashBody(body);
-    const known = this.byHash.get(rawHash) ?? this.withNewExtData(body, rawHash);
+    const known = this.byHash.get(rawHash) ?? (last && this.withNewExtData(last, body, rawHash));
     if (known) return known;
     const warnings: ReportWarning[] = [];
     // A UTF-8 byte order mark (some HTTP clients write one) is not part of the JSON text.
@@ -56,32 +62,45 @@ export class ReportReader {
     Object.freeze(report.warnings);
     Object.freeze(report.devices);
     this.remember(Object.freeze(report));
-    // Only a body stored as received, no byte order mark, can be compared byte for byte with the next.
-    if (!lenient && report.rawBody === body && report.gatewayExtData !== null) this.keepSpan(report, findExtDataSpan(body));
+    // Only a body stored as received (strict, no byte order mark) can be compared byte for byte with the next.
+    if (!lenient && report.rawBody === body) {
+      this.keepOpening(report);
+      if (report.gatewayExtData !== null) this.keepSpan(report, findExtDataSpan(body));
+    }
     return report;
   }
 
-  /** The Report of a body that differs from its box's last only in `gateway_ext_data`, if it is one. */
-  private withNewExtData(body: Buffer, rawHash: string): Report | undefined {
+  /** The last Report of the box that `byOpening` names for the body's first bytes, if any. */
+  private lastOpeningAlike(body: Buffer): Report | undefined {
     if (body.length < OPENING_BYTES) return undefined;
     const licenseKey = this.byOpening.get(opening(body));
-    const span = licenseKey === undefined ? undefined : this.spans.get(licenseKey);
+    return licenseKey === undefined ? undefined : this.byHash.get(this.lastHash.get(licenseKey)!);
+  }
+
+  /** The Report of a body that differs from `last`, its box's last, only in `gateway_ext_data`, if it is one. */
+  private withNewExtData(last: Report, body: Buffer, rawHash: string): Report | undefined {
+    const span = this.spans.get(last.licenseKey);
     if (!span) return undefined;
-    const last = this.byHash.get(this.lastHash.get(licenseKey!)!)!;
     const extData = extDataBetween(last.rawBody, span, body);
     // Strings Postgres would refuse, or nesting too deep: the whole body is read, which says why.
     if (!extData || storableJson(extData, true, 1) !== extData) return undefined;
     const report: Report = Object.freeze({ ...last, gatewayExtData: extData, rawBody: body, rawHash });
     this.remember(report);
+    this.keepOpening(report);
     this.keepSpan(report, { start: span.start, suffixLength: span.suffixLength });
     return report;
+  }
+
+  /** Makes `report`, its box's last and stored as received, the one found by its body's first bytes. */
+  private keepOpening(report: Report): void {
+    if (report.rawBody.length < OPENING_BYTES || this.lastHash.get(report.licenseKey) !== report.rawHash) return;
+    this.byOpening.set(opening(report.rawBody), report.licenseKey);
   }
 
   /** Notes where `gateway_ext_data` lies in the body of `report`, if it is still its box's last. */
   private keepSpan(report: Report, span: ExtDataSpan | undefined): void {
     if (!span || span.start < OPENING_BYTES || this.lastHash.get(report.licenseKey) !== report.rawHash) return;
     this.spans.set(report.licenseKey, span);
-    this.byOpening.set(opening(report.rawBody), report.licenseKey);
   }
 
   private remember(report: Report): void {
@@ -102,7 +121,8 @@ export class ReportReader {
     this.bytes -= report.rawBody.length;
     this.byHash.delete(hash);
     this.lastHash.delete(licenseKey);
-    if (this.spans.delete(licenseKey)) {
+    this.spans.delete(licenseKey);
+    if (report.rawBody.length >= OPENING_BYTES) {
       const key = opening(report.rawBody);
       if (this.byOpening.get(key) === licenseKey) this.byOpening.delete(key);
     }

@@ -39,11 +39,11 @@ const INSERT_EVENTS = `
     from (select pg_advisory_xact_lock($2)) as serialized,
          jsonb_array_elements($1::jsonb) with ordinality as item(value, n),
          jsonb_to_record(item.value) as e(box_id int, device_id int, from_status text, to_status text, at timestamptz)
-    order by item.n -- ids follow the order the changes happened in
-    returning id, box_id, device_id, from_status, to_status, at),
+    order by item.n -- ids are drawn in the order the changes happened in
+    returning id),
   notified as (select pg_notify($3, max(id)::text) from inserted)
-  select inserted.* from inserted, notified
-  order by id`;
+  select inserted.id from inserted, notified
+  order by id -- the n-th id is the n-th row's`;
 
 /**
  * Inserts history rows inside the caller's transaction; every replica hears of them once it commits.
@@ -52,12 +52,13 @@ const INSERT_EVENTS = `
 export async function insertStatusEvents(client: pg.ClientBase, rows: EventRow[]): Promise<RecordedEvent[]> {
   if (rows.length === 0) return [];
   const result = await client.query({ name: 'events_insert', text: INSERT_EVENTS, values: [JSON.stringify(rows), EVENTS_LOCK, EVENTS_CHANNEL] });
-  return result.rows.map((r) => ({
-    id: r.id,
-    boxId: r.box_id,
-    deviceId: r.device_id,
-    fromStatus: r.from_status,
-    toStatus: r.to_status,
-    at: r.at,
+  if (result.rows.length !== rows.length) throw new Error(`inserted ${result.rows.length} status events of ${rows.length}`);
+  return rows.map((row, i) => ({
+    id: result.rows[i].id as number,
+    boxId: row.box_id,
+    deviceId: row.device_id,
+    fromStatus: row.from_status,
+    toStatus: row.to_status,
+    at: row.at,
   }));
 }

@@ -173,3 +173,20 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
     expect(shortcuts).toBeGreaterThan(120); // the property exercised the shortcut, not only whole reads
   });
 });
+
+describe('ReportReader: boxes whose bodies open with the same bytes', () => {
+  it('tells them apart byte for byte, whichever reported last', () => {
+    const reader = new ReportReader({ maxDevices: 10 });
+    const opening = 'x'.repeat(80); // the first 64 bytes alike: the licence key comes later
+    const bodyOf = (key: string, cpu: number) =>
+      Buffer.from(JSON.stringify({ gateway_name: opening, dev_sno: key, sub_devices: [{ ep_id: `${key}-cam`, ep_status: 'online', ep_type: 'rtsp' }], gateway_ext_data: { cpu } }));
+    const seen = new Map<string, unknown>();
+    for (const [key, cpu] of [['RR-ALIKE-A', 1], ['RR-ALIKE-B', 1], ['RR-ALIKE-A', 1], ['RR-ALIKE-B', 2], ['RR-ALIKE-A', 3], ['RR-ALIKE-A', 3], ['RR-ALIKE-B', 2]] as const) {
+      const report = reader.read(bodyOf(key, cpu));
+      expect(report).toEqual(new ReportReader({ maxDevices: 10 }).read(bodyOf(key, cpu)));
+      expect(report.licenseKey).toBe(key);
+      if (seen.get(`${key}:${cpu}`)) expect(report).toBe(seen.get(`${key}:${cpu}`)); // the same bytes again: the same Report
+      seen.set(`${key}:${cpu}`, report);
+    }
+  });
+});
