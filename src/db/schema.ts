@@ -80,12 +80,18 @@ export const boxes = pgTable(
  * on every report, stays narrow enough for HOT updates; written only when the body changed.
  * `body` is the JSON text itself (`body::jsonb` to query into it), kept as text so that storing it costs
  * no parse, and uncompressed inline up to 8 KB (migration 0003): no compression either.
+ * It was received at the box's `last_report_at` (a body is rewritten whenever it differs).
  */
 export const boxLastReports = pgTable('box_last_reports', {
   boxId: integer('box_id')
     .primaryKey()
     .references(() => boxes.id, { onDelete: 'cascade' }),
-  receivedAt: timestamptz('received_at').notNull(),
+  /**
+   * No longer written (null in rows made since migration 0004); kept while replicas of an older
+   * version may still write it during a rolling upgrade. Leaving the row's other bytes alone lets
+   * Postgres log only the part of a body that changed (an older box's health figures), not all of it.
+   */
+  receivedAt: timestamptz('received_at'),
   body: text('body').notNull(),
 });
 

@@ -170,12 +170,16 @@ const reportArrays = (first: number) =>
   ['timestamptz', 'text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text'].map((type, i) => `$${first + i}::${type}[]`).join(', ');
 const REPORT_FIELDS = 'last_report_at, address, reports, last_report_hash, devices_hash, report_format, name, gateway, gateway_ext_data, body';
 
-/** Stores the bodies sent with an update (`updated` returns id, last_report_at and body, null when unchanged). */
+/**
+ * Stores the bodies sent with an update (`updated` returns id and body, null when unchanged). Only
+ * the body is written: when the row's other bytes stay as they are and the new version fits on its
+ * page, Postgres logs just the bytes of the body that changed (for an older box, its health figures).
+ */
 const STORE_BODIES = `
   bodies as (
-    insert into box_last_reports (box_id, received_at, body)
-    select id, last_report_at, body from updated where body is not null
-    on conflict (box_id) do update set received_at = excluded.received_at, body = excluded.body)`;
+    insert into box_last_reports (box_id, body)
+    select id, body from updated where body is not null
+    on conflict (box_id) do update set body = excluded.body)`;
 
 /**
  * The common case in one statement, without reading first: a box that is online and reports the
@@ -190,7 +194,7 @@ const UPDATE_UNCHANGED_BOXES = `
       and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
       and (v.body is not null or b.last_report_hash = v.last_report_hash)
-    returning b.id, b.license_key, v.last_report_at, v.body),
+    returning b.id, b.license_key, v.body),
   ${STORE_BODIES}
   select id, license_key from updated`;
 
@@ -202,7 +206,7 @@ const UPDATE_BOXES = `
       removed_at = null
     from unnest($1::int4[], $2::text[], $3::timestamptz[], ${reportArrays(4)}) as v(id, status, status_since, ${REPORT_FIELDS})
     where b.id = any($1::int4[]) and b.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)
-    returning b.id, v.last_report_at, v.body),
+    returning b.id, v.body),
   ${STORE_BODIES}
   select count(*) from updated`;
 

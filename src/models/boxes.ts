@@ -132,9 +132,11 @@ export interface LastReportRow {
 }
 
 export async function lastReportsByBoxIds(pool: pg.Pool, boxIds: readonly number[]): Promise<Map<number, LastReportRow>> {
+  // The stored body is the last report's (it is rewritten whenever a report's differs), so it was received at last_report_at.
   const rows = await selectRows<LastReportRow & { boxId: number }>(
     pool,
-    sql`select r.box_id as "boxId", r.received_at as "receivedAt", r.body from box_last_reports r where r.box_id = any(${sql.param(boxIds)}::int4[])`,
+    sql`select r.box_id as "boxId", b.last_report_at as "receivedAt", r.body
+        from box_last_reports r join boxes b on b.id = r.box_id where r.box_id = any(${sql.param(boxIds)}::int4[])`,
   );
   return new Map(rows.map(({ boxId, ...row }) => [boxId, row]));
 }

@@ -126,6 +126,9 @@ describe('an older box reporting its health figures', () => {
       expect(res.json).toMatchObject({ licenseKey, format: 'old', devices: 2, changes: 0, warnings: [] });
       expect(await box(licenseKey)).toMatchObject({ gateway_ext_data: report.gateway_ext_data, last_report: report });
     }
+    // Only the body is rewritten: the column that used to hold its time stays as the first report left it (null).
+    const { rows: bodies } = await gateway.sql.query('select r.received_at from box_last_reports r join boxes b on b.id = r.box_id where b.license_key = $1', [licenseKey]);
+    expect(bodies).toEqual([{ received_at: null }]);
     expect(await box(licenseKey)).toMatchObject({ report_count: 3, name: 'SE5 north gate', gateway: { gateway_sn: 'HQDZKM6BJACJH0182' } });
     const devicesAfter = await gateway.sql.query('select d.* from devices d join boxes b on b.id = d.box_id where b.license_key = $1 order by d.id', [licenseKey]);
     expect(devicesAfter.rows).toEqual(devicesBefore.rows);

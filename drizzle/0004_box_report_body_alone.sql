@@ -1,0 +1,1 @@
+ALTER TABLE "box_last_reports" ALTER COLUMN "received_at" DROP NOT NULL;
