@@ -163,12 +163,25 @@ const REPORT_COLUMNS = `
     gateway_ext_data = case when v.body is null then b.gateway_ext_data else v.gateway_ext_data::jsonb end`;
 
 /**
- * A report's fields in both box updates: one array parameter per column, from `$first` on, in the
- * order of ReportColumns.params(). `gateway` and `gateway_ext_data` come as JSON text.
+ * A report's fields in both box updates, in this order, each sent as one array parameter of its type
+ * (see ReportColumns). `gateway` and `gateway_ext_data` come as JSON text.
  */
-const reportArrays = (first: number) =>
-  ['timestamptz', 'text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text'].map((type, i) => `$${first + i}::${type}[]`).join(', ');
-const REPORT_FIELDS = 'last_report_at, address, reports, last_report_hash, devices_hash, report_format, name, gateway, gateway_ext_data, body';
+const REPORT_FIELDS = [
+  ['last_report_at', 'timestamptz'],
+  ['address', 'text'],
+  ['reports', 'int4'],
+  ['last_report_hash', 'text'],
+  ['devices_hash', 'text'],
+  ['report_format', 'text'],
+  ['name', 'text'],
+  ['gateway', 'text'],
+  ['gateway_ext_data', 'text'],
+  ['body', 'text'],
+] as const;
+type ReportField = (typeof REPORT_FIELDS)[number][0];
+/** The array parameters of REPORT_FIELDS, numbered from `$first`. */
+const reportArrays = (first: number) => REPORT_FIELDS.map(([, type], i) => `$${first + i}::${type}[]`).join(', ');
+const REPORT_FIELD_NAMES = REPORT_FIELDS.map(([name]) => name).join(', ');
 
 /**
  * Stores the bodies sent with an update (`updated` returns id and body, null when unchanged). Only
@@ -189,7 +202,7 @@ const STORE_BODIES = `
 const UPDATE_UNCHANGED_BOXES = `
   with updated as (
     update boxes b set ${REPORT_COLUMNS}
-    from unnest($1::text[], ${reportArrays(2)}) as v(license_key, ${REPORT_FIELDS})
+    from unnest($1::text[], ${reportArrays(2)}) as v(license_key, ${REPORT_FIELD_NAMES})
     where b.license_key = any($1::text[]) -- the keys as an array too: the rows are found by index, not by scanning every box
       and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
@@ -204,7 +217,7 @@ const UPDATE_BOXES = `
       status = v.status,
       status_since = v.status_since,
       removed_at = null
-    from unnest($1::int4[], $2::text[], $3::timestamptz[], ${reportArrays(4)}) as v(id, status, status_since, ${REPORT_FIELDS})
+    from unnest($1::int4[], $2::text[], $3::timestamptz[], ${reportArrays(4)}) as v(id, status, status_since, ${REPORT_FIELD_NAMES})
     where b.id = any($1::int4[]) and b.id = v.id -- by index (see UPDATE_UNCHANGED_BOXES)
     returning b.id, v.body),
   ${STORE_BODIES}
@@ -343,46 +356,31 @@ function diffDevices(box: BoxState, report: Report, at: Date, events: PendingEve
  */
 export type CommittedHashes = Map<string, { rawHash: string; devicesHash: string }>;
 
-/** Reports' fields for the box updates, a column each (see reportArrays). */
+const ARRAY_OF = { timestamptz: timestamptzArray, int4: int4Array, text: textArray } as const;
+
+/** Reports' fields for the box updates, a column each, in the order and types of REPORT_FIELDS. */
 class ReportColumns {
-  private readonly lastReportAt: Date[] = [];
-  private readonly address: Array<string | null> = [];
-  private readonly reports: number[] = [];
-  private readonly lastReportHash: string[] = [];
-  private readonly devicesHash: string[] = [];
-  private readonly format: string[] = [];
-  private readonly name: Array<string | null> = [];
-  private readonly gateway: Array<string | null> = [];
-  private readonly gatewayExtData: Array<string | null> = [];
-  private readonly body: Array<Buffer | null> = [];
+  private readonly columns = new Map<ReportField, unknown[]>(REPORT_FIELDS.map(([name]) => [name, []]));
 
   /** `withBody`: the body differs from the stored one, which it replaces with the report's own fields. */
   add(report: Report, at: Date, address: string | null, reports: number, withBody: boolean): void {
-    this.lastReportAt.push(at);
-    this.address.push(address);
-    this.reports.push(reports);
-    this.lastReportHash.push(report.rawHash);
-    this.devicesHash.push(report.devicesHash);
-    this.format.push(report.format);
-    this.name.push(report.boxName);
-    this.gateway.push(withBody && report.gateway ? JSON.stringify(report.gateway) : null);
-    this.gatewayExtData.push(withBody && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null);
-    this.body.push(withBody ? report.rawBody : null);
+    const row: Record<ReportField, unknown> = {
+      last_report_at: at,
+      address,
+      reports,
+      last_report_hash: report.rawHash,
+      devices_hash: report.devicesHash,
+      report_format: report.format,
+      name: report.boxName,
+      gateway: withBody && report.gateway ? JSON.stringify(report.gateway) : null,
+      gateway_ext_data: withBody && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null,
+      body: withBody ? report.rawBody : null,
+    };
+    for (const [name, values] of this.columns) values.push(row[name]);
   }
 
   params(): Buffer[] {
-    return [
-      timestamptzArray(this.lastReportAt),
-      textArray(this.address),
-      int4Array(this.reports),
-      textArray(this.lastReportHash),
-      textArray(this.devicesHash),
-      textArray(this.format),
-      textArray(this.name),
-      textArray(this.gateway),
-      textArray(this.gatewayExtData),
-      textArray(this.body),
-    ];
+    return REPORT_FIELDS.map(([name, type]) => ARRAY_OF[type](this.columns.get(name) as never));
   }
 }
 
