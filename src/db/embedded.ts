@@ -81,7 +81,21 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPost
     return {
       url,
       async stop() {
-        process.kill(adopted, 'SIGINT');
+        // Not our child, so there is no 'exit' event: the postmaster removes its pid file as the last
+        // step of a clean shutdown (after its checkpoint), so until then the data folder is still in use.
+        try {
+          process.kill(adopted, 'SIGINT');
+        } catch {
+          return; // already gone
+        }
+        const deadline = Date.now() + 60_000;
+        while (livePostmasterPid(dataDir) === adopted) {
+          if (Date.now() > deadline) {
+            log.warn({ pid: adopted, dataDir }, 'embedded Postgres still shutting down after 60 s; not waiting longer');
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
       },
     };
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,9 @@ afterAll(async () => {
   await fs.rm(dataDir, { recursive: true, force: true });
 });
 
+/** Postgres removes its pid file as the last step of a clean shutdown: until then it still writes the folder. */
+const postgresStopped = () => !existsSync(path.join(env.FLEETGATE_DATA_DIR!, 'postmaster.pid'));
+
 async function postgresAccepts(): Promise<boolean> {
   const client = new pg.Client({ connectionString: pgUrl, connectionTimeoutMillis: 2000 });
   try {
@@ -45,6 +49,7 @@ it('SIGTERM and SIGINT stop the gateway and its Postgres; the next start keeps t
   expect((await postReport(first.url, report('online'))).json.changes).toBe(2);
   first.child.kill('SIGTERM');
   expect(await first.exited).toBe(0);
+  expect(postgresStopped()).toBe(true);
   expect(await postgresAccepts()).toBe(false);
 
   const second = await spawnGateway(env);
@@ -53,6 +58,7 @@ it('SIGTERM and SIGINT stop the gateway and its Postgres; the next start keeps t
   expect(res.json).toMatchObject({ changes: 1 });
   second.child.kill('SIGINT');
   expect(await second.exited).toBe(0);
+  expect(postgresStopped()).toBe(true);
   expect(await postgresAccepts()).toBe(false);
 });
 
@@ -69,5 +75,6 @@ it('after a kill -9 the next start adopts the Postgres left running, losing noth
   expect(res.json).toMatchObject({ changes: 0 });
   second.child.kill('SIGTERM');
   expect(await second.exited).toBe(0);
+  expect(postgresStopped()).toBe(true);
   expect(await postgresAccepts()).toBe(false);
 });
