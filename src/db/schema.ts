@@ -54,6 +54,17 @@ export const boxes = pgTable(
     gatewayExtData: jsonb('gateway_ext_data').$type<Record<string, unknown>>(),
     /** Hash of the last report body (the body itself is in box_last_reports). */
     lastReportHash: text('last_report_hash'),
+    /**
+     * An older box's health figures change at every report and nothing else does, so its stored body
+     * is not rewritten for them: this is the `gateway_ext_data` value of the last body as text, which
+     * replaces the value in box_last_reports.body (the bytes after the first `lastReportExtPrefix` and
+     * before the last `lastReportExtSuffix`) to give the last body. Valid while `lastReportExtFor`
+     * equals `lastReportHash`; null when the stored body is the last body as it is.
+     */
+    lastReportExtData: text('last_report_ext_data'),
+    lastReportExtPrefix: integer('last_report_ext_prefix'),
+    lastReportExtSuffix: integer('last_report_ext_suffix'),
+    lastReportExtFor: text('last_report_ext_for'),
     /** Hash of the normalized device list; equal means no device can have changed. */
     devicesHash: text('devices_hash'),
     /** Where the box's own REST API listens, when an operator set it; else `address`. */

@@ -81,21 +81,22 @@ export function findExtDataSpan(body: Buffer): ExtDataSpan | undefined {
 }
 
 /**
- * The `gateway_ext_data` of `body` when it equals `previous` (whose span is `span`) outside the span
- * and the middle is one JSON object in valid UTF-8; otherwise undefined (read the body whole).
+ * The `gateway_ext_data` of `body`, parsed and as text, when it equals `previous` (whose span is `span`)
+ * outside the span and the middle is one JSON object in valid UTF-8; otherwise undefined (read the body whole).
  */
-export function extDataBetween(previous: Buffer, span: ExtDataSpan, body: Buffer): Record<string, unknown> | undefined {
+export function extDataBetween(previous: Buffer, span: ExtDataSpan, body: Buffer): { value: Record<string, unknown>; text: string } | undefined {
   const end = body.length - span.suffixLength;
   if (end <= span.start) return undefined;
   if (body.compare(previous, 0, span.start, 0, span.start) !== 0) return undefined;
   if (body.compare(previous, previous.length - span.suffixLength, previous.length, end, body.length) !== 0) return undefined;
   const middle = body.subarray(span.start, end);
   if (!isUtf8(middle)) return undefined;
+  const text = middle.toString('utf8');
   let value: unknown;
   try {
-    value = JSON.parse(middle.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     return undefined;
   }
-  return isObject(value) ? value : undefined;
+  return isObject(value) ? { value, text } : undefined;
 }

@@ -83,8 +83,9 @@ export class ReportReader {
     if (!span) return undefined;
     const extData = extDataBetween(last.rawBody, span, body);
     // Strings Postgres would refuse, or nesting too deep: the whole body is read, which says why.
-    if (!extData || storableJson(extData, true, 1) !== extData) return undefined;
-    const report: Report = Object.freeze({ ...last, gatewayExtData: extData, rawBody: body, rawHash });
+    if (!extData || storableJson(extData.value, true, 1) !== extData.value) return undefined;
+    const extDataOnly = Object.freeze({ previousHash: last.rawHash, text: extData.text, prefixBytes: span.start, suffixBytes: span.suffixLength });
+    const report: Report = Object.freeze({ ...last, gatewayExtData: extData.value, rawBody: body, rawHash, extDataOnly });
     this.remember(report);
     this.keepOpening(report);
     this.keepSpan(report, { start: span.start, suffixLength: span.suffixLength });

@@ -37,6 +37,19 @@ export interface Report {
   /** Hash of the normalized device list. */
   devicesHash: string;
   warnings: ReportWarning[];
+  /** Set when the body differs from its box's previous one only in `gateway_ext_data`. */
+  extDataOnly?: ExtDataChange;
+}
+
+/**
+ * A body that is its box's previous body (`previousHash`) with another `gateway_ext_data` value:
+ * `text`, after the first `prefixBytes` bytes and before the last `suffixBytes`, which both bodies share.
+ */
+export interface ExtDataChange {
+  previousHash: string;
+  text: string;
+  prefixBytes: number;
+  suffixBytes: number;
 }
 
 export interface ReportLimits {

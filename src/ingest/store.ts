@@ -147,7 +147,10 @@ const OBSERVED_PERIOD = `
 
 /**
  * Columns both box updates set from a report. The report's own fields (format, name, gateway data,
- * the body) are taken only when its body differs from the stored one (`body` not null).
+ * the body) are taken only when its body differs from the stored one (`body` not null). A body that
+ * differs from the box's last only in `gateway_ext_data` is not sent (see Report.extDataOnly): its
+ * value is (`ext_data` not null), and the stored body stays, with that value read in its place (see
+ * lastReportsByBoxIds). Its `gateway_ext_data` is taken either way.
  */
 const REPORT_COLUMNS = `
     last_report_at = v.last_report_at,
@@ -160,7 +163,11 @@ const REPORT_COLUMNS = `
     report_format = case when v.body is null then b.report_format else v.report_format end,
     name = case when v.body is not null and v.name is not null then v.name else b.name end,
     gateway = case when v.body is null then b.gateway else v.gateway::jsonb end,
-    gateway_ext_data = case when v.body is null then b.gateway_ext_data else v.gateway_ext_data::jsonb end`;
+    gateway_ext_data = case when v.body is null and v.ext_data is null then b.gateway_ext_data else v.gateway_ext_data::jsonb end,
+    last_report_ext_data = case when v.body is not null then null when v.ext_data is not null then v.ext_data else b.last_report_ext_data end,
+    last_report_ext_prefix = case when v.body is not null then null when v.ext_data is not null then v.ext_prefix else b.last_report_ext_prefix end,
+    last_report_ext_suffix = case when v.body is not null then null when v.ext_data is not null then v.ext_suffix else b.last_report_ext_suffix end,
+    last_report_ext_for = case when v.body is not null then null when v.ext_data is not null then v.last_report_hash else b.last_report_ext_for end`;
 
 /**
  * A report's fields in both box updates, in this order, each sent as one array parameter of its type
@@ -177,6 +184,10 @@ const REPORT_FIELDS = [
   ['gateway', 'text'],
   ['gateway_ext_data', 'text'],
   ['body', 'text'],
+  ['ext_data', 'text'],
+  ['ext_prefix', 'int4'],
+  ['ext_suffix', 'int4'],
+  ['previous_hash', 'text'],
 ] as const;
 type ReportField = (typeof REPORT_FIELDS)[number][0];
 /** The array parameters of REPORT_FIELDS, numbered from `$first`. */
@@ -196,8 +207,9 @@ const STORE_BODIES = `
 
 /**
  * The common case in one statement, without reading first: a box that is online and reports the
- * devices it reported last time. Rows that do not match (devices changed, box offline, new box, or
- * the body omitted but not equal to the stored one) take the full path.
+ * devices it reported last time. Rows that do not match (devices changed, box offline, new box, the
+ * body omitted but not equal to the stored one, or sent as new health figures for a body that is not
+ * the stored last one) take the full path.
  */
 const UPDATE_UNCHANGED_BOXES = `
   with updated as (
@@ -206,7 +218,8 @@ const UPDATE_UNCHANGED_BOXES = `
     where b.license_key = any($1::text[]) -- the keys as an array too: the rows are found by index, not by scanning every box
       and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
       and b.devices_hash = v.devices_hash
-      and (v.body is not null or b.last_report_hash = v.last_report_hash)
+      and (v.body is not null or b.last_report_hash = v.last_report_hash
+           or (v.ext_data is not null and b.last_report_hash = v.previous_hash))
     returning b.id, b.license_key, v.body),
   ${STORE_BODIES}
   select id, license_key from updated`;
@@ -362,8 +375,14 @@ const ARRAY_OF = { timestamptz: timestamptzArray, int4: int4Array, text: textArr
 class ReportColumns {
   private readonly columns = new Map<ReportField, unknown[]>(REPORT_FIELDS.map(([name]) => [name, []]));
 
-  /** `withBody`: the body differs from the stored one, which it replaces with the report's own fields. */
-  add(report: Report, at: Date, address: string | null, reports: number, withBody: boolean): void {
+  /**
+   * `body`: whether the report's body is the stored one (`same`), differs from it only in its health
+   * figures (`ext-data`: the box's last stored body is its Report.extDataOnly.previousHash, as the
+   * update checks), or replaces it with the report's own fields (`whole`).
+   */
+  add(report: Report, at: Date, address: string | null, reports: number, body: 'same' | 'ext-data' | 'whole'): void {
+    const withBody = body === 'whole';
+    const ext = body === 'ext-data' ? report.extDataOnly! : undefined;
     const row: Record<ReportField, unknown> = {
       last_report_at: at,
       address,
@@ -373,8 +392,12 @@ class ReportColumns {
       report_format: report.format,
       name: report.boxName,
       gateway: withBody && report.gateway ? JSON.stringify(report.gateway) : null,
-      gateway_ext_data: withBody && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null,
+      gateway_ext_data: (withBody || ext) && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null,
       body: withBody ? report.rawBody : null,
+      ext_data: ext?.text ?? null,
+      ext_prefix: ext?.prefixBytes ?? null,
+      ext_suffix: ext?.suffixBytes ?? null,
+      previous_hash: ext?.previousHash ?? null,
     };
     for (const [name, values] of this.columns) values.push(row[name]);
   }
@@ -453,7 +476,8 @@ export async function applyReports(
       continue;
     }
     single.push(received);
-    columns.add(report, receivedAt, address, 1, last?.rawHash !== report.rawHash);
+    const body = last?.rawHash === report.rawHash ? 'same' : last !== undefined && last.rawHash === report.extDataOnly?.previousHash ? 'ext-data' : 'whole';
+    columns.add(report, receivedAt, address, 1, body);
   }
 
   const pipeline = new Pipeline(client);
@@ -622,7 +646,7 @@ async function applyChanges(
     statuses.push(box.status);
     statusSince.push(box.statusSince);
     // The stored body was read under lock above: send ours only when it differs.
-    columns.add(box.report, box.lastReportAt!, box.address ?? null, box.reports, box.rawChanged);
+    columns.add(box.report, box.lastReportAt!, box.address ?? null, box.reports, box.rawChanged ? 'whole' : 'same');
   }
   const update = boxIds.length > 0
     ? pipeline.query({ name: 'ingest_update_boxes', text: UPDATE_BOXES, values: [int4Array(boxIds), textArray(statuses), timestamptzArray(statusSince), ...columns.params()] })

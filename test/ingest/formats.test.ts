@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lastReportsByBoxIds } from '../../src/models/boxes';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { NEWER_FORMAT_EXAMPLE, NEWER_FORMAT_TABLE, OLDER_FORMAT_EXAMPLE, OLDER_FORMAT_TABLE } from '../fixtures/seed-examples';
 
@@ -8,12 +9,17 @@ beforeAll(async () => {
 });
 afterAll(() => gateway?.close());
 
+/** The box's row, with its last report as GraphQL serves it (Box.lastReport.body), parsed. */
 async function box(licenseKey: string) {
-  const { rows } = await gateway.sql.query(
-    'select b.*, r.body::jsonb as last_report from boxes b left join box_last_reports r on r.box_id = b.id where b.license_key = $1',
-    [licenseKey],
-  );
-  return rows[0];
+  const { rows } = await gateway.sql.query('select b.* from boxes b where b.license_key = $1', [licenseKey]);
+  const body = await lastBody(licenseKey);
+  return rows[0] && { ...rows[0], last_report: body === undefined ? undefined : JSON.parse(body) };
+}
+
+/** The box's last report body as GraphQL serves it, byte for byte. */
+async function lastBody(licenseKey: string): Promise<string | undefined> {
+  const { rows } = await gateway.sql.query('select id from boxes where license_key = $1', [licenseKey]);
+  return rows[0] && (await lastReportsByBoxIds(gateway.sql, [rows[0].id])).get(rows[0].id)?.body;
 }
 
 async function devicesOf(licenseKey: string) {
@@ -110,26 +116,38 @@ describe('the seed documents, verbatim', () => {
 });
 
 describe('an older box reporting its health figures', () => {
-  it('stores the new figures and body at every report, and no device rows or history when only they changed', async () => {
+  it('stores the new figures and the body at every report, and no device rows or history when only they changed', async () => {
     const licenseKey = 'OLDHEALTH0001';
-    const reports = [23.5, 24, 31.25].map((cpu, i) => ({
+    // Figures of other lengths and characters than the first's, after device names in Chinese: the
+    // last body is put together by bytes, not characters.
+    const figures = [{ cpu_usage: 23.5 }, { cpu_usage: 24, note: '风扇 "ok" }' }, { cpu_usage: 31.25, temperature: 61 }, { cpu_usage: 9 }];
+    const reports = figures.map((ext) => ({
       ...OLDER_FORMAT_TABLE,
       dev_sno: licenseKey,
-      gateway_ext_data: { ...OLDER_FORMAT_TABLE.gateway_ext_data, cpu_usage: cpu, temperature: 52 + i },
+      sub_devices: OLDER_FORMAT_TABLE.sub_devices.map((d, i) => ({ ...d, ep_name: `大门 ${i}` })),
+      gateway_ext_data: { ...OLDER_FORMAT_TABLE.gateway_ext_data, ...ext },
     }));
-    const first = await postReport(gateway.url, reports[0]);
+    const bodies = reports.map((report, i) => JSON.stringify(report, null, i < 2 ? 0 : 1)); // the third with other spacing
+    const first = await postReport(gateway.url, bodies[0]);
     expect(first.json).toMatchObject({ changes: 3 });
+    expect(await lastBody(licenseKey)).toBe(bodies[0]);
+    const stored = async () =>
+      (await gateway.sql.query('select r.body, r.xmin::text from box_last_reports r join boxes b on b.id = r.box_id where b.license_key = $1', [licenseKey])).rows[0];
     const devicesBefore = await gateway.sql.query('select d.* from devices d join boxes b on b.id = d.box_id where b.license_key = $1 order by d.id', [licenseKey]);
-    for (const report of reports.slice(1)) {
-      const res = await postReport(gateway.url, report);
+    for (const [i, report] of reports.entries()) {
+      if (i === 0) continue;
+      const before = await stored();
+      const res = await postReport(gateway.url, bodies[i]);
       expect(res.status).toBe(200);
       expect(res.json).toMatchObject({ licenseKey, format: 'old', devices: 2, changes: 0, warnings: [] });
       expect(await box(licenseKey)).toMatchObject({ gateway_ext_data: report.gateway_ext_data, last_report: report });
+      expect(await lastBody(licenseKey)).toBe(bodies[i]);
+      // A body with other spacing than the last is written whole; one that differs only in its figures is
+      // not written at all: its figures are, in the box's row.
+      if (i === 2) expect((await stored()).body).toBe(bodies[i]);
+      else expect(await stored()).toEqual(before);
     }
-    // Only the body is rewritten: the column that used to hold its time stays as the first report left it (null).
-    const { rows: bodies } = await gateway.sql.query('select r.received_at from box_last_reports r join boxes b on b.id = r.box_id where b.license_key = $1', [licenseKey]);
-    expect(bodies).toEqual([{ received_at: null }]);
-    expect(await box(licenseKey)).toMatchObject({ report_count: 3, name: 'SE5 north gate', gateway: { gateway_sn: 'HQDZKM6BJACJH0182' } });
+    expect(await box(licenseKey)).toMatchObject({ report_count: 4, name: 'SE5 north gate', gateway: { gateway_sn: 'HQDZKM6BJACJH0182' } });
     const devicesAfter = await gateway.sql.query('select d.* from devices d join boxes b on b.id = d.box_id where b.license_key = $1 order by d.id', [licenseKey]);
     expect(devicesAfter.rows).toEqual(devicesBefore.rows);
     const { rows } = await gateway.sql.query('select count(*)::int as n from status_events e join boxes b on b.id = e.box_id where b.license_key = $1', [licenseKey]);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ReportError } from '../../src/ingest/errors';
+import type { Report } from '../../src/ingest/report';
 import { ReportReader } from '../../src/ingest/report-reader';
 
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -73,23 +74,48 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
       return error;
     }
   };
-  const read = (reader: ReportReader, bytes: Buffer) => {
+  /**
+   * What `reader` makes of `bytes`. A Report it says differs from an earlier body only in its figures
+   * (extDataOnly) must be that body, found among `seen` by hash, with the new figures spliced in; the
+   * rest must equal a whole read, so extDataOnly is left out of the comparison.
+   */
+  const read = (reader: ReportReader, bytes: Buffer, seen = new Map<string, Buffer>()) => {
+    let report: Report;
     try {
-      return reader.read(bytes);
+      report = reader.read(bytes);
     } catch (error) {
       return error;
     }
+    seen.set(report.rawHash, report.rawBody);
+    const { extDataOnly, ...rest } = report;
+    if (extDataOnly) {
+      const previous = seen.get(extDataOnly.previousHash);
+      expect(previous).toBeDefined();
+      const spliced = Buffer.concat([
+        previous!.subarray(0, extDataOnly.prefixBytes),
+        Buffer.from(extDataOnly.text),
+        previous!.subarray(previous!.length - extDataOnly.suffixBytes),
+      ]);
+      expect(spliced.equals(bytes)).toBe(true);
+      expect(JSON.parse(extDataOnly.text)).toEqual(report.gatewayExtData);
+    }
+    return rest;
   };
 
   it('parses only the new figures, and the Report equals a whole read', () => {
     const reader = new ReportReader({ maxDevices: 10 });
-    const first = reader.read(body(older('RR-OLD-0000000001', { cpu_usage: 10, sw_version: '1.2' })));
+    const firstBody = body(older('RR-OLD-0000000001', { cpu_usage: 10, sw_version: '1.2' }));
+    const first = reader.read(firstBody);
+    expect(first.extDataOnly).toBeUndefined();
     const nextBody = body(older('RR-OLD-0000000001', { cpu_usage: 11, sw_version: '1.2', note: 'a } b { "c' }));
     const next = reader.read(nextBody);
     expect(next.devices).toBe(first.devices); // the shortcut: the device list was not read again
     expect(next.gatewayExtData).toEqual({ cpu_usage: 11, sw_version: '1.2', note: 'a } b { "c' });
     expect(next.rawBody).toBe(nextBody);
-    expect(next).toEqual(fresh(nextBody));
+    // What the store writes instead of the body: the figures as sent, and where they go in the last body.
+    const text = '{"cpu_usage":11,"sw_version":"1.2","note":"a } b { \\"c"}';
+    expect(next.extDataOnly).toEqual({ previousHash: first.rawHash, text, prefixBytes: firstBody.indexOf('{"cpu_usage"'), suffixBytes: 1 });
+    expect(read(reader, nextBody, new Map([[first.rawHash, firstBody]]))).toEqual(fresh(nextBody));
     expect(Object.isFrozen(next)).toBe(true);
     // A change outside the figures is read whole.
     const offline = reader.read(body(older('RR-OLD-0000000001', { cpu_usage: 11 }, 'offline')));
@@ -112,9 +138,19 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
     ];
     for (const middle of middles) {
       const reader = new ReportReader({ maxDevices: 10 });
-      reader.read(withMiddle('{"cpu_usage":1}'));
+      const seen = new Map<string, Buffer>();
+      read(reader, withMiddle('{"cpu_usage":1}'), seen);
       const bytes = withMiddle(middle);
-      expect(read(reader, bytes), String(middle)).toEqual(fresh(bytes));
+      expect(read(reader, bytes, seen), String(middle)).toEqual(fresh(bytes));
+      // Only the last middle takes the shortcut; the others are read whole (or refused).
+      const shortcut = (() => {
+        try {
+          return reader.read(bytes).extDataOnly !== undefined;
+        } catch {
+          return false;
+        }
+      })();
+      expect(shortcut, String(middle)).toBe(middle === middles.at(-1));
     }
   });
 
@@ -155,13 +191,14 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 12 }), (steps) => {
         const reader = new ReportReader({ maxDevices: 10 });
+        const seen = new Map<string, Buffer>();
         let previous: unknown;
         let current = { status: 'online', extra: '', spaces: 0 };
         for (const s of steps) {
           current = { status: s.status ?? current.status, extra: s.extra ?? current.extra, spaces: s.spaces ?? current.spaces };
           const json = JSON.stringify(older('RR-OLD-PROPERTY-1', s.ext, current.status), null, current.spaces);
           const bytes = Buffer.from(`${json.slice(0, -1)}${current.extra}}`);
-          const got = read(reader, bytes);
+          const got = read(reader, bytes, seen);
           expect(got).toEqual(fresh(bytes));
           const devices = (report: unknown) => (report as { devices?: unknown } | undefined)?.devices;
           if (got !== previous && devices(got) !== undefined && devices(got) === devices(previous)) shortcuts++;
@@ -183,7 +220,9 @@ describe('ReportReader: boxes whose bodies open with the same bytes', () => {
     const seen = new Map<string, unknown>();
     for (const [key, cpu] of [['RR-ALIKE-A', 1], ['RR-ALIKE-B', 1], ['RR-ALIKE-A', 1], ['RR-ALIKE-B', 2], ['RR-ALIKE-A', 3], ['RR-ALIKE-A', 3], ['RR-ALIKE-B', 2]] as const) {
       const report = reader.read(bodyOf(key, cpu));
-      expect(report).toEqual(new ReportReader({ maxDevices: 10 }).read(bodyOf(key, cpu)));
+      const { extDataOnly, ...rest } = report;
+      expect(rest).toEqual(new ReportReader({ maxDevices: 10 }).read(bodyOf(key, cpu)));
+      if (extDataOnly) expect(extDataOnly.text).toBe(`{"cpu":${cpu}}`);
       expect(report.licenseKey).toBe(key);
       if (seen.get(`${key}:${cpu}`)) expect(report).toBe(seen.get(`${key}:${cpu}`)); // the same bytes again: the same Report
       seen.set(`${key}:${cpu}`, report);
