@@ -125,3 +125,39 @@ it('serves the last body of an older box byte for byte, whichever replica (or ve
   await post(a, body(7)); // A's last is body(5): its figures alone would be spliced into the wrong body
   expect(await stored()).toBe(body(7));
 });
+
+/**
+ * Each replica remembers what it stored last (CommittedHashes), but diffs a changed device list against
+ * the devices as stored, read under the box's lock: another replica may have written them since.
+ */
+it('diffs a device list against what another replica stored since, not against what it stored last', async () => {
+  const licenseKey = 'REPLICA-KEPT-01';
+  const report = (cam0: string, cam1: string) => ({
+    mq_license_key: licenseKey,
+    media_devices: [
+      { media_device_id: 'cam-0', media_device_status: cam0, media_device_type: 'rtsp' },
+      { media_device_id: 'cam-1', media_device_status: cam1, media_device_type: 'rtsp' },
+    ],
+  });
+  expect((await postReport(b.url, report('online', 'online'))).json).toMatchObject({ changes: 3 });
+  expect((await postReport(a.url, report('offline', 'online'))).json).toMatchObject({ changes: 1 });
+  // Against what B stored last, cam-0 would look unchanged (online) and only cam-1 would change.
+  expect((await postReport(b.url, report('online', 'offline'))).json).toMatchObject({ changes: 2 });
+  const { rows } = await a.sql.query(
+    `select d.external_id, e.from_status, e.to_status from status_events e join devices d on d.id = e.device_id
+     join boxes b on b.id = e.box_id where b.license_key = $1 order by e.id`,
+    [licenseKey],
+  );
+  expect(rows.map((r) => `${r.external_id}: ${r.from_status} → ${r.to_status}`)).toEqual([
+    'cam-0: null → online',
+    'cam-1: null → online',
+    'cam-0: online → offline',
+    'cam-0: offline → online',
+    'cam-1: online → offline',
+  ]);
+  const { rows: devices } = await a.sql.query(
+    'select d.external_id, d.status from devices d join boxes b on b.id = d.box_id where b.license_key = $1 order by d.external_id',
+    [licenseKey],
+  );
+  expect(devices).toEqual([{ external_id: 'cam-0', status: 'online' }, { external_id: 'cam-1', status: 'offline' }]);
+});
