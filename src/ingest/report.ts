@@ -91,6 +91,11 @@ const DIALECTS = {
 } as const;
 type Dialect = (typeof DIALECTS)[keyof typeof DIALECTS];
 
+/** The field a device's status is read from: its dialect's, by the prefix of its keys. */
+export function statusFieldOf(device: Record<string, unknown>, format: ReportFormat): string {
+  return dialectOf(device, format).status;
+}
+
 function dialectOf(device: Record<string, unknown>, format: ReportFormat): Dialect {
   for (const key in device) {
     if (key.startsWith('media_device_')) return DIALECTS.new;
@@ -254,7 +259,7 @@ const field = (value: string | null) => (value === null ? '-' : `${value.length}
  * Hash of a device list in any order. Built from the fields by hand: half the cost of hashing the
  * list's JSON, which is measurable at thousands of reports a second.
  */
-function devicesHash(devices: ReportedDevice[]): string {
+export function devicesHash(devices: readonly ReportedDevice[]): string {
   let text = '';
   for (const d of [...devices].sort(byExternalId)) {
     text += `${field(d.externalId)}${field(d.name)}${field(d.ip)}${d.type}|${field(d.url)}${field(d.permissionId)}${d.status}|${field(d.reportedStatus)}${field(d.reportedType)}`;

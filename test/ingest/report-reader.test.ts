@@ -56,8 +56,8 @@ describe('ReportReader', () => {
   });
 });
 
-describe('ReportReader: older bodies that differ only in gateway_ext_data', () => {
-  const older = (key: string, ext: unknown, status = 'online') => ({
+describe('ReportReader: bodies that differ from the last only in device statuses and health figures', () => {
+  const older = (key: string, ext: unknown, status: unknown = 'online') => ({
     dev_sno: key,
     sub_devices: [
       { ep_id: `${key}__10.0.0.1`, ep_ip: '10.0.0.1', ep_status: status, ep_type: 'rtsp', ep_name: '门口 "east" {cam}' },
@@ -154,6 +154,56 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
     }
   });
 
+  it('reads a new device status without parsing the body again, and only where a whole read keeps it', () => {
+    const reader = new ReportReader({ maxDevices: 10 });
+    const seen = new Map<string, Buffer>();
+    // `"online" ,` padded as the simulator writes it; a duplicate key (the parse keeps the last); a
+    // number where a slot's marker could be; a status inside the figures, which is theirs.
+    const make = (a: string, b1: string, b2: string, c: string, cpu: number) =>
+      Buffer.from(
+        `{"dev_sno":"RR-STATUS-0000001","sub_devices":[` +
+          `{"ep_id":"a","ep_status":"${a}" ,"ep_type":"rtsp"},` +
+          `{"ep_id":"b","ep_status":"${b1}","ep_status":"${b2}","ep_type":"rtsp"},` +
+          `{"ep_id":"n","ep_status":0,"ep_type":"rtsp"},` +
+          `{"ep_id":"c","ep_type":"rtsp","ep_status":"${c}"}],` +
+          `"gateway_ext_data":{"cpu_usage":${cpu},"ep_status":"online"}}`,
+      );
+    const first = reader.read(make('online', 'online', 'online', 'online', 1));
+    seen.set(first.rawHash, first.rawBody);
+    const steps: Array<[Parameters<typeof make>, boolean]> = [
+      [['offline', 'online', 'online', 'online', 1], true], // a: longer token, same padding
+      [['offline', 'online', 'offline', 'offline', 2], true], // b's kept one and c, with new figures
+      [['offline', 'offline', 'offline', 'offline', 2], false], // b's shadowed one: bytes a template keeps
+      [['online', 'offline', 'offline', 'ONLINE', 3], false], // not one a template reads: a warning
+      [['online', 'offline', 'offline', 'online', 3], false], // after a whole read, from a new template
+      [['online', 'offline', 'online', 'online', 3], true],
+    ];
+    let previous: { devices: unknown[] } = first;
+    for (const [args, shortcut] of steps) {
+      const bytes = make(...args);
+      const got = read(reader, bytes, seen) as { devices: unknown[] };
+      expect(got, args.join()).toEqual(fresh(bytes));
+      // A template's read keeps the devices whose status stayed; a whole read makes them all anew.
+      expect(got.devices.some((device, i) => device === previous.devices[i]), args.join()).toBe(shortcut);
+      previous = got;
+    }
+  });
+
+  it('reads the statuses after the figures where they moved, when the figures changed length', () => {
+    const reader = new ReportReader({ maxDevices: 10 });
+    const seen = new Map<string, Buffer>();
+    const make = (cpu: number, status: string) =>
+      Buffer.from(`{"dev_sno":"RR-STATUS-0000002","gateway_name":"past the first 64 bytes","gateway_ext_data": {"cpu_usage":${cpu}} ,"sub_devices":[{"ep_id":"a","ep_status":"online"},{"ep_id":"b","ep_status":"${status}"}]}`);
+    let previous = read(reader, make(1, 'online'), seen) as { devices: unknown[] };
+    for (const [cpu, status] of [[100, 'online'], [100, 'offline'], [7, 'offline'], [7, 'online']] as const) {
+      const bytes = make(cpu, status);
+      const got = read(reader, bytes, seen) as { devices: unknown[] };
+      expect(got, `${cpu} ${status}`).toEqual(fresh(bytes));
+      expect(got.devices[0], `${cpu} ${status}`).toBe(previous.devices[0]); // read with the template each time
+      previous = got;
+    }
+  });
+
   it('takes no shortcut where the figures cannot be found for certain', () => {
     const key = 'RR-OLD-0000000003';
     const cases = [
@@ -182,18 +232,24 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
     const sometimes = <T,>(...values: T[]) => fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.constantFrom(...values) });
     const step = fc.record({
       ext: extData,
-      status: sometimes('online', 'offline', 'ONLINE', 'weird'),
+      // mostly the two a template reads; the others (a warning each, a number where a slot's marker could be) read whole
+      status: fc.oneof(
+        { weight: 2, arbitrary: fc.constant(undefined) },
+        { weight: 2, arbitrary: fc.constantFrom<unknown>('online', 'offline') },
+        { weight: 1, arbitrary: fc.constantFrom<unknown>('ONLINE', 'weird', 0, 1) },
+      ),
       // fields after the figures; a second gateway_ext_data there is the one JSON.parse keeps
       extra: sometimes('', ',"gateway_sn":"SN-1"', ',"gateway_sn":"SN-2"', ',"gateway_ext_data":{"shadowed":true}'),
       spaces: sometimes(0, 2),
     });
     let shortcuts = 0;
+    let statusShortcuts = 0;
     fc.assert(
       fc.property(fc.array(step, { minLength: 1, maxLength: 12 }), (steps) => {
         const reader = new ReportReader({ maxDevices: 10 });
         const seen = new Map<string, Buffer>();
         let previous: unknown;
-        let current = { status: 'online', extra: '', spaces: 0 };
+        let current: { status: unknown; extra: string; spaces: number } = { status: 'online', extra: '', spaces: 0 };
         for (const s of steps) {
           current = { status: s.status ?? current.status, extra: s.extra ?? current.extra, spaces: s.spaces ?? current.spaces };
           const json = JSON.stringify(older('RR-OLD-PROPERTY-1', s.ext, current.status), null, current.spaces);
@@ -201,13 +257,18 @@ describe('ReportReader: older bodies that differ only in gateway_ext_data', () =
           const got = read(reader, bytes, seen);
           expect(got).toEqual(fresh(bytes));
           const devices = (report: unknown) => (report as { devices?: unknown } | undefined)?.devices;
-          if (got !== previous && devices(got) !== undefined && devices(got) === devices(previous)) shortcuts++;
+          // The shortcuts: the device list kept (only the figures new), or its unchanged devices kept (a status new).
+          const now = devices(got) as unknown[] | undefined;
+          const before = devices(previous) as unknown[] | undefined;
+          if (got !== previous && now && before && (now === before || now.some((device, i) => device === before[i]))) shortcuts++;
+          if (now && before && now !== before && now.some((device, i) => device === before[i])) statusShortcuts++;
           previous = got;
         }
       }),
       { seed: 6_2026_11, numRuns: 500 },
     );
-    expect(shortcuts).toBeGreaterThan(120); // the property exercised the shortcut, not only whole reads
+    expect(shortcuts).toBeGreaterThan(120); // the property exercised the shortcuts, not only whole reads
+    expect(statusShortcuts).toBeGreaterThan(15); // of them, a status changed (the figures, mostly new at every step, too)
   });
 });
 
