@@ -27,7 +27,7 @@ export type Slot =
 
 /** What the values of a body read with a template are. */
 export interface FilledTemplate {
-  /** The status of each status slot's device, by device index; empty when their bytes are the same. */
+  /** The status of each status slot's device, by device index; empty when only the figures changed. */
   statuses: Map<number, 'online' | 'offline'>;
   /** Every byte outside the figures is the same as in the previous body. */
   onlyExtData: boolean;
@@ -187,15 +187,23 @@ function onlyExtDataChanged(previous: Buffer, template: BodyTemplate, body: Buff
   const end = body.length - suffix;
   if (end <= ext.start || body.compare(previous, 0, ext.start, 0, ext.start) !== 0) return undefined;
   if (body.compare(previous, ext.end, previous.length, end, body.length) !== 0) return undefined;
-  const open = skipWhitespace(body, ext.start);
-  if (body[open] !== OPEN || skipWhitespace(body, endOfObject(body, open) ?? body.length) !== end) return undefined;
-  const middle = body.subarray(ext.start, end);
-  if (!isUtf8(middle)) return undefined;
+  const extData = extDataAt(body, ext.start);
+  if (extData?.end !== end) return undefined;
   const shift = end - ext.end;
   const slots = template.slots.map((slot, i) =>
     i < index ? slot : i === index ? { ...slot, end } : { ...slot, start: slot.start + shift, end: slot.end + shift },
   );
-  return { statuses: new Map(), onlyExtData: true, extDataText: middle.toString('utf8'), template: { slots } };
+  return { statuses: new Map(), onlyExtData: true, extDataText: extData.text, template: { slots } };
+}
+
+/** The figures' slot starting at `at`: whitespace, one object in valid UTF-8, whitespace; its end and text. */
+function extDataAt(body: Buffer, at: number): { end: number; text: string } | undefined {
+  const open = skipWhitespace(body, at);
+  const close = body[open] === OPEN ? endOfObject(body, open) : undefined;
+  if (close === undefined) return undefined;
+  const end = skipWhitespace(body, close);
+  const middle = body.subarray(at, end);
+  return isUtf8(middle) ? { end, text: middle.toString('utf8') } : undefined;
 }
 
 /** Each slot in turn: the bytes up to it the same, then its value read. */
@@ -219,15 +227,11 @@ function fillSlots(previous: Buffer, template: BodyTemplate, body: Buffer): Fill
       slots.push({ kind: 'status', device: slot.device, start: at, end });
       at = end;
     } else {
-      const open = skipWhitespace(body, at);
-      const close = body[open] === OPEN ? endOfObject(body, open) : undefined;
-      if (close === undefined) return undefined;
-      const end = skipWhitespace(body, close);
-      const middle = body.subarray(at, end);
-      if (!isUtf8(middle)) return undefined;
-      extDataText = middle.toString('utf8');
-      slots.push({ kind: 'ext-data', start: at, end });
-      at = end;
+      const extData = extDataAt(body, at);
+      if (!extData) return undefined;
+      extDataText = extData.text;
+      slots.push({ kind: 'ext-data', start: at, end: extData.end });
+      at = extData.end;
     }
     from = slot.end;
   }
