@@ -68,6 +68,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let stopping = false;
   /** Responses under way, so stop() can make them close their connections. */
   const open = new Set<ServerResponse>();
+  /** One listener for every response (a response closes once): no closure per request. */
+  const forgetResponse = function (this: ServerResponse) {
+    open.delete(this);
+  };
   let url = '';
   let databaseUrl = config.databaseUrl ?? '';
 
@@ -130,8 +134,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       // retries (on another replica); nothing of it is stored.
       if (stopping) return void refuseWhileStopping(res);
       open.add(res);
-      res.once('close', () => open.delete(res));
-      const pathname = (req.url ?? '/').split('?')[0]!;
+      res.on('close', forgetResponse);
+      const target = req.url ?? '/';
+      const query = target.indexOf('?');
+      const pathname = query === -1 ? target : target.slice(0, query);
       const ingestPath = matchIngestPath(pathname);
       if (ingestPath) return void ingest(req, res, ingestPath.secret);
       if (pathname === '/healthz') {

@@ -48,11 +48,17 @@ export function textArray(values: ReadonlyArray<string | Buffer | null>): Buffer
   return out;
 }
 
-/** `int4[]` from integers in its range. */
-export function int4Array(values: readonly number[]): Buffer {
-  const { out, offset: start } = arrayBuffer(INT4_OID, values.length, false, 4 * values.length);
+/** `int4[]` from integers in its range, or nulls. */
+export function int4Array(values: ReadonlyArray<number | null>): Buffer {
+  let count = 0;
+  for (const value of values) if (value !== null) count++;
+  const { out, offset: start } = arrayBuffer(INT4_OID, values.length, count < values.length, 4 * count);
   let offset = start;
   for (const value of values) {
+    if (value === null) {
+      offset = out.writeInt32BE(-1, offset);
+      continue;
+    }
     offset = out.writeInt32BE(4, offset);
     offset = out.writeInt32BE(value, offset);
   }
@@ -64,8 +70,12 @@ export function timestamptzArray(values: readonly Date[]): Buffer {
   const { out, offset: start } = arrayBuffer(TIMESTAMPTZ_OID, values.length, false, 8 * values.length);
   let offset = start;
   for (const value of values) {
+    // Microseconds as a 64-bit integer, in two halves: exact in a double (|µs| < 2^53 for ±285 years), and no BigInt to allocate.
+    const micros = (value.getTime() - POSTGRES_EPOCH_MS) * 1000;
+    const high = Math.floor(micros / 2 ** 32);
     offset = out.writeInt32BE(8, offset);
-    offset = out.writeBigInt64BE(BigInt(value.getTime() - POSTGRES_EPOCH_MS) * 1000n, offset);
+    offset = out.writeInt32BE(high, offset);
+    offset = out.writeUInt32BE(micros - high * 2 ** 32, offset);
   }
   return out;
 }

@@ -369,11 +369,26 @@ function diffDevices(box: BoxState, report: Report, at: Date, events: PendingEve
  */
 export type CommittedHashes = Map<string, { rawHash: string; devicesHash: string }>;
 
-const ARRAY_OF = { timestamptz: timestamptzArray, int4: int4Array, text: textArray } as const;
-
-/** Reports' fields for the box updates, a column each, in the order and types of REPORT_FIELDS. */
+/**
+ * Reports' fields for the box updates, a column each, in the order and types of REPORT_FIELDS. Values
+ * go straight into their columns: no row object per report, which at thousands of reports a second is
+ * garbage the young-generation collector would have to sweep.
+ */
 class ReportColumns {
-  private readonly columns = new Map<ReportField, unknown[]>(REPORT_FIELDS.map(([name]) => [name, []]));
+  private readonly lastReportAt: Date[] = [];
+  private readonly address: Array<string | null> = [];
+  private readonly reports: number[] = [];
+  private readonly lastReportHash: string[] = [];
+  private readonly devicesHash: string[] = [];
+  private readonly reportFormat: string[] = [];
+  private readonly name: Array<string | null> = [];
+  private readonly gateway: Array<string | null> = [];
+  private readonly gatewayExtData: Array<string | null> = [];
+  private readonly body: Array<Buffer | null> = [];
+  private readonly extData: Array<string | null> = [];
+  private readonly extPrefix: Array<number | null> = [];
+  private readonly extSuffix: Array<number | null> = [];
+  private readonly previousHash: Array<string | null> = [];
 
   /**
    * `body`: whether the report's body is the stored one (`same`), differs from it only in its health
@@ -383,27 +398,41 @@ class ReportColumns {
   add(report: Report, at: Date, address: string | null, reports: number, body: 'same' | 'ext-data' | 'whole'): void {
     const withBody = body === 'whole';
     const ext = body === 'ext-data' ? report.extDataOnly! : undefined;
-    const row: Record<ReportField, unknown> = {
-      last_report_at: at,
-      address,
-      reports,
-      last_report_hash: report.rawHash,
-      devices_hash: report.devicesHash,
-      report_format: report.format,
-      name: report.boxName,
-      gateway: withBody && report.gateway ? JSON.stringify(report.gateway) : null,
-      gateway_ext_data: (withBody || ext) && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null,
-      body: withBody ? report.rawBody : null,
-      ext_data: ext?.text ?? null,
-      ext_prefix: ext?.prefixBytes ?? null,
-      ext_suffix: ext?.suffixBytes ?? null,
-      previous_hash: ext?.previousHash ?? null,
-    };
-    for (const [name, values] of this.columns) values.push(row[name]);
+    this.lastReportAt.push(at);
+    this.address.push(address);
+    this.reports.push(reports);
+    this.lastReportHash.push(report.rawHash);
+    this.devicesHash.push(report.devicesHash);
+    this.reportFormat.push(report.format);
+    this.name.push(report.boxName);
+    this.gateway.push(withBody && report.gateway ? JSON.stringify(report.gateway) : null);
+    this.gatewayExtData.push((withBody || ext) && report.gatewayExtData ? JSON.stringify(report.gatewayExtData) : null);
+    this.body.push(withBody ? report.rawBody : null);
+    this.extData.push(ext?.text ?? null);
+    this.extPrefix.push(ext?.prefixBytes ?? null);
+    this.extSuffix.push(ext?.suffixBytes ?? null);
+    this.previousHash.push(ext?.previousHash ?? null);
   }
 
+  /** The columns as array parameters, in the order of REPORT_FIELDS. */
   params(): Buffer[] {
-    return REPORT_FIELDS.map(([name, type]) => ARRAY_OF[type](this.columns.get(name) as never));
+    const columns: Record<ReportField, Buffer> = {
+      last_report_at: timestamptzArray(this.lastReportAt),
+      address: textArray(this.address),
+      reports: int4Array(this.reports),
+      last_report_hash: textArray(this.lastReportHash),
+      devices_hash: textArray(this.devicesHash),
+      report_format: textArray(this.reportFormat),
+      name: textArray(this.name),
+      gateway: textArray(this.gateway),
+      gateway_ext_data: textArray(this.gatewayExtData),
+      body: textArray(this.body),
+      ext_data: textArray(this.extData),
+      ext_prefix: int4Array(this.extPrefix),
+      ext_suffix: int4Array(this.extSuffix),
+      previous_hash: textArray(this.previousHash),
+    };
+    return REPORT_FIELDS.map(([name]) => columns[name]);
   }
 }
 

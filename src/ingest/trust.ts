@@ -42,6 +42,14 @@ export class IngestTrust {
     this.byToken = new RateLimit(options.perToken);
   }
 
+  /**
+   * Whether admitRequest has anything to check for a request with this secret (or none): false under
+   * the open or registered policy with no secret and no rate per address, when it would admit at once.
+   */
+  checksRequest(secret: string | undefined): boolean {
+    return secret !== undefined || this.options.policy === 'token' || this.byAddress.perSecond > 0;
+  }
+
   /** Before the body is read: rates, and the secret in the path (if any) is known. */
   async admitRequest(address: string | null, secret: string | undefined): Promise<IngestTokenOwner | undefined> {
     const limited = await this.byAddress.take(address ?? 'unknown');
