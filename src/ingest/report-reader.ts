@@ -1,7 +1,7 @@
 import type { ReportWarning } from './errors';
 import { fillBodyTemplate, findBodyTemplate, type BodyTemplate } from './body-template';
 import { mayHoldUnstorableText, parseReportJson, storableJson } from './json';
-import { devicesHash, hashBody, normalizeReport, statusFieldOf, type ExtDataChange, type Report, type ReportLimits, type ReportedDevice } from './report';
+import { devicesHash, hashBody, normalizeReport, statusFieldOf, type ExtDataChange, type Report, type ReportLimits, type ReportedDevice, type StatusChanges } from './report';
 
 /** Licence keys whose last report is kept, and the body bytes they may hold; the oldest is dropped first. */
 const DEFAULT_CAPACITY = { reports: 2048, bytes: 32 * 1024 * 1024 };
@@ -101,10 +101,13 @@ export class ReportReader {
       gatewayExtData = value as Record<string, unknown>;
     }
     let devices: ReportedDevice[] = last.devices;
+    const changed: Array<StatusChanges['changed'][number]> = [];
     for (const [index, status] of filled.statuses) {
-      if (devices[index]!.status === status) continue;
+      const previous = devices[index]!;
+      if (previous.status === status) continue;
       if (devices === last.devices) devices = [...last.devices];
-      devices[index] = { ...devices[index]!, status };
+      devices[index] = { ...previous, status };
+      changed.push({ device: devices[index]!, from: previous.status });
     }
     const extSlot = filled.template.slots.find((slot) => slot.kind === 'ext-data');
     const extDataOnly: ExtDataChange | undefined = filled.onlyExtData && extSlot && filled.extDataText !== undefined
@@ -118,6 +121,7 @@ export class ReportReader {
       rawBody: body,
       rawHash,
       extDataOnly,
+      statusChanges: changed.length > 0 ? Object.freeze({ previousDevicesHash: last.devicesHash, changed: Object.freeze(changed) }) : undefined,
     });
     this.remember(report);
     this.keepOpening(report);

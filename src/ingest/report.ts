@@ -39,6 +39,17 @@ export interface Report {
   warnings: ReportWarning[];
   /** Set when the body differs from its box's previous one only in `gateway_ext_data`. */
   extDataOnly?: ExtDataChange;
+  /** Set when the device list is its box's previous report's but for the statuses of some devices. */
+  statusChanges?: StatusChanges;
+}
+
+/**
+ * A device list that is another one (`previousDevicesHash`) with only these devices' statuses
+ * changed, in list order. Where that list is the stored one, these are all the list's changes.
+ */
+export interface StatusChanges {
+  previousDevicesHash: string;
+  changed: ReadonlyArray<{ device: ReportedDevice; from: DeviceStatus }>;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { BoxStatus, DeviceStatus, DeviceType } from '../db/schema';
 import { ReportError, type ReportWarning } from './errors';
 import { int4Array, textArray, timestamptzArray } from './binary-arrays';
 import { Pipeline } from './pipeline';
-import { insertStatusEvents, type RecordedEvent } from '../live/events-table';
+import { insertStatusEvents, type EventRow, type RecordedEvent } from '../live/events-table';
 import { licenseKeyField, maskLicenseKey } from './license-key';
 import type { Report, ReportedDevice } from './report';
 
@@ -206,23 +206,37 @@ const STORE_BODIES = `
     on conflict (box_id) do update set body = excluded.body)`;
 
 /**
- * The common case in one statement, without reading first: a box that is online and reports the
- * devices it reported last time. Rows that do not match (devices changed, box offline, new box, the
- * body omitted but not equal to the stored one, or sent as new health figures for a body that is not
- * the stored last one) take the full path.
+ * The common cases in one statement, without reading first: a box that is online and reports either
+ * the devices it reported last time (`expected_devices_hash` is the report's own), or those with only
+ * some statuses changed (`expected_devices_hash` is the list they changed from, see
+ * Report.statusChanges). Where the stored list is the expected one, the stored device rows are that
+ * list's: only the ingest writes them, and always with the hash of the list it wrote. So the changed
+ * statuses are set by key, without reading the devices, and the history comes from the report. Rows
+ * that do not match (devices changed otherwise, box offline, new box, the body omitted but not equal
+ * to the stored one, or sent as new health figures for a body that is not the stored last one) take
+ * the full path. Returns the boxes updated (`device_id` null) and the devices whose status was set.
  */
 const UPDATE_UNCHANGED_BOXES = `
   with updated as (
     update boxes b set ${REPORT_COLUMNS}
-    from unnest($1::text[], ${reportArrays(2)}) as v(license_key, ${REPORT_FIELD_NAMES})
+    from unnest($1::text[], $2::text[], ${reportArrays(3)}) as v(license_key, expected_devices_hash, ${REPORT_FIELD_NAMES})
     where b.license_key = any($1::text[]) -- the keys as an array too: the rows are found by index, not by scanning every box
       and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
-      and b.devices_hash = v.devices_hash
+      and b.devices_hash = v.expected_devices_hash
       and (v.body is not null or b.last_report_hash = v.last_report_hash
            or (v.ext_data is not null and b.last_report_hash = v.previous_hash))
     returning b.id, b.license_key, v.body),
-  ${STORE_BODIES}
-  select id, license_key from updated`;
+  ${STORE_BODIES},
+  statuses as (
+    update devices d set status = s.status, reported_status = s.reported_status, status_since = s.at, updated_at = s.at
+    from unnest($${3 + REPORT_FIELDS.length}::text[], $${4 + REPORT_FIELDS.length}::text[], $${5 + REPORT_FIELDS.length}::text[],
+                $${6 + REPORT_FIELDS.length}::text[], $${7 + REPORT_FIELDS.length}::timestamptz[]) as s(license_key, external_id, status, reported_status, at)
+    join updated u on u.license_key = s.license_key
+    where d.box_id = u.id and d.external_id = s.external_id -- by the unique index
+    returning d.box_id, d.id, d.external_id)
+  select id, license_key, null::int4 as device_id, null::text as external_id from updated
+  union all
+  select box_id, null, id, external_id from statuses`;
 
 const UPDATE_BOXES = `
   with updated as (
@@ -469,12 +483,14 @@ export class PartlyAppliedError extends Error {
 
 /**
  * Applies a batch of reports, in order, on a client with no transaction open:
- * 1. reports of online boxes whose device list is unchanged: one conditional UPDATE, no reads;
+ * 1. reports of online boxes whose device list is unchanged, or is the list this process stored last
+ *    with only some statuses changed (Report.statusChanges): one conditional statement, no reads;
  * 2. the rest: lock their boxes (creating new ones), diff device lists against the stored ones, and
  *    write devices, boxes and history with one multi-row statement each.
- * When the batch has reports for step 2, both steps share one transaction, so the batch waits for
- * one commit (one WAL flush) instead of two. Otherwise step 1 commits on its own, and any report it
- * did not match (its box changed meanwhile) takes step 2 in a second transaction.
+ * When the batch has reports for step 2 or statuses set by step 1 (whose history is written last,
+ * see insertStatusEvents), both steps share one transaction, so the batch waits for one commit (one
+ * WAL flush) instead of two. Otherwise step 1 commits on its own, and any report it did not match
+ * (its box or its devices changed meanwhile) takes step 2 in a second transaction.
  * Statements go out in pipeline mode: the UPDATE of step 1 and the locks and reads of step 2 in one
  * round trip (step 2 starting with the reports this process expects to need it), the writes and the
  * COMMIT in another. A report that must find its box and does not (`mustExist`) is answered with a
@@ -493,18 +509,33 @@ export async function applyReports(
   for (const { report } of batch) perBox.set(report.licenseKey, (perBox.get(report.licenseKey) ?? 0) + 1);
 
   // A box reporting twice in one batch takes the full path, which orders them, and so does a
-  // device list known to differ from the one this process last stored.
+  // device list known to differ from the one this process last stored, unless it is that list with
+  // only some statuses changed (see UPDATE_UNCHANGED_BOXES).
   const columns = new ReportColumns();
   const single: ReceivedReport[] = [];
+  const expectedLists: string[] = [];
+  const statuses = { keys: [] as string[], ids: [] as string[], values: [] as string[], reported: [] as Array<string | null>, at: [] as Date[] };
   const full: ReceivedReport[] = [];
   for (const received of batch) {
     const { report, receivedAt, address } = received;
     const last = committed.get(report.licenseKey);
-    if (perBox.get(report.licenseKey) !== 1 || (last !== undefined && last.devicesHash !== report.devicesHash)) {
+    const changes = report.statusChanges;
+    const statusesOnly = changes !== undefined && last?.devicesHash !== report.devicesHash && (last === undefined || last.devicesHash === changes.previousDevicesHash);
+    if (perBox.get(report.licenseKey) !== 1 || (!statusesOnly && last !== undefined && last.devicesHash !== report.devicesHash)) {
       full.push(received);
       continue;
     }
     single.push(received);
+    expectedLists.push(statusesOnly ? changes.previousDevicesHash : report.devicesHash);
+    if (statusesOnly) {
+      for (const { device } of changes.changed) {
+        statuses.keys.push(report.licenseKey);
+        statuses.ids.push(device.externalId);
+        statuses.values.push(device.status);
+        statuses.reported.push(device.reportedStatus);
+        statuses.at.push(receivedAt);
+      }
+    }
     const body = last?.rawHash === report.rawHash ? 'same' : last !== undefined && last.rawHash === report.extDataOnly?.previousHash ? 'ext-data' : 'whole';
     columns.add(report, receivedAt, address, 1, body);
   }
@@ -519,19 +550,53 @@ export async function applyReports(
   };
   try {
     const started: Array<Promise<unknown>> = [];
-    const together = full.length > 0;
+    // Statuses set by step 1 make history, which is written last, in the transaction of the full path.
+    const together = full.length > 0 || statuses.keys.length > 0;
     if (together) started.push(begin());
-    const unchanged = single.length > 0 ? pipeline.query({ name: 'ingest_update_unchanged_boxes', text: UPDATE_UNCHANGED_BOXES, values: [textArray(single.map((r) => r.report.licenseKey)), ...columns.params()] }) : undefined;
+    const unchanged = single.length > 0
+      ? pipeline.query({
+          name: 'ingest_update_unchanged_boxes',
+          text: UPDATE_UNCHANGED_BOXES,
+          values: [
+            textArray(single.map((r) => r.report.licenseKey)),
+            textArray(expectedLists),
+            ...columns.params(),
+            textArray(statuses.keys),
+            textArray(statuses.ids),
+            textArray(statuses.values),
+            textArray(statuses.reported),
+            timestamptzArray(statuses.at),
+          ],
+        })
+      : undefined;
     const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
-    if (together) reads.push(lockAndRead(pipeline, full));
+    if (together && full.length > 0) reads.push(lockAndRead(pipeline, full));
+    /** History of the statuses step 1 set, in batch order. */
+    const statusEvents: EventRow[] = [];
     if (unchanged) {
-      const { rows: updated } = await unchanged;
-      const ids = new Map<string, number>(updated.map((r) => [r.license_key, r.id]));
+      const { rows } = await unchanged;
+      const ids = new Map<string, number>();
+      const deviceIds = new Map<string, number>();
+      for (const r of rows) {
+        if (r.device_id === null) ids.set(r.license_key, r.id);
+        else deviceIds.set(`${r.id}\u0000${r.external_id}`, r.device_id);
+      }
       const missed: ReceivedReport[] = [];
-      for (const received of single) {
-        const id = ids.get(received.report.licenseKey);
-        if (id === undefined) missed.push(received);
-        else results.set(received, applied(id, received.report, 0));
+      for (const [i, received] of single.entries()) {
+        const { report, receivedAt } = received;
+        const id = ids.get(report.licenseKey);
+        if (id === undefined) {
+          missed.push(received);
+          continue;
+        }
+        const changes = report.devicesHash === expectedLists[i] ? [] : report.statusChanges!.changed;
+        for (const { device, from } of changes) {
+          const deviceId = deviceIds.get(`${id}\u0000${device.externalId}`);
+          // The stored list was the expected one, so each of its devices has a row; if not, nothing of the batch is kept.
+          if (deviceId === undefined) throw new Error(`device ${device.externalId} of box ${id} was not found though its list was the expected one`);
+          statusEvents.push({ box_id: id, device_id: deviceId, from_status: from, to_status: device.status, at: receivedAt });
+        }
+        results.set(received, applied(id, report, changes.length));
       }
       if (!together) for (const [received, result] of results) stored.set(received, result as AppliedReport);
       if (missed.length > 0) {
@@ -547,6 +612,7 @@ export async function applyReports(
         batch.filter((r) => !results.has(r)),
         await Promise.all(reads),
         results,
+        statusEvents,
       );
       open = false;
     }
@@ -566,9 +632,10 @@ async function applyChanges(
   batch: ReceivedReport[],
   reads: Array<[pg.QueryResult, pg.QueryResult]>,
   results: Map<ReceivedReport, AppliedReport | ReportError>,
+  /** History already made by step 1 (statuses it set), written first. */
+  earlierEvents: EventRow[],
 ): Promise<{ events: RecordedEvent[]; created: number }> {
   const client = pipeline.client;
-  const at = batch[batch.length - 1]!.receivedAt;
   const boxes = new Map<string, BoxState>();
   for (const [locked] of reads) for (const r of locked.rows) boxes.set(r.license_key, boxState(r, false));
   const byId = new Map([...boxes.values()].map((box) => [box.id, box]));
@@ -584,7 +651,7 @@ async function applyChanges(
   // New boxes, unless every report of them must find its box (a refused report leaves nothing behind).
   const creators = new Set(batch.filter((r) => !r.mustExist).map((r) => r.report.licenseKey));
   const missing = [...creators].filter((key) => !boxes.has(key)).sort();
-  const created = missing.length > 0 ? await createBoxes(client, missing, at, boxes) : 0;
+  const created = missing.length > 0 ? await createBoxes(client, missing, batch[batch.length - 1]!.receivedAt, boxes) : 0;
 
   // Whether a report's box exists for it, as the reports before it in the batch leave the box.
   const exists = (box: BoxState) => !box.created && box.removedAt === null;
@@ -688,10 +755,10 @@ async function applyChanges(
   }
   // Last, because it serializes event writers across replicas until commit.
   const inserted = pipeline.track(
-    insertStatusEvents(
-      client,
-      events.map((e) => ({ box_id: e.box.id, device_id: e.device?.id ?? null, from_status: e.fromStatus, to_status: e.toStatus, at: e.at })),
-    ),
+    insertStatusEvents(client, [
+      ...earlierEvents,
+      ...events.map((e) => ({ box_id: e.box.id, device_id: e.device?.id ?? null, from_status: e.fromStatus, to_status: e.toStatus, at: e.at })),
+    ]),
   );
   const commit = pipeline.query({ text: 'commit' });
   const [, , , recorded, committed] = await Promise.all([upsert, updateDevices, update, inserted, commit]);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ReportError } from '../../src/ingest/errors';
-import type { Report } from '../../src/ingest/report';
+import type { Report, ReportedDevice } from '../../src/ingest/report';
 import { ReportReader } from '../../src/ingest/report-reader';
 
 const body = (value: unknown) => Buffer.from(JSON.stringify(value));
@@ -74,10 +74,14 @@ describe('ReportReader: bodies that differ from the last only in device statuses
       return error;
     }
   };
+  /** Every device list read, by its hash: what a Report's statusChanges are checked against. */
+  const lists = new Map<string, readonly ReportedDevice[]>();
   /**
    * What `reader` makes of `bytes`. A Report it says differs from an earlier body only in its figures
-   * (extDataOnly) must be that body, found among `seen` by hash, with the new figures spliced in; the
-   * rest must equal a whole read, so extDataOnly is left out of the comparison.
+   * (extDataOnly) must be that body, found among `seen` by hash, with the new figures spliced in. One
+   * it says has an earlier device list with some statuses changed (statusChanges) must be that list,
+   * found by hash among those read, with exactly those statuses changed. The rest must equal a whole
+   * read, so both are left out of the comparison.
    */
   const read = (reader: ReportReader, bytes: Buffer, seen = new Map<string, Buffer>()) => {
     let report: Report;
@@ -87,7 +91,21 @@ describe('ReportReader: bodies that differ from the last only in device statuses
       return error;
     }
     seen.set(report.rawHash, report.rawBody);
-    const { extDataOnly, ...rest } = report;
+    lists.set(report.devicesHash, report.devices);
+    const { extDataOnly, statusChanges, ...rest } = report;
+    if (statusChanges) {
+      const before = lists.get(statusChanges.previousDevicesHash);
+      expect(before).toBeDefined();
+      expect(statusChanges.changed.length).toBeGreaterThan(0);
+      const changedById = new Map(statusChanges.changed.map((c) => [c.device.externalId, c]));
+      expect(changedById.size).toBe(statusChanges.changed.length);
+      for (const { device, from } of statusChanges.changed) {
+        const was = before!.find((d) => d.externalId === device.externalId);
+        expect(was).toEqual({ ...device, status: from });
+        expect(from).not.toBe(device.status);
+      }
+      expect(before!.map((d) => changedById.get(d.externalId)?.device ?? d)).toEqual(report.devices);
+    }
     if (extDataOnly) {
       const previous = seen.get(extDataOnly.previousHash);
       expect(previous).toBeDefined();
@@ -168,8 +186,7 @@ describe('ReportReader: bodies that differ from the last only in device statuses
           `{"ep_id":"c","ep_type":"rtsp","ep_status":"${c}"}],` +
           `"gateway_ext_data":{"cpu_usage":${cpu},"ep_status":"online"}}`,
       );
-    const first = reader.read(make('online', 'online', 'online', 'online', 1));
-    seen.set(first.rawHash, first.rawBody);
+    const first = read(reader, make('online', 'online', 'online', 'online', 1), seen) as Report;
     const steps: Array<[Parameters<typeof make>, boolean]> = [
       [['offline', 'online', 'online', 'online', 1], true], // a: longer token, same padding
       [['offline', 'online', 'offline', 'offline', 2], true], // b's kept one and c, with new figures

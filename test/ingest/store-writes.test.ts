@@ -1,8 +1,10 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeReport } from '../../src/ingest/report';
+import { ReportReader } from '../../src/ingest/report-reader';
+import { ReportWriter } from '../../src/ingest/writer';
+import { createLogger } from '../../src/log';
 import type { AppliedReport, ReceivedReport } from '../../src/ingest/store';
-import type { ReportWriter } from '../../src/ingest/writer';
 import { startWriter, type TestWriter } from '../helpers/writer';
 
 // What the store writes, seen at the ReportWriter with a real Postgres: device times kept or set
@@ -112,6 +114,78 @@ describe('the two paths in one batch', () => {
       { license_key: 'T-PATH-MISSED', status: 'online', report_count: 2, events: [null, null, 'offline>online'] },
       { license_key: 'T-PATH-SAME', status: 'online', report_count: 2, events: [null, null] },
     ]);
+  });
+});
+
+describe('statuses changed from the list this process stored last', () => {
+  /** Statement names the writers send, recorded at each pooled client (observed, not replaced). */
+  const sent: string[] = [];
+  beforeAll(() => {
+    const watched = new WeakSet<pg.PoolClient>();
+    pool.on('acquire', (client) => {
+      if (watched.has(client)) return;
+      watched.add(client);
+      const query = client.query;
+      client.query = function (this: pg.PoolClient, ...args: unknown[]) {
+        const config = args[0] as { name?: string; text?: string };
+        if (typeof config === 'object' && config !== null) sent.push(config.name ?? config.text ?? '');
+        return (query as (...a: unknown[]) => unknown).apply(this, args);
+      } as typeof client.query;
+    });
+  });
+
+  const body = (key: string, statuses: string[]) =>
+    Buffer.from(JSON.stringify({
+      mq_license_key: key,
+      media_devices: statuses.map((status, i) => ({ media_device_id: `cam-${i}`, media_device_name: `门口 ${i}`, media_device_status: status, media_device_type: 'rtsp' })),
+    }));
+  const history = async (key: string) =>
+    (await pool.query(
+      `select d.external_id, e.from_status, e.to_status from status_events e join devices d on d.id = e.device_id
+       join boxes b on b.id = e.box_id where b.license_key = $1 and e.from_status is not null order by e.id`,
+      [key],
+    )).rows.map((r) => `${r.external_id}: ${r.from_status} → ${r.to_status}`);
+
+  it('sets them by key in one statement, with their history, and reads no devices', async () => {
+    const key = 'T-STATUSES-01';
+    const reader = new ReportReader({ maxDevices: 4096 });
+    await writeTogether([{ report: reader.read(body(key, ['online', 'online', 'online'])), receivedAt: time('2026-05-01T00:00:00Z'), address: null }]);
+    const report = reader.read(body(key, ['online', 'offline', 'online']));
+    expect(report.statusChanges?.changed.map((c) => `${c.device.externalId}: ${c.from} → ${c.device.status}`)).toEqual(['cam-1: online → offline']);
+
+    sent.length = 0;
+    const [result] = await writeTogether([{ report, receivedAt: time('2026-05-01T00:01:00Z'), address: null }]);
+    expect(result).toMatchObject({ changes: 1, devices: 3 });
+    expect(sent).toEqual(['begin', 'ingest_update_unchanged_boxes', 'events_insert', 'commit']);
+    expect(await history(key)).toEqual(['cam-1: online → offline']);
+    const devices = await deviceTimes(key);
+    const [at0, at1] = [await pgTime(time('2026-05-01T00:00:00Z')), await pgTime(time('2026-05-01T00:01:00Z'))];
+    expect(devices['cam-1']).toMatchObject({ status: 'offline', status_since: at1, updated_at: at1, name: '门口 1' });
+    expect(devices['cam-0']).toMatchObject({ status: 'online', status_since: at0, updated_at: at0 });
+    const box = (await pool.query('select devices_hash, report_count from boxes where license_key = $1', [key])).rows[0];
+    expect(box).toEqual({ devices_hash: report.devicesHash, report_count: 2 });
+  });
+
+  it('diffs against the stored devices instead when another replica changed them since', async () => {
+    const key = 'T-STATUSES-02';
+    const reader = new ReportReader({ maxDevices: 4096 });
+    const replica = new ReportWriter(pool, createLogger('silent'), { windowMs: 0, maxItems: 100 });
+    await writeTogether([{ report: reader.read(body(key, ['online', 'online', 'online'])), receivedAt: time('2026-06-01T00:00:00Z'), address: null }]);
+    // The other replica stores cam-0 offline; this one still remembers all three online.
+    await replica.write({ report: new ReportReader({ maxDevices: 4096 }).read(body(key, ['offline', 'online', 'online'])), receivedAt: time('2026-06-01T00:01:00Z'), address: null });
+    // Read from this process's last body: only cam-2 changed (online → offline), from a list no longer stored.
+    const report = reader.read(body(key, ['online', 'online', 'offline']));
+    expect(report.statusChanges?.changed.map((c) => c.device.externalId)).toEqual(['cam-2']);
+
+    sent.length = 0;
+    const [result] = await writeTogether([{ report, receivedAt: time('2026-06-01T00:02:00Z'), address: null }]);
+    expect(result).toMatchObject({ changes: 2 });
+    expect(sent).toContain('ingest_select_changed_devices');
+    expect(await history(key)).toEqual(['cam-0: online → offline', 'cam-0: offline → online', 'cam-2: online → offline']);
+    const devices = await deviceTimes(key);
+    expect(Object.values(devices as Record<string, { external_id: string; status: string }>).map((d) => `${d.external_id} ${d.status}`)).toEqual(['cam-0 online', 'cam-1 online', 'cam-2 offline']);
+    expect(devices['cam-0'].status_since).toBe(await pgTime(time('2026-06-01T00:02:00Z')));
+    await replica.drain();
   });
 });
 
