@@ -106,7 +106,7 @@ export class ReportReader {
       const previous = devices[index]!;
       if (previous.status === status) continue;
       if (devices === last.devices) devices = [...last.devices];
-      devices[index] = { ...previous, status };
+      devices[index] = Object.freeze({ ...previous, status });
       changed.push({ device: devices[index]!, from: previous.status });
     }
     const extSlot = filled.template.slots.find((slot) => slot.kind === 'ext-data');

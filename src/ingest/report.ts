@@ -267,15 +267,33 @@ const byExternalId = (a: ReportedDevice, b: ReportedDevice) => (a.externalId < b
 const field = (value: string | null) => (value === null ? '-' : `${value.length}:${value}`);
 
 /**
- * Hash of a device list in any order. Built from the fields by hand: half the cost of hashing the
- * list's JSON, which is measurable at thousands of reports a second.
+ * A device's part of its list's hash, as UTF-8, made once per device. Devices are frozen, and a new
+ * report's list shares the objects of the devices that did not change with the last one's, so a
+ * list with one new status encodes one part, not sixteen.
+ */
+const hashParts = new WeakMap<ReportedDevice, Buffer>();
+
+function hashPart(d: ReportedDevice): Buffer {
+  let part = hashParts.get(d);
+  if (part === undefined) {
+    part = Buffer.from(`${field(d.externalId)}${field(d.name)}${field(d.ip)}${d.type}|${field(d.url)}${field(d.permissionId)}${d.status}|${field(d.reportedStatus)}${field(d.reportedType)}`);
+    hashParts.set(d, part);
+  }
+  return part;
+}
+
+function inIdOrder(devices: readonly ReportedDevice[]): boolean {
+  for (let i = 1; i < devices.length; i++) if (devices[i - 1]!.externalId > devices[i]!.externalId) return false;
+  return true;
+}
+
+/**
+ * Hash of a device list in any order: of its devices' parts in id order. Built from the fields by
+ * hand: half the cost of hashing the list's JSON, which is measurable at thousands of reports a second.
  */
 export function devicesHash(devices: readonly ReportedDevice[]): string {
-  let text = '';
-  for (const d of [...devices].sort(byExternalId)) {
-    text += `${field(d.externalId)}${field(d.name)}${field(d.ip)}${d.type}|${field(d.url)}${field(d.permissionId)}${d.status}|${field(d.reportedStatus)}${field(d.reportedType)}`;
-  }
-  return hash(text);
+  const sorted = inIdOrder(devices) ? devices : [...devices].sort(byExternalId);
+  return hash(Buffer.concat(sorted.map(hashPart)));
 }
 
 const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -341,7 +359,7 @@ export function normalizeReport(
       );
     }
     seen.set(device.externalId, i);
-    devices.push(device);
+    devices.push(Object.freeze(device));
   }
   // The bytes received are stored as they are when they are the strict JSON text, and Postgres will take them.
   const asReceived = raw === parsed && strictText !== undefined && isUtf8(body);
