@@ -223,6 +223,23 @@ describe('what real boxes vary', () => {
     ]);
   });
 
+  it('answers the summary as plain JSON, its licence key escaped and the box id in the API\'s global-id form', async () => {
+    const licenseKey = 'KEY "quoted" \\ 界\u2028\u0007';
+    const res = await postReport(gateway.url, {
+      mq_license_key: licenseKey,
+      media_devices: [{ media_device_id: 'a', media_device_status: 'ONLINE?', media_device_type: 'rtsp' }],
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const { rows } = await gateway.sql.query('select id from boxes where license_key = $1', [licenseKey]);
+    const warnings = [{ code: 'UNKNOWN_STATUS', message: 'media_device_status is "ONLINE?", not one of online, offline; stored as unknown', path: 'media_devices[0].media_device_status' }];
+    const boxId = Buffer.from(`Box:${rows[0].id}`).toString('base64');
+    expect(res.text).toBe(JSON.stringify({ boxId, licenseKey, format: 'new', devices: 1, changes: 2, warnings }));
+    // The same again: no change, and no warning list but its own.
+    const again = await postReport(gateway.url, { mq_license_key: licenseKey, media_devices: [{ media_device_id: 'a', media_device_status: 'online', media_device_type: 'rtsp' }] });
+    expect(again.text).toBe(JSON.stringify({ boxId, licenseKey, format: 'new', devices: 1, changes: 1, warnings: [] }));
+  });
+
   it('never rejects a report for fields it does not know', async () => {
     const res = await postReport(gateway.url, {
       mq_license_key: 'EXTRA0001',
