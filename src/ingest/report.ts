@@ -267,9 +267,10 @@ const byExternalId = (a: ReportedDevice, b: ReportedDevice) => (a.externalId < b
 const field = (value: string | null) => (value === null ? '-' : `${value.length}:${value}`);
 
 /**
- * A device's part of its list's hash, as UTF-8, made once per device. Devices are frozen, and a new
- * report's list shares the objects of the devices that did not change with the last one's, so a
- * list with one new status encodes one part, not sixteen.
+ * A device's part of its list's hash, as UTF-8, made once per device. A Report's devices are frozen,
+ * and a new report's list shares the objects of the devices that did not change with the last one's,
+ * so a list with one new status encodes one part, not sixteen. A device that could still change is
+ * encoded every time.
  */
 const hashParts = new WeakMap<ReportedDevice, Buffer>();
 
@@ -277,7 +278,7 @@ function hashPart(d: ReportedDevice): Buffer {
   let part = hashParts.get(d);
   if (part === undefined) {
     part = Buffer.from(`${field(d.externalId)}${field(d.name)}${field(d.ip)}${d.type}|${field(d.url)}${field(d.permissionId)}${d.status}|${field(d.reportedStatus)}${field(d.reportedType)}`);
-    hashParts.set(d, part);
+    if (Object.isFrozen(d)) hashParts.set(d, part);
   }
   return part;
 }

@@ -43,6 +43,14 @@ describe('devicesHash', () => {
     );
   });
 
+  it('reads a device that is not frozen afresh each time', () => {
+    const device = { externalId: 'a', name: null, ip: null, type: 'rtsp', url: null, permissionId: null, status: 'online', reportedStatus: null, reportedType: null } as ReportedDevice;
+    const before = devicesHash([device]);
+    (device as { status: string }).status = 'offline';
+    expect(devicesHash([device])).not.toBe(before);
+    expect(devicesHash([device])).toBe(byDefinition([device]));
+  });
+
   it('does not depend on the order of the list', () => {
     const a = Object.freeze({ externalId: 'a', name: '前门', ip: null, type: 'rtsp', url: 'rtsp://a', permissionId: null, status: 'online', reportedStatus: null, reportedType: null } as const);
     const b = Object.freeze({ ...a, externalId: 'b', status: 'offline' } as const);
