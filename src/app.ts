@@ -177,6 +177,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       perAddress: new Cap(config.wsMaxConnectionsPerAddress),
       operationsPerToken: new RateLimit(config.rateLimitGraphqlPerToken),
       trustProxy: config.trustProxy,
+      maxMessageBytes: config.graphqlMaxBodyBytes,
     });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);

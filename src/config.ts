@@ -54,6 +54,16 @@ export interface Config {
   publicUrl: string | undefined;
   /** Deadline of one call to a box's REST API (connect, request, whole answer). `BOX_API_TIMEOUT_MS`, default 5000. */
   boxApiTimeoutMs: number;
+  /** Largest /graphql request body (and websocket message), in bytes. `GRAPHQL_MAX_BODY_BYTES`, default 256 KiB. */
+  graphqlMaxBodyBytes: number;
+  /** Largest GraphQL document (the `query` text, comments included), in bytes. `GRAPHQL_MAX_DOCUMENT_BYTES`, default 64 KiB. */
+  graphqlMaxDocumentBytes: number;
+  /**
+   * Checks that repeated fields merge: each pair of same-named fields in one selection set (fragments counted
+   * where spread, and the pairs under them) and each pair of fragments spread together costs one.
+   * `GRAPHQL_MAX_REPEATED_FIELDS`, default 2000.
+   */
+  graphqlMaxRepeatedFields: number;
   /** Deepest field nesting of a GraphQL operation (fragments add no level). `GRAPHQL_MAX_DEPTH`, default 12. */
   graphqlMaxDepth: number;
   /** Aliased fields in one GraphQL operation. `GRAPHQL_MAX_ALIASES`, default 15. */
@@ -190,6 +200,9 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     subscriptionBuffer: integer(env, 'SUBSCRIPTION_BUFFER', 1000, 1, 1_000_000),
     publicUrl: publicUrl(env),
     boxApiTimeoutMs: integer(env, 'BOX_API_TIMEOUT_MS', 5000, 1, 600_000),
+    graphqlMaxBodyBytes: integer(env, 'GRAPHQL_MAX_BODY_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
+    graphqlMaxDocumentBytes: integer(env, 'GRAPHQL_MAX_DOCUMENT_BYTES', 64 * 1024, 100, 16 * 1024 * 1024),
+    graphqlMaxRepeatedFields: integer(env, 'GRAPHQL_MAX_REPEATED_FIELDS', 2000, 0, 10_000_000),
     graphqlMaxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1000),
     graphqlMaxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 100_000),
     graphqlMaxDirectives: integer(env, 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 100_000),

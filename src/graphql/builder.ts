@@ -7,7 +7,9 @@ import { GraphQLError } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { roleAllows, type ApiRole } from '../auth/roles';
 import type { GraphQLContext } from './context';
+import { badUserInput } from './errors';
 import { assertNodeTypename, decodeGlobalId } from './global-id';
+import { MAX_PAGE_SIZE } from './page-size';
 
 export interface SchemaTypes {
   Context: GraphQLContext;
@@ -82,7 +84,11 @@ export const builder = new SchemaBuilder<SchemaTypes>({
       },
     },
     nodesQueryOptions: {
+      description: `The objects with these IDs (at most ${MAX_PAGE_SIZE}), each null where none is found. Each counts toward the query cost like a page item.`,
       resolve: (_root, { ids }, _context, info, resolveNodes) => {
+        if (ids.length > MAX_PAGE_SIZE) {
+          throw badUserInput(`\`ids\` may hold at most ${MAX_PAGE_SIZE} IDs; it held ${ids.length}. Ask in several requests.`, { argument: 'ids', max: MAX_PAGE_SIZE });
+        }
         for (const id of ids) assertNodeTypename(id.typename, info.schema);
         return resolveNodes(ids);
       },

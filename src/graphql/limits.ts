@@ -16,22 +16,36 @@ import {
   type GraphQLField,
   type GraphQLNamedType,
   type GraphQLSchema,
+  type IntValueNode,
+  type ListValueNode,
   type SelectionSetNode,
+  type ValueNode,
   type ValidationRule,
+  validate,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
-import { DEFAULT_PAGE_SIZE } from './types/pagination';
+import { DEFAULT_PAGE_SIZE } from './page-size';
 
-/** What one GraphQL operation may ask for; see src/config.ts for each limit's variable and default. */
+/**
+ * What one GraphQL operation may ask for; see src/config.ts for each limit's variable and default.
+ * They are checked cheapest first, each before the work it protects: the body's size (yoga, while
+ * reading it), the document's size, its tokens (while parsing), then its shape (depth, aliases,
+ * directives, repeated fields, introspection) and its cost, and only then graphql-js's own
+ * validation (whose merge check is quadratic in repeated fields) and execution.
+ */
 export interface GraphQLLimits {
+  /** Bytes of the document text, comments and string literals included. */
+  maxDocumentBytes: number;
   /** Deepest field nesting; fragments do not add a level. */
   maxDepth: number;
-  /** Aliased fields in the operation (fragments counted where spread). */
+  /** Aliased fields in the operation (fragments counted where spread), `__typename` too. */
   maxAliases: number;
   /** Directives in the operation. */
   maxDirectives: number;
   /** Lexical tokens in the document; checked while parsing, so a huge document is never fully parsed. */
   maxTokens: number;
+  /** Merge checks that repeated fields cost graphql-js's validation; see repeatedFieldChecks. */
+  maxRepeatedFields: number;
   /** Most results the operation may ask for; see operationCost. */
   maxCost: number;
   /** Answer `__schema` and `__type`. */
@@ -70,16 +84,26 @@ function noIntrospectionRule(context: Parameters<ValidationRule>[0]): ReturnType
   };
 }
 
-/** How many items a list field may return: its `first` or `last`, the default page size for a connection without either, else 1. */
+/**
+ * How many items a field may return: its `first` or `last`, the default page size for a connection
+ * without either, the number of `ids` it is given (`nodes`), else 1.
+ */
 function pageSize(field: FieldNode, definition: GraphQLField<unknown, unknown> | undefined, variables: Record<string, unknown>): number {
-  if (!definition?.args.some((arg) => arg.name === 'first' || arg.name === 'last')) return 1;
+  const valueOf = (value: ValueNode): unknown => (value.kind === Kind.VARIABLE ? variables[value.name.value] : value);
   for (const argument of field.arguments ?? []) {
-    if (argument.name.value !== 'first' && argument.name.value !== 'last') continue;
-    const value = argument.value;
-    const size = value.kind === Kind.INT ? Number(value.value) : value.kind === Kind.VARIABLE ? variables[value.name.value] : undefined;
+    const name = argument.name.value;
+    if (name === 'ids') {
+      const ids = valueOf(argument.value);
+      if (Array.isArray(ids)) return ids.length;
+      if (ids && (ids as ValueNode).kind === Kind.LIST) return (ids as ListValueNode).values.length;
+      return 1; // a single id is coerced to a list of one
+    }
+    if (name !== 'first' && name !== 'last') continue;
+    const value = valueOf(argument.value);
+    const size = value && (value as ValueNode).kind === Kind.INT ? Number((value as IntValueNode).value) : value;
     if (typeof size === 'number' && Number.isFinite(size)) return Math.max(0, size);
   }
-  return DEFAULT_PAGE_SIZE;
+  return definition?.args.some((arg) => arg.name === 'first' || arg.name === 'last') ? DEFAULT_PAGE_SIZE : 1;
 }
 
 /**
@@ -130,50 +154,170 @@ export function operationCost(schema: GraphQLSchema, document: DocumentNode, ope
 }
 
 /**
- * The cost limit needs the variables (`first: $first`), which validation does not see and whose result
- * yoga caches per document, so it is checked before execution, for queries and subscriptions alike.
+ * The merge checks that graphql-js's OverlappingFieldsCanBeMergedRule would make, counted up to
+ * `budget` (so counting costs at most the budget plus the document's size). Every pair of fields with
+ * the same response name in one selection set must be compared, and so must the fields under them,
+ * pair by pair: repeated fields cost the validation quadratically (4,990 copies of one field took
+ * seconds). Fragments are counted where spread (a fragment reached twice by two paths counts once,
+ * as graphql-js does not compare a node with itself), and each pair of fragments spread in one
+ * selection set costs one. It may overestimate graphql-js's work, never underestimate it much.
  */
-function useCostLimit(maxCost: number): Plugin {
-  const check = (args: { schema: GraphQLSchema; document: DocumentNode; operationName?: string | null; variableValues?: Record<string, unknown> | null }) => {
-    const cost = operationCost(args.schema, args.document, args.operationName, args.variableValues ?? {});
-    if (cost <= maxCost) return undefined;
-    const found = Number.isFinite(cost) && cost < 1e15 ? String(cost) : 'more than 10^15';
-    return {
-      errors: [
-        limitError(
-          `Query cost limit of ${maxCost} exceeded, found ${found}. Ask for fewer items per page (first/last) or fewer nested lists.`,
-          'COST_LIMIT_EXCEEDED',
-        ),
-      ],
+export function repeatedFieldChecks(document: DocumentNode, budget: number): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  let checks = 0;
+  // Walking selections is cheap next to a merge check, but a fragment bomb must still run out of budget.
+  let steps = 0;
+  const maxSteps = 1_000 * (budget + 1);
+  const spent = () => checks > budget || steps > maxSteps;
+  const flattened = new Map<SelectionSetNode, { fields: Map<string, FieldNode[]>; fragmentCount: number }>();
+  /** The fields of a selection set by response name, through inline fragments and spreads. */
+  const flatten = (selectionSet: SelectionSetNode) => {
+    let result = flattened.get(selectionSet);
+    if (result) return result;
+    const fields = new Map<string, FieldNode[]>();
+    const spread = new Set<string>();
+    // A fragment reached twice adds the same field nodes again, which graphql-js compares for free.
+    const walked = new Set<string>();
+    const walk = (set: SelectionSetNode, top: boolean) => {
+      for (const selection of set.selections) {
+        if (spent()) return;
+        steps += 1;
+        if (selection.kind === Kind.FIELD) {
+          const name = selection.alias?.value ?? selection.name.value;
+          const list = fields.get(name);
+          if (list) list.push(selection);
+          else fields.set(name, [selection]);
+        } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+          walk(selection.selectionSet, top);
+        } else {
+          const name = selection.name.value;
+          if (top) spread.add(name);
+          const fragment = fragments.get(name);
+          if (!fragment || walked.has(name)) continue; // unknown fragments are validation's to report
+          walked.add(name);
+          walk(fragment.selectionSet, false);
+        }
+      }
     };
+    walk(selectionSet, true);
+    result = { fields, fragmentCount: spread.size };
+    flattened.set(selectionSet, result);
+    return result;
   };
-  return {
-    onExecute({ args, setResultAndStopExecution }) {
-      const rejected = check(args);
-      if (rejected) setResultAndStopExecution(rejected);
-    },
-    onSubscribe({ args, setResultAndStopExecution }) {
-      const rejected = check(args);
-      if (rejected) setResultAndStopExecution(rejected);
-    },
+  const compare = (a: FieldNode, b: FieldNode) => {
+    checks += 1;
+    if (spent() || !a.selectionSet || !b.selectionSet || a.selectionSet === b.selectionSet) return;
+    between(flatten(a.selectionSet).fields, flatten(b.selectionSet).fields);
   };
+  const between = (a: Map<string, FieldNode[]>, b: Map<string, FieldNode[]>) => {
+    const [small, large] = a.size <= b.size ? [a, b] : [b, a];
+    steps += small.size;
+    for (const [name, left] of small) {
+      const right = large.get(name);
+      if (!right) continue;
+      for (const x of left) for (const y of right) if (x !== y && !spent()) compare(x, y);
+    }
+  };
+  const within = (selectionSet: SelectionSetNode) => {
+    const { fields, fragmentCount } = flatten(selectionSet);
+    checks += (fragmentCount * (fragmentCount - 1)) / 2;
+    for (const list of fields.values()) {
+      for (let i = 0; i < list.length && !spent(); i++) {
+        for (let j = i + 1; j < list.length && !spent(); j++) compare(list[i]!, list[j]!);
+      }
+    }
+  };
+  // Every selection set of the document is checked on its own, as the rule visits each.
+  const visit = (selectionSet: SelectionSetNode) => {
+    if (spent()) return;
+    within(selectionSet);
+    for (const selection of selectionSet.selections) if (selection.kind !== Kind.FRAGMENT_SPREAD && selection.selectionSet) visit(selection.selectionSet);
+  };
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.OPERATION_DEFINITION || definition.kind === Kind.FRAGMENT_DEFINITION) visit(definition.selectionSet);
+  }
+  return steps > maxSteps ? Math.max(checks, budget + 1) : checks;
 }
 
-/** The limits as yoga plugins: tokens while parsing, depth/aliases/directives/introspection in validation, cost before execution. */
-export function useGraphQLLimits(limits: GraphQLLimits): Plugin[] {
-  const rules: ValidationRule[] = [
-    maxDepthRule({ n: limits.maxDepth, flattenFragments: true, ...reportAs('QUERY_TOO_DEEP') }) as unknown as ValidationRule,
-    maxAliasesRule({ n: limits.maxAliases, ...reportAs('TOO_MANY_ALIASES') }) as unknown as ValidationRule,
-    maxDirectivesRule({ n: limits.maxDirectives, ...reportAs('TOO_MANY_DIRECTIVES') }) as unknown as ValidationRule,
-    ...(limits.introspection ? [] : [noIntrospectionRule]),
-  ];
-  return [
-    maxTokensPlugin({ n: limits.maxTokens, ...reportAs('TOO_MANY_TOKENS') }) as Plugin,
-    {
-      onValidate({ addValidationRule }) {
-        for (const rule of rules) addValidationRule(rule);
+function repeatedFieldsRule(max: number): ValidationRule {
+  return (context) => ({
+    Document: {
+      enter(document) {
+        const checks = repeatedFieldChecks(document, max);
+        if (checks > max) {
+          context.reportError(
+            limitError(
+              `Repeated fields limit of ${max} merge checks exceeded. Select each field once per selection set, and spread each fragment once.`,
+              'TOO_MANY_REPEATED_FIELDS',
+            ),
+          );
+        }
+        return false; // nothing further to visit
       },
     },
-    useCostLimit(limits.maxCost),
+  });
+}
+
+function documentBytes(source: string | { body: string }): number {
+  return Buffer.byteLength(typeof source === 'string' ? source : source.body, 'utf8');
+}
+
+/** One error as it is, several as an AggregateError: yoga answers each, and the websocket transport unpacks it. */
+function refusal(errors: readonly GraphQLError[]): Error {
+  return errors.length === 1 ? errors[0]! : new AggregateError(errors, errors.map((error) => error.message).join(' '));
+}
+
+/**
+ * The limits as yoga plugins, in the order they run: the document's size and tokens while parsing,
+ * then its shape and cost before graphql-js validates it. The shape depends on the document only
+ * and is remembered per parsed document (yoga's parser cache hands the same one back); the cost
+ * depends on the variables (`first: $first`) and is computed for every operation.
+ * A refusal is thrown, not returned as validation errors: yoga's validation cache keys on the
+ * document alone and must neither keep nor override an answer that depends on the variables.
+ */
+export function useGraphQLLimits(limits: GraphQLLimits): Plugin[] {
+  const shapeRules: ValidationRule[] = [
+    maxDepthRule({ n: limits.maxDepth, flattenFragments: true, ...reportAs('QUERY_TOO_DEEP') }) as unknown as ValidationRule,
+    maxAliasesRule({ n: limits.maxAliases, allowList: [], ...reportAs('TOO_MANY_ALIASES') }) as unknown as ValidationRule,
+    maxDirectivesRule({ n: limits.maxDirectives, ...reportAs('TOO_MANY_DIRECTIVES') }) as unknown as ValidationRule,
+    repeatedFieldsRule(limits.maxRepeatedFields),
+    ...(limits.introspection ? [] : [noIntrospectionRule]),
+  ];
+  const shapeErrors = new WeakMap<DocumentNode, readonly GraphQLError[]>();
+  return [
+    {
+      onParse({ params }) {
+        const bytes = documentBytes(params.source);
+        if (bytes > limits.maxDocumentBytes) {
+          throw limitError(
+            `Document size limit of ${limits.maxDocumentBytes} bytes exceeded, found ${bytes}. Send a shorter query (comments and long literals count); pass values as variables.`,
+            'DOCUMENT_TOO_LARGE',
+          );
+        }
+      },
+    },
+    maxTokensPlugin({ n: limits.maxTokens, ...reportAs('TOO_MANY_TOKENS') }) as Plugin,
+    {
+      onValidate({ params: { schema, documentAST }, context }) {
+        let errors = shapeErrors.get(documentAST);
+        if (!errors) {
+          errors = validate(schema, documentAST, shapeRules);
+          shapeErrors.set(documentAST, errors);
+        }
+        if (errors.length > 0) throw refusal(errors);
+        const params = (context as { params?: { operationName?: string | null; variables?: Record<string, unknown> | null } }).params;
+        const cost = operationCost(schema, documentAST, params?.operationName, params?.variables ?? {});
+        if (cost > limits.maxCost) {
+          const found = Number.isFinite(cost) && cost < 1e15 ? String(cost) : 'more than 10^15';
+          throw limitError(
+            `Query cost limit of ${limits.maxCost} exceeded, found ${found}. Ask for fewer items per page (first/last) or fewer nested lists.`,
+            'COST_LIMIT_EXCEEDED',
+          );
+        }
+      },
+    },
   ];
 }

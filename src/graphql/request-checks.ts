@@ -86,6 +86,12 @@ export function useRequestChecks(): Plugin {
         }
       });
     },
+    onResponse({ response, serverContext }) {
+      // A body refused before it was read whole leaves the rest on the connection: close it after the
+      // answer (as proxies do for 413) rather than let the next request be read from the middle of it.
+      const res = (serverContext as { res?: { shouldKeepAlive: boolean; headersSent: boolean } } | undefined)?.res;
+      if (response.status === 413 && res && !res.headersSent) res.shouldKeepAlive = false;
+    },
     onParams({ params }) {
       if (params.variables && variablesTooDeep(params.variables)) {
         throw badRequest(`Variables are nested deeper than ${MAX_VARIABLES_DEPTH} levels.`, 'BAD_USER_INPUT');

@@ -63,9 +63,14 @@ function isOriginalGraphQLError(error: unknown): error is GraphQLError {
  * Errors a client caused keep their message and get a code; anything else (a database fault, a bug)
  * is logged with its cause and answered as "Unexpected error." with code INTERNAL_SERVER_ERROR.
  */
-function createMaskError(log: Logger) {
+function createMaskError(log: Logger, bodyLimit: number) {
   return (error: unknown, message: string): Error => {
     if (isOriginalGraphQLError(error)) {
+      // yoga's own answer names no limit.
+      if (error.extensions.code === 'REQUEST_ENTITY_TOO_LARGE') {
+        error.message = `Request body limit of ${bodyLimit} bytes exceeded (GRAPHQL_MAX_BODY_BYTES). Send a shorter query; page through large id lists.`;
+        return error;
+      }
       // Pothos's own argument checks (an ID of another type, ...) carry no code; they are input errors.
       const cause = error.originalError ?? error;
       if (cause instanceof PothosValidationError && error.extensions.code === undefined) {
@@ -164,8 +169,10 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
     landingPage: false,
     // No upload type in the schema; yoga's multipart parser answers malformed parts with a 500.
     multipart: false,
+    // Counted while the body is read (and refused from Content-Length alone when it says more).
+    maxRequestBodySize: deps.config.graphqlMaxBodyBytes,
     graphiql: { title: 'fleetgate', defaultQuery: EXAMPLE_QUERY },
-    maskedErrors: { maskError: createMaskError(log) },
+    maskedErrors: { maskError: createMaskError(log, deps.config.graphqlMaxBodyBytes) },
     logging: yogaLogger(log),
     context: (initial) => createGraphQLContext(contextDeps, initial as Parameters<typeof createGraphQLContext>[1]),
     plugins: [
@@ -180,6 +187,8 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
       useRequestChecks(),
       // Then, so an operation over a limit is answered before anything else runs (or a cache is consulted).
       ...useGraphQLLimits({
+        maxDocumentBytes: deps.config.graphqlMaxDocumentBytes,
+        maxRepeatedFields: deps.config.graphqlMaxRepeatedFields,
         maxDepth: deps.config.graphqlMaxDepth,
         maxAliases: deps.config.graphqlMaxAliases,
         maxDirectives: deps.config.graphqlMaxDirectives,

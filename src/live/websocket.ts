@@ -47,6 +47,8 @@ export interface WebSocketAuthOptions {
   /** Operations (subscribe messages) per token. */
   operationsPerToken: RateLimit;
   trustProxy: boolean;
+  /** Largest message a client may send (GRAPHQL_MAX_BODY_BYTES); a larger one closes the socket with 1009. */
+  maxMessageBytes: number;
 }
 
 /** Close codes this transport uses besides graphql-ws's own (4400 bad request, 4408 init timeout, ...). */
@@ -80,8 +82,8 @@ export function attachWebSocketTransport(
   const wss = new WebSocketServer({
     server,
     path: yoga.graphqlEndpoint,
-    // Operations are small; a megabyte is generous and keeps one message from holding much memory.
-    maxPayload: 1024 * 1024,
+    // The same bound as an HTTP request's body: no message holds more than one request may.
+    maxPayload: auth.maxMessageBytes,
     // A flood of sockets from one address is refused at the upgrade, before any GraphQL work.
     verifyClient: ({ req }, done) => {
       const address = clientAddress(req, auth.trustProxy) ?? 'unknown';
@@ -147,7 +149,15 @@ export function attachWebSocketTransport(
         } catch (error) {
           return [error as GraphQLError];
         }
-        const errors = validate(schema, document);
+        // The limits throw their refusal before graphql-js validates (see src/graphql/limits.ts).
+        let errors;
+        try {
+          errors = validate(schema, document);
+        } catch (error) {
+          if (error instanceof AggregateError) return error.errors as GraphQLError[];
+          if (error instanceof GraphQLError) return [error];
+          throw error;
+        }
         if (errors.length > 0) return errors;
         return {
           schema,

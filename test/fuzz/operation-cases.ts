@@ -456,9 +456,13 @@ export function tokenCount(document: string): number {
 }
 
 const MAX_TOKENS = 5000;
+const MAX_DOCUMENT_BYTES = 64 * 1024;
+const MAX_BODY_BYTES = 256 * 1024;
 
 /** The expectation for a document that is over (or under) a limit, unless the token limit comes first. */
 function limitExpectation(document: string, over: boolean, code: string): OperationRequest['expect'] {
+  // The document's size is checked first, then its tokens, then the rest.
+  if (Buffer.byteLength(document) > MAX_DOCUMENT_BYTES) return { oneOf: ['DOCUMENT_TOO_LARGE'] };
   const tokens = tokenCount(document);
   if (tokens > MAX_TOKENS + 50) return { oneOf: ['TOO_MANY_TOKENS'] };
   if (tokens > MAX_TOKENS - 50) return undefined;
@@ -491,14 +495,15 @@ export function limitRequest(g: fc.GeneratorValue, fleet: Fleet): OperationReque
       const n = pick.one([10, 500, 2_000, 4_990, 6_000]);
       const field = pick.one(['__typename', 'fleetSummary { countedAt }', 'boxes(first: 1) { totalCount }']);
       const document = `{ ${Array.from({ length: n }, () => field).join(' ')} }`;
-      return { transport: 'operation', document, accept, expect: limitExpectation(document, false, 'TOO_MANY_TOKENS') };
+      // n copies of one field make n(n-1)/2 pairs to merge (2,000 allowed): 10 pass, 500 do not.
+      return { transport: 'operation', document, accept, expect: limitExpectation(document, n >= 500, 'TOO_MANY_REPEATED_FIELDS') };
     }
     case 'aliases': {
       const n = pick.chance(0.6) ? pick.int(1, 20) : pick.one([100, 1_000, 1_700]);
       const field = pick.one(['__typename', 'fleetSummary { boxes { total } }', 'box(licenseKey: "KEPT-1") { id }']);
       const document = `{ ${Array.from({ length: n }, (_, i) => `a${i}: ${field}`).join(' ')} }`;
-      // Aliases of __typename are not counted (graphql-armor's allow list): they cost nothing.
-      return { transport: 'operation', document, accept, expect: limitExpectation(document, n > 15 && field !== '__typename', 'TOO_MANY_ALIASES') };
+      // Aliases of __typename count too: each is a field in the answer.
+      return { transport: 'operation', document, accept, expect: limitExpectation(document, n > 15, 'TOO_MANY_ALIASES') };
     }
     case 'fragment-aliases': {
       // Aliases count where a fragment is spread.
@@ -578,7 +583,9 @@ export function limitRequest(g: fc.GeneratorValue, fleet: Fleet): OperationReque
       const length = pick.one([200, 201, 10_000, 1_000_000]);
       const argument = pick.one(['devices(filter: { search: $s }) { totalCount }', 'box(licenseKey: $s) { id }', 'devices(after: $s) { totalCount }', 'statusEvents(filter: { since: $s }) { totalCount }']);
       const document = `query Long($s: ${argument.includes('since') ? 'DateTime' : 'String'}) { ${argument} }`;
-      return { transport: 'operation', document, variables: { s: 'x'.repeat(length) }, accept, expect: length > 200 && argument.includes('search') ? { oneOf: ['BAD_USER_INPUT'] } : undefined };
+      // A megabyte does not fit in a request body (256 KiB).
+      const expect = length > MAX_BODY_BYTES ? { oneOf: ['REQUEST_ENTITY_TOO_LARGE'] } : length > 200 && argument.includes('search') ? { oneOf: ['BAD_USER_INPUT'] } : undefined;
+      return { transport: 'operation', document, variables: { s: 'x'.repeat(length) }, accept, expect };
     }
     case 'long-list': {
       const length = pick.one([0, 1, 100, 1_000, 20_000]);

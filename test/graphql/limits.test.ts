@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { operationCost } from '../../src/graphql/limits';
+import { operationCost, repeatedFieldChecks } from '../../src/graphql/limits';
+import { encodeGlobalId } from '../../src/graphql/global-id';
 import { schema } from '../../src/graphql/schema';
 import { parse } from 'graphql';
 import { startGateway, type TestGateway } from '../helpers/gateway';
-import { graphql as send } from '../helpers/graphql';
-import { wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { graphql as send, graphqlRaw } from '../helpers/graphql';
+import { createToken } from '../helpers/tokens';
+import { sseSubscribe, wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { newerReport, post } from './fleet-fixture';
 
 let gateway: TestGateway;
@@ -28,7 +30,7 @@ async function expectRefused(baseUrl: string, query: string, expected: { message
     expect(response.status, `${accept}: ${JSON.stringify(response.body)}`).toBe(accept === JSON_ONLY ? 200 : 400);
     expect(response.body.data ?? undefined).toBeUndefined();
     expect(response.body.errors).toHaveLength(1);
-    expect(response.body.errors![0]!.message).toBe(expected.message);
+    expect(response.body.errors![0]!.message).toEqual(expected.message);
     expect(response.body.errors![0]!.extensions?.code).toBe(expected.code);
   }
 }
@@ -116,15 +118,135 @@ describe('GraphQL limits', () => {
       expect(error[0]!.message).toBe('Query depth limit of 12 exceeded, found 13.');
       expect(error[0]!.extensions?.code).toBe('QUERY_TOO_DEEP');
 
+      // The cost, too, is checked before validation: the operation ends with an error message.
       const costly = wsSubscribe(client, `{ boxes(first: 500) { nodes { devices(first: 500) { nodes { id name } } } } }`);
-      const result = await costly.next();
-      expect(result.errors[0].extensions.code).toBe('COST_LIMIT_EXCEEDED');
-      expect(result.data).toBeUndefined();
+      const refused = (await costly.ended) as Array<{ message: string; extensions?: { code?: string } }>;
+      expect(refused.map((e) => e.extensions?.code)).toEqual(['COST_LIMIT_EXCEEDED']);
 
       const fine = wsSubscribe(client, '{ fleetSummary { boxes { total } } }');
       expect(await fine.next()).toEqual({ data: { fleetSummary: { boxes: { total: 1 } } } });
     } finally {
       await client.dispose();
     }
+  });
+});
+
+describe('limits checked before the work they protect', () => {
+  const REPEATED = `{ currentToken { ${'name '.repeat(4_990)} } }`;
+
+  it('a document over 64 KiB (a comment) is refused before it is parsed', async () => {
+    const document = `# ${'x'.repeat(70_000)}\n{ __typename }`;
+    await expectRefused(gateway.url, document, {
+      message: `Document size limit of 65536 bytes exceeded, found ${document.length}. Send a shorter query (comments and long literals count); pass values as variables.`,
+      code: 'DOCUMENT_TOO_LARGE',
+    });
+    // A string literal counts too; under the limit it is fine.
+    const literal = await send(gateway.url, `{ box(licenseKey: "${'k'.repeat(60_000)}") { id } }`);
+    expect(literal.body).toEqual({ data: { box: null } });
+  });
+
+  it('a body over 256 KiB is refused with 413, whatever its Content-Length says', async () => {
+    const body = JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(300_000) } });
+    const response = await graphqlRaw(gateway.url, body, { headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE } });
+    expect(response.status).toBe(413);
+    const errors = JSON.parse(response.text).errors;
+    expect(errors).toEqual([
+      expect.objectContaining({
+        message: 'Request body limit of 262144 bytes exceeded (GRAPHQL_MAX_BODY_BYTES). Send a shorter query; page through large id lists.',
+        extensions: expect.objectContaining({ code: 'REQUEST_ENTITY_TOO_LARGE' }),
+      }),
+    ]);
+    // Sent in chunks without a length: counted while read.
+    const chunked = await fetch(`${gateway.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${gateway.token}` },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 30; i++) controller.enqueue(new TextEncoder().encode(i === 0 ? body.slice(0, 10_000) : body.slice(i * 10_000, (i + 1) * 10_000)));
+          controller.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    // The rest of that body is still on its connection: the gateway closes it, and the next request
+    // goes on a new one instead of being read from the middle of the old body.
+    expect(chunked.headers.get('connection')).toBe('close');
+    expect((await send(gateway.url, '{ __typename }')).body).toEqual({ data: { __typename: 'Query' } });
+  });
+
+  it('4,990 copies of one field are refused before graphql-js compares them pair by pair', async () => {
+    await expectRefused(gateway.url, REPEATED, {
+      message: 'Repeated fields limit of 2000 merge checks exceeded. Select each field once per selection set, and spread each fragment once.',
+      code: 'TOO_MANY_REPEATED_FIELDS',
+    });
+    // A comment changed does not make it a new document to validate: it is refused the same way.
+    await expectRefused(gateway.url, `# again\n${REPEATED}`, { message: expect.stringContaining('Repeated fields limit') as unknown as string, code: 'TOO_MANY_REPEATED_FIELDS' });
+    // Through fragments: 400 fragments spread side by side, each selecting the same field.
+    const fragments = Array.from({ length: 400 }, (_, i) => `fragment F${i} on ApiToken { name }`).join(' ');
+    const spreads = Array.from({ length: 400 }, (_, i) => `...F${i}`).join(' ');
+    await expectRefused(gateway.url, `{ currentToken { ${spreads} } } ${fragments}`, { message: expect.stringContaining('Repeated fields limit') as unknown as string, code: 'TOO_MANY_REPEATED_FIELDS' });
+    // A field repeated a few times, or one fragment spread in two places, is fine.
+    const few = await send(gateway.url, `{ currentToken { name name ...T ... on ApiToken { ...T } } } fragment T on ApiToken { name role }`);
+    expect(few.body.errors).toBeUndefined();
+  });
+
+  it('the merge checks counted: pairs of same-named fields, and the pairs under them', () => {
+    const checks = (query: string) => repeatedFieldChecks(parse(query), 1e9);
+    expect(checks('{ a b c }')).toBe(0);
+    expect(checks('{ a a a }')).toBe(3);
+    // Two `a`s: one pair, and under it the two `b`s of the one pair... plus each `a`'s own pair of `b`s.
+    expect(checks('{ a { b b } a { b b } }')).toBe(1 + 4 + 1 + 1);
+    // Two fragments spread together: one pair, and their `name`s.
+    expect(checks('{ ...A ...B } fragment A on Q { name } fragment B on Q { name }')).toBe(1 + 1);
+    // The same fragment reached twice adds nothing: graphql-js does not compare a node with itself.
+    expect(checks('{ ...A ... on Q { ...A } } fragment A on Q { name }')).toBe(0);
+  });
+
+  it('shape limits are answered before validation: a too-deep query with unknown fields gets only the depth error', async () => {
+    await expectRefused(gateway.url, DEEP.replace('{ name }', '{ name noSuchField }'), { message: 'Query depth limit of 12 exceeded, found 13.', code: 'QUERY_TOO_DEEP' });
+    // And the size before the tokens: a long document of many tokens is refused for its size.
+    const both = `{ ${'__typename '.repeat(7_000)} }`;
+    await expectRefused(gateway.url, both, { message: expect.stringContaining('Document size limit of 65536 bytes exceeded') as unknown as string, code: 'DOCUMENT_TOO_LARGE' });
+  });
+
+  it('aliases of __typename count like any other', async () => {
+    const aliases = Array.from({ length: 16 }, (_, i) => `t${i}: __typename`).join(' ');
+    await expectRefused(gateway.url, `{ ${aliases} }`, { message: 'Aliases limit of 15 exceeded, found 16.', code: 'TOO_MANY_ALIASES' });
+  });
+
+  it('nodes(ids:) takes at most 500 ids, and each counts toward the cost', async () => {
+    const ids = (n: number) => Array.from({ length: n }, (_, i) => encodeGlobalId('Box', i + 1));
+    const many = await send(gateway.url, 'query N($ids: [ID!]!) { nodes(ids: $ids) { id } }', { ids: ids(501) });
+    expect(many.body.data ?? null).toBeNull();
+    expect(many.body.errors?.map((e) => [e.message, e.extensions?.code])).toEqual([['`ids` may hold at most 500 IDs; it held 501. Ask in several requests.', 'BAD_USER_INPUT']]);
+    const ok = await send(gateway.url, 'query N($ids: [ID!]!) { nodes(ids: $ids) { id } }', { ids: ids(500) });
+    expect(ok.body.errors).toBeUndefined();
+    expect(ok.body.data).toEqual({ nodes: expect.any(Array) });
+    await expectRefused(
+      gateway.url,
+      'query N($ids: [ID!]!) { nodes(ids: $ids) { ... on Box { devices(first: 100) { nodes { id } } } } }',
+      { message: 'Query cost limit of 50000 exceeded, found 100501. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' },
+      { ids: ids(500) },
+    );
+    expect(operationCost(schema, parse(`{ nodes(ids: ["a", "b", "c"]) { id } }`), undefined)).toBe(1 + 3 * 1);
+  });
+
+  it('a viewer gets the same refusals over websockets and SSE, and the gateway keeps answering', async () => {
+    const viewer = await createToken(gateway.url, 'viewer');
+    const client = wsClient(gateway.url, { token: viewer.token });
+    try {
+      const repeated = wsSubscribe(client, REPEATED);
+      expect(((await repeated.ended) as Array<{ extensions?: { code?: string } }>).map((e) => e.extensions?.code)).toEqual(['TOO_MANY_REPEATED_FIELDS']);
+      const large = wsSubscribe(client, `# ${'x'.repeat(70_000)}\nsubscription { statusChanged { device { id } } }`);
+      expect(((await large.ended) as Array<{ extensions?: { code?: string } }>).map((e) => e.extensions?.code)).toEqual(['DOCUMENT_TOO_LARGE']);
+    } finally {
+      await client.dispose();
+    }
+    const sse = sseSubscribe(gateway.url, `subscription { ${Array.from({ length: 16 }, (_, i) => `t${i}: __typename`).join(' ')} }`, undefined, { token: viewer.token });
+    const refused = (await sse.next()) as { errors: Array<{ extensions: { code: string } }> };
+    expect(refused.errors.map((e) => e.extensions.code)).toEqual(['TOO_MANY_ALIASES']);
+    sse.close();
+    expect((await send(gateway.url, '{ __typename }', undefined, { token: viewer.token })).body).toEqual({ data: { __typename: 'Query' } });
   });
 });

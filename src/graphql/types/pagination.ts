@@ -5,11 +5,9 @@ import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { decodeCursor, type CursorValueType } from '../cursors';
 import { badUserInput } from '../errors';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../page-size';
 
-/** Most rows one connection returns: `first`/`last` above it are refused. */
-export const MAX_PAGE_SIZE = 500;
-/** Rows returned when neither `first` nor `last` is given. */
-export const DEFAULT_PAGE_SIZE = 50;
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../page-size';
 
 export const OrderDirection = builder.enumType('OrderDirection', {
   values: {
