@@ -18,20 +18,36 @@ interface Rule {
   replacement: string;
 }
 
-const SENSITIVE_PARAMETER = '[^=&;#\\s]*(pass|pwd|token|secret|key|auth|sig|credential|session|user|login)[^=&;#\\s]*';
+const SENSITIVE_NAME = '(pass|pwd|token|secret|key|auth|sig|credential|session|user|login)';
 
-const RULES: readonly Rule[] = [
+/**
+ * The rules, for words ending at any character of `stop`: a value's words end at white space; a log
+ * line's (JSON) also at a quote, so a mask never runs across two fields of the line.
+ */
+const rules = (stop: string): readonly Rule[] => [
   // User-info after a scheme: everything up to the last `@` of the word, since passwords hold `@` and `/`.
-  { pattern: '([a-z][a-z0-9+.-]*://)\\S*@', replacement: `$1${MASK}@` },
+  { pattern: `([a-z][a-z0-9+.-]*://)[^${stop}]*@`, replacement: `$1${MASK}@` },
   // User-info without a scheme: `admin:Hunter2@10.0.0.9`.
-  { pattern: '(^|\\s)[^\\s:@/]+:(?!//)\\S*@', replacement: `$1${MASK}@` },
+  { pattern: `(^|[${stop}])[^${stop}:@/]+:(?!//)[^${stop}]*@`, replacement: `$1${MASK}@` },
   // Password-, token-, secret-, key-like query (or fragment) parameters.
-  { pattern: `([?&;#]${SENSITIVE_PARAMETER}=)[^&;#\\s]*`, replacement: `$1${MASK}` },
+  { pattern: `([?&;#][^=&;#${stop}]*${SENSITIVE_NAME}[^=&;#${stop}]*=)[^&;#${stop}]*`, replacement: `$1${MASK}` },
   // Secrets this gateway issues (API tokens, ingest secrets in a monitor URL): cut to their prefix.
   { pattern: '(fg[ti]_[a-z0-9_-]{4})[a-z0-9_-]{39}', replacement: `$1${MASK}` },
 ];
 
-const JS_RULES = RULES.map(({ pattern, replacement }) => ({ regex: new RegExp(pattern, 'gi'), replacement }));
+const RULES = rules('\\s');
+
+const compile = (list: readonly Rule[]) => list.map(({ pattern, replacement }) => ({ regex: new RegExp(pattern, 'gi'), replacement }));
+const JS_RULES = compile(RULES);
+const LOG_RULES = compile(rules('\\s"'));
+
+/** A JSON log line with URL credentials masked inside its strings: no log line holds a camera password. */
+export function redactLogLine(line: string): string {
+  if (!line.includes('@') && !line.includes('=')) return line;
+  let result = line;
+  for (const { regex, replacement } of LOG_RULES) result = result.replace(regex, replacement);
+  return result;
+}
 
 /** `text` with the credentials of any URL in it masked; text without any is returned as it is. */
 export function redactUrlCredentials(text: string): string;

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redactJsonCredentials, redactUrlCredentials, redactedSql } from '../../src/auth/url-credentials';
+import { createLogger } from '../../src/log';
 import { selectRows } from '../../src/models/sql';
 
 // The masking of URL credentials, as shown (JavaScript) and as searched and sorted (Postgres): the two
@@ -52,5 +53,19 @@ describe('redactUrlCredentials', () => {
       gateway_ip: '10.0.0.1',
       gateway_ext_data: { stream: ['rtsp://***@h/1', 3, null, true] },
     });
+  });
+});
+
+describe('log lines', () => {
+  it('mask URL credentials inside each JSON string, never across fields', () => {
+    const lines: string[] = [];
+    const log = createLogger('info', { write: (line: string) => lines.push(line) });
+    log.error({ err: new Error('invalid input syntax: "rtsp://admin:Hunter2@10.0.0.9/live"'), path: 'x', contact: 'ops@example.com' }, 'http://cam/snap?password=s3cret&channel=1 failed');
+    const line = JSON.parse(lines[0]!);
+    expect(line.msg).toBe('http://cam/snap?password=***&channel=1 failed');
+    expect(line.err.message).toBe('invalid input syntax: "rtsp://***@10.0.0.9/live"');
+    expect(line.contact).toBe('ops@example.com');
+    expect(line.path).toBe('x');
+    expect(lines[0]).not.toMatch(/Hunter2|s3cret/);
   });
 });
