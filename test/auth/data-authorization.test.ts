@@ -253,14 +253,24 @@ describe('camera credentials reach no viewer, whatever holds them', () => {
       sub_devices: [{ ep_ip: '10.0.0.21', ep_status: 'online', ep_url: 'rtsp://admin:Hunter2@10.0.0.21/live' }],
     };
     expect((await postReport(gateway.url, report)).status).toBe(200);
-    const query = '{ box(licenseKey: "AUTHZ-OLD-1") { gateway { name raw } devices { nodes { externalId } } } }';
+    const query = '{ box(licenseKey: "AUTHZ-OLD-1") { name gateway { name raw } devices { nodes { externalId } } } }';
     const viewer = await ask('viewer', query);
     expect(viewer.errors).toBeUndefined();
     expectNoSecret(viewer);
     expect(viewer.data.box.devices.nodes).toEqual([{ externalId: 'AUTHZ-OLD-1__rtsp://***@10.0.0.21/live' }]);
     expect(viewer.data.box.gateway.raw.gateway_ext_data.note).toBe('http://10.0.0.20/api?token=***');
+    expect(viewer.data.box.name).toBe('gw rtsp://***@10.0.0.20/x');
     const operator = await ask('operator', query);
     expect(operator.data.box.devices.nodes).toEqual([{ externalId: 'AUTHZ-OLD-1__rtsp://admin:Hunter2@10.0.0.21/live' }]);
+    expect(operator.data.box.name).toBe(report.gateway_name);
+    // Boxes are searched and sorted by the name as each role is shown it.
+    const boxes = (role: Role, search: string) =>
+      ask(role, 'query ($s: String) { boxes(filter: { search: $s }, orderBy: { field: NAME }) { totalCount edges { cursor node { name } } } }', { s: search });
+    expect((await boxes('viewer', 'admin:Hunter2')).data.boxes).toEqual({ totalCount: 0, edges: [] });
+    expect((await boxes('operator', 'admin:Hunter2')).data.boxes.totalCount).toBe(1);
+    const shown = await boxes('viewer', 'gw rtsp://***@');
+    expect(shown.data.boxes.totalCount).toBe(1);
+    expectNoSecret(Buffer.from(shown.data.boxes.edges[0].cursor, 'base64url').toString());
   });
 
   it('the response cache never serves an operator’s answer to a viewer', async () => {

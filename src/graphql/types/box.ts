@@ -54,7 +54,11 @@ export const BoxRef = builder.loadableNode('Box', {
   sort: true,
   fields: (t) => ({
     licenseKey: t.exposeString('licenseKey', { description: '`mq_license_key` (newer boxes) or `dev_sno` (older ones).' }),
-    name: t.exposeString('name', { nullable: true, description: 'The name an older box reports as `gateway_name`.' }),
+    name: t.string({
+      nullable: true,
+      description: 'The name an older box reports as `gateway_name` (URL credentials in it masked for roles below operator).',
+      resolve: (box, _args, context) => shownText(context, box.name),
+    }),
     address: t.exposeString('address', {
       nullable: true,
       description: 'Source address of its last report (the address of its own REST API unless configured otherwise).',
@@ -255,9 +259,10 @@ export async function resolveBoxes(args: BoxListArgs, context: GraphQLContext) {
     status: args.filter?.status ?? undefined,
     reportFormat: args.filter?.reportFormat ?? undefined,
     search: searchText(args.filter?.search),
+    masked: !readsCredentials(context.principal),
   };
   const field = args.orderBy?.field ?? 'ID';
-  const ordering = boxOrdering(field, args.orderBy?.direction === 'DESC');
+  const ordering = boxOrdering(field, args.orderBy?.direction === 'DESC', filter.masked);
   const scope = `Box:${field}`;
   const spec: CursorSpec = {
     scope,
