@@ -1,4 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
+import { redactLogLine } from './auth/url-credentials';
 
 export type { Logger };
 
@@ -8,8 +9,8 @@ const SECRET = /\b(fg[ti]_[A-Za-z0-9_-]{4})[A-Za-z0-9_-]{39}\b/g;
 /**
  * Structured JSON logs on stdout; one logger per process, children per part. Logs never hold a
  * secret: credentials-shaped fields are redacted, and anything shaped like one of our tokens is cut
- * to its first characters before the line is written. Licence keys are masked where they are logged
- * (`maskLicenseKey`).
+ * to its first characters before the line is written, as are the credentials of any URL in it (camera
+ * URLs carry passwords). Licence keys are masked where they are logged (`maskLicenseKey`).
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   return pino(
@@ -30,7 +31,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
           return serialized;
         },
       },
-      hooks: { streamWrite: (line) => (line.includes('fg') ? line.replace(SECRET, '$1…') : line) },
+      hooks: { streamWrite: (line) => redactLogLine(line.includes('fg') ? line.replace(SECRET, '$1…') : line) },
     },
     destination,
   );

@@ -2,8 +2,8 @@ import SchemaBuilder from '@pothos/core';
 import DataloaderPlugin from '@pothos/plugin-dataloader';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
-import ScopeAuthPlugin, { AuthScopeFailureType, type AuthFailure } from '@pothos/plugin-scope-auth';
-import { GraphQLError } from 'graphql';
+import ScopeAuthPlugin, { AuthScopeFailureType, type AuthFailure, type AuthScopeMap } from '@pothos/plugin-scope-auth';
+import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { roleAllows, type ApiRole } from '../auth/roles';
 import type { GraphQLContext } from './context';
@@ -39,6 +39,30 @@ function neededRole(failure: AuthFailure): ApiRole | undefined {
   return undefined;
 }
 
+/** How scope-auth words the failure of a type's own scopes (see its steps.ts). */
+const TYPE_SCOPES_MESSAGE = /^Not authorized to read fields for (\w+)$/;
+
+/** FORBIDDEN (or UNAUTHENTICATED) for `subject`, a field (`Box.lastReport`) or a type (`BoxConfigChange`). */
+function refusal(context: GraphQLContext, subject: string, failure: AuthFailure): GraphQLError {
+  if (!context.principal) return new GraphQLError(`${subject} needs an API token.`, { extensions: { code: 'UNAUTHENTICATED' } });
+  const needed = neededRole(failure);
+  const message = needed
+    ? `${subject} needs the ${needed} role; token "${context.principal.name}" has ${context.principal.role}.`
+    : `Token "${context.principal.name}" may not read ${subject}.`;
+  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN', requiredRole: needed ?? null } });
+}
+
+/**
+ * `node(id:)` and `nodes(ids:)` check the scopes of the type an id names before loading anything:
+ * scope-auth checks a type's scopes on each of its fields, but `__typename` has no resolver, and an
+ * id's mere existence must not be testable. Scopes that depend on the object itself are left to the fields.
+ */
+async function authorizeNodeType(typename: string, context: GraphQLContext, schema: GraphQLSchema): Promise<void> {
+  const scopes = (schema.getType(typename)?.extensions as { pothosOptions?: { authScopes?: unknown } } | undefined)?.pothosOptions?.authScopes;
+  if (!scopes || typeof scopes === 'function') return;
+  await builder.runAuthScopes(context, scopes as AuthScopeMap<PothosSchemaTypes.ExtendDefaultTypes<SchemaTypes>>, (result) => refusal(context, typename, result.failure));
+}
+
 /**
  * Plugins, scalars and the context type only; the types live in ./types, one file per domain type.
  * ScopeAuthPlugin goes first (it must wrap every resolver before the others do), ErrorsPlugin after
@@ -60,13 +84,9 @@ export const builder = new SchemaBuilder<SchemaTypes>({
     // A subscription is checked once, when it starts, not on every event.
     authorizeOnSubscribe: true,
     unauthorizedError: (_parent, context, info, result) => {
-      const needed = neededRole(result.failure);
-      const field = `${info.parentType.name}.${info.fieldName}`;
-      if (!context.principal) return new GraphQLError(`${field} needs an API token.`, { extensions: { code: 'UNAUTHENTICATED' } });
-      const message = needed
-        ? `${field} needs the ${needed} role; token "${context.principal.name}" has ${context.principal.role}.`
-        : `Token "${context.principal.name}" may not read ${field}.`;
-      return new GraphQLError(message, { extensions: { code: 'FORBIDDEN', requiredRole: needed ?? null } });
+      // A type's own scopes are checked on each of its fields, whatever field led to the object: name the type.
+      const subject = TYPE_SCOPES_MESSAGE.exec(result.message)?.[1] ?? `${info.parentType.name}.${info.fieldName}`;
+      return refusal(context, subject, result.failure);
     },
   },
   // Only the failures a field lists become union members; anything else stays a (masked) GraphQL error.
@@ -78,19 +98,24 @@ export const builder = new SchemaBuilder<SchemaTypes>({
     cursorType: 'String',
     decodeGlobalID: decodeGlobalId,
     nodeQueryOptions: {
-      resolve: (_root, { id }, _context, info, resolveNode) => {
+      resolve: async (_root, { id }, context, info, resolveNode) => {
         assertNodeTypename(id.typename, info.schema);
+        await authorizeNodeType(id.typename, context, info.schema);
         return resolveNode(id);
       },
     },
     nodesQueryOptions: {
       description: `The objects with these IDs (at most ${MAX_PAGE_SIZE}), each null where none is found. Each counts toward the query cost like a page item.`,
-      resolve: (_root, { ids }, _context, info, resolveNodes) => {
+      resolve: async (_root, { ids }, context, info, resolveNodes) => {
         if (ids.length > MAX_PAGE_SIZE) {
           throw badUserInput(`\`ids\` may hold at most ${MAX_PAGE_SIZE} IDs; it held ${ids.length}. Ask in several requests.`, { argument: 'ids', max: MAX_PAGE_SIZE });
         }
         for (const id of ids) assertNodeTypename(id.typename, info.schema);
-        return resolveNodes(ids);
+        // A refused id is null with its own error; the others load as usual.
+        const refused = await Promise.all(ids.map((id) => authorizeNodeType(id.typename, context, info.schema).then(() => null, (error: Error) => error)));
+        const nodes = await resolveNodes(ids.filter((_, i) => !refused[i]));
+        let next = 0;
+        return ids.map((_, i) => refused[i] ?? nodes[next++]);
       },
     },
     edgesFieldOptions: { nullable: { list: false, items: false } },

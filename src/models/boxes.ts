@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type pg from 'pg';
+import { redactedSql } from '../auth/url-credentials';
 import type { Box, BoxStatus, ReportFormat } from '../db/schema';
 import { containsText, oneOf, pageQuery, selectRows, textKey, timestampKey, type Ordering, type PageWindow } from './sql';
 
@@ -77,16 +78,19 @@ export interface BoxFilter {
   reportFormat?: readonly ReportFormat[];
   /** Substring of the licence key, name or address, any letter case. */
   search?: string;
+  /** The reader may not read URLs: the name (an older box's `gateway_name`) is searched as it is shown, masked. */
+  masked?: boolean;
 }
 
 export const BOX_ORDER_FIELDS = ['ID', 'LICENSE_KEY', 'NAME', 'LAST_REPORT_AT', 'STATUS_SINCE'] as const;
 export type BoxOrderField = (typeof BOX_ORDER_FIELDS)[number];
 
-export function boxOrdering(field: BoxOrderField, descending: boolean): Ordering {
+/** With `masked`, names sort (and cursors hold them) as a reader who may not read URLs is shown them. */
+export function boxOrdering(field: BoxOrderField, descending: boolean, masked = false): Ordering {
   const key = {
     ID: null,
     LICENSE_KEY: textKey(sql`b.license_key`),
-    NAME: textKey(sql`coalesce(b.name, '')`),
+    NAME: textKey(sql`coalesce(${masked ? redactedSql(sql`b.name`) : sql`b.name`}, '')`),
     LAST_REPORT_AT: timestampKey(sql`coalesce(b.last_report_at, b.created_at)`),
     STATUS_SINCE: timestampKey(sql`b.status_since`),
   }[field];
@@ -98,7 +102,10 @@ function boxConditions(filter: BoxFilter): SQL[] {
   const conditions = [sql`b.removed_at is null`];
   if (filter.status) conditions.push(oneOf(sql`b.status`, filter.status, 'text'));
   if (filter.reportFormat) conditions.push(oneOf(sql`b.report_format`, filter.reportFormat, 'text'));
-  if (filter.search) conditions.push(containsText([sql`b.license_key`, sql`b.name`, sql`b.address`], filter.search));
+  if (filter.search) {
+    const name = filter.masked ? redactedSql(sql`b.name`) : sql`b.name`;
+    conditions.push(containsText([sql`b.license_key`, name, sql`b.address`], filter.search));
+  }
   return conditions;
 }
 

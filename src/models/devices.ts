@@ -1,5 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type pg from 'pg';
+import { redactedSql } from '../auth/url-credentials';
 import type { Device, DeviceStatus, DeviceType } from '../db/schema';
 import { boxColumns, boxFromJoinedRow, type BoxColumn, type BoxRow } from './boxes';
 import {
@@ -87,8 +88,13 @@ export interface DeviceFilter {
   status?: readonly DeviceStatus[];
   type?: readonly DeviceType[];
   permissionId?: string;
-  /** Substring of the name, ip or url, any letter case. */
+  /** Substring of the name, ip or url, any letter case (with `masked`: of the masked name or ip only). */
   search?: string;
+  /**
+   * The reader may not read URLs (see readsCredentials): text conditions test what it is shown, the
+   * credentials masked, and never the url, so no result or count can confirm a guessed password.
+   */
+  masked?: boolean;
   /** false: in their box's current list; true: gone from it; undefined: both. */
   removed?: boolean;
 }
@@ -96,10 +102,14 @@ export interface DeviceFilter {
 export const DEVICE_ORDER_FIELDS = ['ID', 'NAME', 'STATUS_SINCE', 'FIRST_SEEN_AT'] as const;
 export type DeviceOrderField = (typeof DEVICE_ORDER_FIELDS)[number];
 
-export function deviceOrdering(field: DeviceOrderField, descending: boolean): Ordering {
+/** A text column as the reader is shown it: masked (see DeviceFilter.masked) or as stored. */
+const shownText = (column: SQL, masked: boolean | undefined): SQL => (masked ? redactedSql(column) : column);
+
+/** With `masked`, names sort (and cursors hold them) as a reader who may not read URLs is shown them. */
+export function deviceOrdering(field: DeviceOrderField, descending: boolean, masked = false): Ordering {
   const key = {
     ID: null,
-    NAME: textKey(sql`coalesce(d.name, '')`),
+    NAME: textKey(sql`coalesce(${shownText(sql`d.name`, masked)}, '')`),
     STATUS_SINCE: timestampKey(sql`d.status_since`),
     FIRST_SEEN_AT: timestampKey(sql`d.first_seen_at`),
   }[field];
@@ -115,8 +125,11 @@ function deviceConditions(filter: DeviceFilter): SQL[] {
   }
   if (filter.status) conditions.push(oneOf(sql`d.status`, filter.status, 'text'));
   if (filter.type) conditions.push(oneOf(sql`d.type`, filter.type, 'text'));
-  if (filter.permissionId !== undefined) conditions.push(sql`d.permission_id = ${filter.permissionId}`);
-  if (filter.search) conditions.push(containsText([sql`d.name`, sql`d.ip`, sql`d.url`], filter.search));
+  if (filter.permissionId !== undefined) conditions.push(sql`${shownText(sql`d.permission_id`, filter.masked)} = ${filter.permissionId}`);
+  if (filter.search) {
+    const searched = filter.masked ? [redactedSql(sql`d.name`), redactedSql(sql`d.ip`)] : [sql`d.name`, sql`d.ip`, sql`d.url`];
+    conditions.push(containsText(searched, filter.search));
+  }
   return conditions;
 }
 

@@ -18,7 +18,9 @@ export const ApiRoleEnum = builder.enumType('ApiRole', {
 });
 
 export const ApiTokenRef = builder.objectRef<ApiTokenRow>('ApiToken').implement({
-  description: 'An API token, without its secret.',
+  description: 'An API token, without its secret. A token may read itself (`currentToken`); other tokens need the admin role.',
+  // Decided on the token itself, whatever field leads to it.
+  authScopes: (token, context) => token.id === context.principal?.tokenId || { admin: true },
   fields: (t) => ({
     id: t.id({ resolve: (row) => encodeGlobalId('ApiToken', row.id) }),
     name: t.exposeString('name'),

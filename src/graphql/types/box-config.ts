@@ -1,4 +1,5 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
+import { readsCredentials, redactUrlCredentials } from '../../auth/url-credentials';
 import { isIPv6 } from 'node:net';
 import { DEFAULT_BOX_API_PORT, type BadAnswerReason, type UnreachableReason } from '../../box-api/client';
 import { MEDIA_DEVICE_MONITOR_URL, type ConfigFieldError } from '../../box-api/config-keys';
@@ -41,7 +42,11 @@ export const ConfigChangeOutcomeEnum = builder.enumType('ConfigChangeOutcome', {
 });
 
 export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
-  description: 'One attempt to change a box’s settings through the gateway: who asked, when, what was sent, and what the box answered.',
+  description:
+    'One attempt to change a box’s settings through the gateway: who asked, when, what was sent, and what the box answered. Needs the operator role, however it is reached (`Box.configChanges`, `node`, `nodes`, a mutation’s `change`).',
+  // The type, not the field that leads to it, decides: `node(id:)` reaches a change without passing
+  // through Box.configChanges. Checked once per object (isTypeOf), so a viewer gets null and FORBIDDEN.
+  authScopes: { operator: true },
   id: { resolve: (change: ConfigChangeRow) => change.id, parse: (id) => parseDatabaseId(id, 'BoxConfigChange') },
   load: (ids: number[], context: GraphQLContext) => configChangesByIds(context.pool, ids),
   toKey: (change) => change.id,
@@ -119,9 +124,11 @@ builder.objectFields(BoxRef, (t) => ({
   }),
   configuredApiAddress: t.exposeString('apiAddress', { nullable: true, description: 'The API address an operator set (registerBox, updateBox).' }),
   configuredApiPort: t.exposeInt('apiPort', { nullable: true, description: 'The API port an operator set (registerBox, updateBox).' }),
-  monitorUrl: t.exposeString('monitorUrl', {
+  monitorUrl: t.string({
     nullable: true,
-    description: 'MEDIA_DEVICE_MONITOR_URL the box last took through this gateway (where it sends its reports), if any.',
+    description:
+      'MEDIA_DEVICE_MONITOR_URL the box last took through this gateway (where it sends its reports), if any. Its credentials (an ingest secret, user-info, token-like parameters) are masked for roles below operator.',
+    resolve: (box, _args, context) => (readsCredentials(context.principal) ? box.monitorUrl : redactUrlCredentials(box.monitorUrl)),
   }),
 }));
 

@@ -1,3 +1,4 @@
+import { readsCredentials, redactJsonCredentials, redactUrlCredentials } from '../../auth/url-credentials';
 import {
   boxByLicenseKey,
   boxesByIds,
@@ -53,7 +54,11 @@ export const BoxRef = builder.loadableNode('Box', {
   sort: true,
   fields: (t) => ({
     licenseKey: t.exposeString('licenseKey', { description: '`mq_license_key` (newer boxes) or `dev_sno` (older ones).' }),
-    name: t.exposeString('name', { nullable: true, description: 'The name an older box reports as `gateway_name`.' }),
+    name: t.string({
+      nullable: true,
+      description: 'The name an older box reports as `gateway_name` (URL credentials in it masked for roles below operator).',
+      resolve: (box, _args, context) => shownText(context, box.name),
+    }),
     address: t.exposeString('address', {
       nullable: true,
       description: 'Source address of its last report (the address of its own REST API unless configured otherwise).',
@@ -127,6 +132,12 @@ function text(value: unknown): string | null {
   return null;
 }
 
+/** What a box sent about itself, as the reader may see it: URL credentials masked for roles that may not read URLs. */
+function shownText(context: GraphQLContext, value: unknown): string | null {
+  const shown = text(value);
+  return readsCredentials(context.principal) ? shown : redactUrlCredentials(shown);
+}
+
 /** Numbers as boxes send them: 23.5, "23.5" or "52℃". */
 function number(value: unknown): number | null {
   const parsed = typeof value === 'number' ? value : typeof value === 'string' ? Number.parseFloat(value) : Number.NaN;
@@ -138,11 +149,12 @@ const BoxGateway = builder.objectRef<BoxRow>('BoxGateway').implement({
   fields: (t) => {
     const field = (name: string) => (box: BoxRow) => box.gateway?.[name];
     const ext = (name: string) => (box: BoxRow) => box.gatewayExtData?.[name];
+    const shown = (read: (box: BoxRow) => unknown) => (box: BoxRow, _args: object, context: GraphQLContext) => shownText(context, read(box));
     return {
-      ip: t.string({ nullable: true, description: '`gateway_ip`', resolve: (box) => text(field('gateway_ip')(box)) }),
-      name: t.string({ nullable: true, description: '`gateway_name`', resolve: (box) => text(field('gateway_name')(box)) }),
-      status: t.string({ nullable: true, description: '`gateway_status`, as the box reports it', resolve: (box) => text(field('gateway_status')(box)) }),
-      serialNumber: t.string({ nullable: true, description: '`gateway_sn`', resolve: (box) => text(field('gateway_sn')(box)) }),
+      ip: t.string({ nullable: true, description: '`gateway_ip`', resolve: shown(field('gateway_ip')) }),
+      name: t.string({ nullable: true, description: '`gateway_name`', resolve: shown(field('gateway_name')) }),
+      status: t.string({ nullable: true, description: '`gateway_status`, as the box reports it', resolve: shown(field('gateway_status')) }),
+      serialNumber: t.string({ nullable: true, description: '`gateway_sn`', resolve: shown(field('gateway_sn')) }),
       port: t.int({
         nullable: true,
         description: '`gateway_port`: the port of its REST API',
@@ -151,17 +163,20 @@ const BoxGateway = builder.objectRef<BoxRow>('BoxGateway').implement({
           return port !== null && Number.isInteger(port) && port > 0 && port < 65536 ? port : null;
         },
       }),
-      swVersion: t.string({ nullable: true, description: '`gateway_ext_data.sw_version`', resolve: (box) => text(ext('sw_version')(box)) }),
-      sdkVersion: t.string({ nullable: true, description: '`gateway_ext_data.sdk_version`', resolve: (box) => text(ext('sdk_version')(box)) }),
-      mac: t.string({ nullable: true, description: '`gateway_ext_data.gateway_mac`', resolve: (box) => text(ext('gateway_mac')(box)) }),
+      swVersion: t.string({ nullable: true, description: '`gateway_ext_data.sw_version`', resolve: shown(ext('sw_version')) }),
+      sdkVersion: t.string({ nullable: true, description: '`gateway_ext_data.sdk_version`', resolve: shown(ext('sdk_version')) }),
+      mac: t.string({ nullable: true, description: '`gateway_ext_data.gateway_mac`', resolve: shown(ext('gateway_mac')) }),
       cpuUsage: t.float({ nullable: true, description: '`gateway_ext_data.cpu_usage`, percent', resolve: (box) => number(ext('cpu_usage')(box)) }),
       memoryUsage: t.float({ nullable: true, description: '`gateway_ext_data.memory_usage`, percent', resolve: (box) => number(ext('memory_usage')(box)) }),
       diskUsage: t.float({ nullable: true, description: '`gateway_ext_data.disk_usage`, percent', resolve: (box) => number(ext('disk_usage')(box)) }),
       temperature: t.float({ nullable: true, description: '`gateway_ext_data.temperature`, °C', resolve: (box) => number(ext('temperature')(box)) }),
       raw: t.field({
         type: 'JSON',
-        description: 'The `gateway_*` fields as sent, with `gateway_ext_data` inside.',
-        resolve: (box) => ({ ...box.gateway, ...(box.gatewayExtData ? { gateway_ext_data: box.gatewayExtData } : {}) }),
+        description: 'The `gateway_*` fields as sent, with `gateway_ext_data` inside; URL credentials masked for roles that may not read URLs.',
+        resolve: (box, _args, context) => {
+          const raw = { ...box.gateway, ...(box.gatewayExtData ? { gateway_ext_data: box.gatewayExtData } : {}) };
+          return readsCredentials(context.principal) ? raw : redactJsonCredentials(raw);
+        },
       }),
     };
   },
@@ -171,7 +186,9 @@ const BoxGateway = builder.objectRef<BoxRow>('BoxGateway').implement({
 // Lists
 
 const BoxReport = builder.objectRef<LastReportRow>('BoxReport').implement({
-  description: 'A report as the box sent it, kept for debugging.',
+  description: 'A report as the box sent it, kept for debugging. Needs the operator role, however it is reached: camera URLs in it carry credentials.',
+  // The type decides, not the field leading to it; checked once per object (isTypeOf).
+  authScopes: { operator: true },
   fields: (t) => ({
     receivedAt: t.expose('receivedAt', { type: 'DateTime', description: 'When the gateway received it.' }),
     body: t.exposeString('body', {
@@ -242,9 +259,10 @@ export async function resolveBoxes(args: BoxListArgs, context: GraphQLContext) {
     status: args.filter?.status ?? undefined,
     reportFormat: args.filter?.reportFormat ?? undefined,
     search: searchText(args.filter?.search),
+    masked: !readsCredentials(context.principal),
   };
   const field = args.orderBy?.field ?? 'ID';
-  const ordering = boxOrdering(field, args.orderBy?.direction === 'DESC');
+  const ordering = boxOrdering(field, args.orderBy?.direction === 'DESC', filter.masked);
   const scope = `Box:${field}`;
   const spec: CursorSpec = {
     scope,

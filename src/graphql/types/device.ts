@@ -1,4 +1,5 @@
 import type { GraphQLResolveInfo } from 'graphql';
+import { readsCredentials, redactUrlCredentials } from '../../auth/url-credentials';
 import type { DeviceStatus as DeviceStatusValue, DeviceType as DeviceTypeValue } from '../../db/schema';
 import type { BoxRow } from '../../models/boxes';
 import {
@@ -55,6 +56,14 @@ export const DeviceType = builder.enumType('DeviceType', {
   } as const,
 });
 
+/**
+ * A text the box reported, as the reader may see it: a role that may not read URLs gets any URL in it
+ * with its credentials masked (a device reported without an id has its URL as `externalId`).
+ */
+function shown(context: GraphQLContext, text: string | null): string | null {
+  return readsCredentials(context.principal) ? text : redactUrlCredentials(text);
+}
+
 export const DeviceRef = builder.loadableNode('Device', {
   description: 'A capture device as its box reports it. Devices gone from their box’s list stay, with `removed` true.',
   id: { resolve: (device: DeviceNode) => device.id, parse: (id) => parseDatabaseId(id, 'Device') },
@@ -63,25 +72,36 @@ export const DeviceRef = builder.loadableNode('Device', {
   sort: true,
   fields: (t) => ({
     box: t.field({ type: BoxRef, resolve: (device) => device.box ?? device.boxId }),
-    externalId: t.exposeString('externalId', {
-      description: "The box's id for it: `media_device_id` (or its URL when omitted), or `ep_id` for older boxes.",
+    externalId: t.string({
+      description:
+        "The box's id for it: `media_device_id` (or its URL when omitted), or `ep_id` for older boxes. Credentials in a URL here are masked (`***`) for roles that may not read `url`.",
+      resolve: (device, _args, context) => shown(context, device.externalId)!,
     }),
-    name: t.exposeString('name', { nullable: true }),
-    ip: t.exposeString('ip', { nullable: true }),
+    name: t.string({ nullable: true, resolve: (device, _args, context) => shown(context, device.name) }),
+    ip: t.string({ nullable: true, resolve: (device, _args, context) => shown(context, device.ip) }),
     type: t.expose('type', { type: DeviceType }),
-    reportedType: t.exposeString('reportedType', { nullable: true, description: 'The raw type when `type` is UNKNOWN.' }),
+    reportedType: t.string({
+      nullable: true,
+      description: 'The raw type when `type` is UNKNOWN.',
+      resolve: (device, _args, context) => shown(context, device.reportedType),
+    }),
     url: t.exposeString('url', {
       nullable: true,
       // Camera URLs often carry credentials (rtsp://user:password@...): not for dashboards' viewer tokens.
       authScopes: { operator: true },
       description: 'The stream or file URL as the box reports it. Needs the operator role: camera URLs often hold credentials.',
     }),
-    permissionId: t.exposeString('permissionId', {
+    permissionId: t.string({
       nullable: true,
       description: '`permission_id` (newer boxes) or `ep_location` (older ones): the group the device is bound to.',
+      resolve: (device, _args, context) => shown(context, device.permissionId),
     }),
     status: t.expose('status', { type: DeviceStatus, description: 'Its last reported status (kept when it was removed).' }),
-    reportedStatus: t.exposeString('reportedStatus', { nullable: true, description: 'The raw status when `status` is UNKNOWN.' }),
+    reportedStatus: t.string({
+      nullable: true,
+      description: 'The raw status when `status` is UNKNOWN.',
+      resolve: (device, _args, context) => shown(context, device.reportedStatus),
+    }),
     statusSince: t.expose('statusSince', {
       type: 'DateTime',
       description: 'When `status` took its value (or the device was removed or came back).',
@@ -167,7 +187,10 @@ const DeviceFilter = builder.inputType('DeviceFilter', {
     status: t.field({ type: [DeviceStatus] }),
     type: t.field({ type: [DeviceType] }),
     permissionId: t.string({ description: 'Devices bound to this permission group (`ep_location` for older boxes).' }),
-    search: t.string({ description: 'Substring of the name, ip or url, any letter case.' }),
+    search: t.string({
+      description:
+        'Substring of the name, ip or url, any letter case. For roles that may not read `url`: of the name or ip as they are shown (credentials masked), never of the url.',
+    }),
     removed: t.boolean({
       defaultValue: false,
       description: "false (default): devices in their box's current list; true: removed ones only; null: both.",
@@ -196,8 +219,9 @@ interface DeviceListArgs extends PageArgs {
   orderBy?: { field: DeviceOrderField; direction?: 'ASC' | 'DESC' | null } | null;
 }
 
-function deviceFilter(input: DeviceListArgs['filter']): DeviceFilterShape {
+function deviceFilter(input: DeviceListArgs['filter'], context: GraphQLContext): DeviceFilterShape {
   return {
+    masked: !readsCredentials(context.principal),
     boxIds: input?.box?.map((id) => id.id),
     licenseKeys: input?.licenseKey ?? undefined,
     status: input?.status ?? undefined,
@@ -209,9 +233,10 @@ function deviceFilter(input: DeviceListArgs['filter']): DeviceFilterShape {
   };
 }
 
-function deviceList(args: DeviceListArgs) {
+function deviceList(args: DeviceListArgs, context: GraphQLContext) {
   const field = args.orderBy?.field ?? 'ID';
-  const ordering = deviceOrdering(field, args.orderBy?.direction === 'DESC');
+  const filter = deviceFilter(args.filter, context);
+  const ordering = deviceOrdering(field, args.orderBy?.direction === 'DESC', filter.masked);
   const scope = `Device:${field}`;
   const spec: CursorSpec = {
     scope,
@@ -219,7 +244,7 @@ function deviceList(args: DeviceListArgs) {
     keyset: (values, side) => keysetCondition(ordering, values, side),
   };
   const cursorOf = (device: DeviceRow) => encodeCursor(scope, ordering.key ? [device.sortValue ?? '', device.id] : [device.id]);
-  return { filter: deviceFilter(args.filter), ordering, window: pageWindow(args, spec), cursorOf };
+  return { filter, ordering, window: pageWindow(args, spec), cursorOf };
 }
 
 builder.queryFields((t) => ({
@@ -228,7 +253,7 @@ builder.queryFields((t) => ({
     description: 'Devices of the fleet, a page at a time; each page reads its devices and their boxes in one statement.',
     args: deviceListArgs,
     resolve: async (_root, args, context, info) => {
-      const { filter, ordering, window, cursorOf } = deviceList(args);
+      const { filter, ordering, window, cursorOf } = deviceList(args, context);
       const rows = await devicesPage(context.pool, filter, ordering, window, deviceSelection(info));
       const devices: DeviceNode[] = rows.map(({ device, box }) => (box ? Object.assign(device, { box }) : device));
       return connectionFromRows(devices, window, cursorOf, () => countRows(context, countDevicesQuery(filter)));
@@ -250,7 +275,7 @@ builder.objectField(BoxRef, 'devices', (t) =>
     args: deviceListArgs,
     byPath: true,
     load: async (boxIds: number[], context, args, info) => {
-      const { filter, ordering, window, cursorOf } = deviceList(args);
+      const { filter, ordering, window, cursorOf } = deviceList(args, context);
       const rows = await devicesPagePerBox(context.pool, boxIds, filter, ordering, window, deviceSelection(info).device);
       const byBox = groupBy(rows, (device) => device.boxId);
       const counts = batchLoader(context, `Box.devices.totalCount:${JSON.stringify(filter)}`, (ids) => countDevicesPerBox(context.pool, ids, filter), 0);

@@ -97,7 +97,7 @@ export type DeviceFilter = {
   permissionId?: string | null | undefined;
   /** false (default): devices in their box's current list; true: removed ones only; null: both. */
   removed?: boolean | null | undefined;
-  /** Substring of the name, ip or url, any letter case. */
+  /** Substring of the name, ip or url, any letter case. For roles that may not read `url`: of the name or ip as they are shown (credentials masked), never of the url. */
   search?: string | null | undefined;
   status?: Array<DeviceStatus> | null | undefined;
   type?: Array<DeviceType> | null | undefined;
