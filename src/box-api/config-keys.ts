@@ -92,7 +92,8 @@ export function validateConfigInput(input: BoxConfigInput): ConfigFieldError[] {
       if (keys.length > MAX_SETTINGS) errors.push({ field: 'settings', message: `At most ${MAX_SETTINGS} settings can be set at once.` });
       for (const key of keys) {
         const field = `settings.${key}`;
-        const typed = TYPED_KEYS[key];
+        // Own keys only: `__proto__` or `constructor` would otherwise find Object.prototype's.
+        const typed = Object.hasOwn(TYPED_KEYS, key) ? TYPED_KEYS[key] : undefined;
         if (typed) {
           errors.push({ field, message: `Set ${key} through ${typed}, where it is checked.` });
         } else if (key.length > MAX_KEY_LENGTH || !CONFIG_KEY_PATTERN.test(key)) {

@@ -103,8 +103,10 @@ function askedFor(input: BoxConfigInput): Record<string, unknown> {
   if (input.monitorUrl != null) asked[MEDIA_DEVICE_MONITOR_URL] = input.monitorUrl;
   if (input.reportPeriodSeconds != null) asked[MEDIA_DEVICE_MONITOR_REPORT_PEROID] = input.reportPeriodSeconds;
   if (input.settings != null) {
-    if (typeof input.settings === 'object' && !Array.isArray(input.settings)) Object.assign(asked, input.settings);
-    else asked.settings = input.settings;
+    // defineProperty, not assignment: a `__proto__` key is kept as the key it is, not taken as a prototype.
+    if (typeof input.settings === 'object' && !Array.isArray(input.settings)) {
+      for (const [key, value] of Object.entries(input.settings)) Object.defineProperty(asked, key, { value, enumerable: true, writable: true, configurable: true });
+    } else asked.settings = input.settings;
   }
   return asked;
 }

@@ -384,6 +384,12 @@ describe('what an operator may set', () => {
     expect(validateConfigInput({ reportPeriodSeconds }).map((e) => e.field)).toEqual(['reportPeriodSeconds']);
   });
 
+  it('names what was refused for keys Object.prototype has: __proto__, constructor, toString', () => {
+    const settings = JSON.parse('{"__proto__": "x", "constructor": 1, "toString": true}') as Record<string, unknown>;
+    const notAName = (key: string) => ({ field: `settings.${key}`, message: `"${key}" is not a box setting name: upper-case letters, digits and _ , starting with a letter.` });
+    expect(validateConfigInput({ settings })).toEqual([notAName('__proto__'), notAName('constructor'), notAName('toString')]);
+  });
+
   it('refuses an empty input and a settings list', () => {
     expect(validateConfigInput({})).toEqual([{ field: 'input', message: 'Nothing to set: give monitorUrl, reportPeriodSeconds or settings.' }]);
     expect(validateConfigInput({ settings: [] as unknown as Record<string, unknown> }).map((e) => e.field)).toEqual(['settings']);

@@ -428,6 +428,22 @@ describe('input refused before anything is sent: InvalidConfig', () => {
     await expectUnchanged(id);
   });
 
+  it('a __proto__ setting is refused by its name, and the audit row keeps it as asked', async () => {
+    const box = await fakeBox();
+    const id = await registerFakeBox(gateway, box);
+    const settings = JSON.parse('{"__proto__": {"polluted": true}, "GATE_PASS_MODE": "allpass"}') as Record<string, unknown>;
+
+    const result = await configure(gateway, { boxId: id, settings });
+
+    const problem = { field: 'settings.__proto__', message: '"__proto__" is not a box setting name: upper-case letters, digits and _ , starting with a letter.' };
+    expect(result).toMatchObject({ __typename: 'InvalidConfig', message: problem.message, problems: [problem] });
+    expect(box.requests).toHaveLength(0);
+    const [row] = await auditRows(gateway, id);
+    expect(row).toMatchObject({ outcome: 'invalid', error_message: `${problem.field}: ${problem.message}` });
+    expect(row!.request).toEqual(JSON.parse('{"__proto__": {"polluted": true}, "GATE_PASS_MODE": "allpass"}'));
+    expect(Object.keys(row!.request as object)).toEqual(['__proto__', 'GATE_PASS_MODE']);
+  });
+
   it('an unknown box, or an id that is not a Box id, has no audit row', async () => {
     for (const boxId of [unknownBoxId, 'not-an-id', encodeGlobalId('Device', 1)]) {
       const result = await configure(gateway, { boxId, reportPeriodSeconds: 5 });
