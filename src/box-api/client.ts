@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { storableJson, storableText } from '../models/storable-text';
 import type { ConfigDict } from './config-keys';
 
 /** The port of a box's REST API when an operator set none. */
@@ -272,12 +273,13 @@ function boxError(value: unknown): { code: string; message: string } | null {
 }
 
 function preview(body: Buffer): string {
-  return body.toString('utf8').slice(0, PREVIEW_CHARS);
+  return storableText(body.toString('utf8').slice(0, PREVIEW_CHARS));
 }
 
 function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
   try {
-    return { ok: true, value: JSON.parse(body.toString('utf8').replace(/^\uFEFF/, '')) };
+    // A box's text goes on to the caller and the audit trail: NUL and lone surrogates become escapes.
+    return { ok: true, value: storableJson(JSON.parse(body.toString('utf8').replace(/^\uFEFF/, ''))) };
   } catch {
     return { ok: false };
   }

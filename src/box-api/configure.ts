@@ -64,8 +64,12 @@ export type ConfigureOutcome =
       box: BoxRow;
       /** The values the box echoed. */
       values: Record<string, unknown>;
-      /** What the box row now keeps, for the two monitor settings this call set. */
+      /** What the box row now keeps, for the two monitor settings this call set and the box confirmed. */
       monitor: AppliedMonitorSettings;
+      /** Keys sent that neither the echo nor a read-back showed holding the value sent. */
+      unconfirmedKeys: string[];
+      /** The read-back of the keys the echo left out or answered otherwise; null when the echo confirmed every key. */
+      readBack: ReadBack | null;
     })
   | (Attempted & { kind: 'rejected'; code: string; message: string; httpStatus: number; keysSent: number; readBack: ReadBack })
   | (Attempted & { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string; readBack: ReadBack | null })
@@ -121,22 +125,31 @@ export function sameConfigValue(sent: unknown, held: unknown): boolean {
   return numeric(sent) && numeric(held) && Number(sent) === Number(held);
 }
 
-function periodValue(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
-  return Number.isInteger(n) && n >= 1 && n <= 86_400 ? n : undefined;
-}
-
-/** The monitor settings to keep on the box row from what the box said it holds for the keys sent. */
-function monitorSettings(sent: Record<string, unknown>, held: Record<string, unknown>, confirmed: (key: string) => boolean): AppliedMonitorSettings {
+/**
+ * The monitor settings to keep on the box row: the values sent, for the keys the box confirmed
+ * holding them (an echo or a read-back equal to what was sent). Nothing else is ever kept there.
+ */
+function monitorSettings(sent: Record<string, unknown>, confirmed: readonly string[]): AppliedMonitorSettings {
   const settings: AppliedMonitorSettings = {};
-  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_URL) && confirmed(MEDIA_DEVICE_MONITOR_URL)) {
-    const value = held[MEDIA_DEVICE_MONITOR_URL];
-    settings.monitorUrl = typeof value === 'string' && value !== '' ? value : String(sent[MEDIA_DEVICE_MONITOR_URL]);
+  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_URL) && confirmed.includes(MEDIA_DEVICE_MONITOR_URL)) {
+    settings.monitorUrl = String(sent[MEDIA_DEVICE_MONITOR_URL]);
   }
-  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_REPORT_PEROID) && confirmed(MEDIA_DEVICE_MONITOR_REPORT_PEROID)) {
-    settings.reportPeriodSeconds = periodValue(held[MEDIA_DEVICE_MONITOR_REPORT_PEROID]) ?? (sent[MEDIA_DEVICE_MONITOR_REPORT_PEROID] as number);
+  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_REPORT_PEROID) && confirmed.includes(MEDIA_DEVICE_MONITOR_REPORT_PEROID)) {
+    settings.reportPeriodSeconds = sent[MEDIA_DEVICE_MONITOR_REPORT_PEROID] as number;
   }
   return settings;
+}
+
+/** Why each key of `keys` stays unconfirmed after a success, for the audit row's error message. */
+function unconfirmedMessage(keys: readonly string[], echo: Record<string, unknown>, back: ReadBack): string {
+  const shown = (value: unknown) => (typeof value === 'string' ? `"${value}"` : String(value));
+  const why = (key: string) => {
+    const echoed = Object.hasOwn(echo, key) ? `echoed ${shown(echo[key])}` : 'left out of the echo';
+    if (back.values === null) return `${key}: ${echoed}; ${back.failure ?? 'not read back'}`;
+    const read = Object.hasOwn(back.values, key) ? `read back as ${shown(back.values[key])}` : 'not listed by getconfigs';
+    return `${key}: ${echoed}, ${read}`;
+  };
+  return `Not confirmed: ${keys.map(why).join('; ')}.`;
 }
 
 async function readBack(target: BoxTarget, sent: Record<string, unknown>, options: BoxCallOptions): Promise<ReadBack> {
@@ -198,17 +211,35 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
 
   switch (outcome.kind) {
     case 'applied': {
-      // A 2xx without an error object is success; keys the echo leaves out are taken as applied as sent.
-      const monitor = monitorSettings(sent, outcome.values, () => true);
-      const recorded = await audit({ ...base, outcome: 'applied', httpStatus: outcome.httpStatus, response: outcome.values, errorCode: null, errorMessage: null }, monitor);
+      // A 2xx without an error object is success, but only the keys it echoes with the value sent are
+      // confirmed by it; the others (a firmware that ignores a key leaves it out) are read back.
+      const echo = outcome.values;
+      const keys = Object.keys(sent);
+      const echoed = keys.filter((key) => Object.hasOwn(echo, key) && sameConfigValue(sent[key], echo[key]));
+      const toRead = keys.filter((key) => !echoed.includes(key));
+      const back = toRead.length > 0 ? await readBack(target, Object.fromEntries(toRead.map((key) => [key, sent[key]])), deps.call) : null;
+      const confirmed = [...echoed, ...(back?.appliedKeys ?? [])];
+      const unconfirmedKeys = keys.filter((key) => !confirmed.includes(key));
+      const monitor = monitorSettings(sent, confirmed);
+      const recorded = await audit(
+        {
+          ...base,
+          outcome: 'applied',
+          httpStatus: outcome.httpStatus,
+          response: echo,
+          errorCode: unconfirmedKeys.length > 0 ? 'UNCONFIRMED' : null,
+          errorMessage: unconfirmedKeys.length > 0 && back ? unconfirmedMessage(unconfirmedKeys, echo, back) : null,
+        },
+        monitor,
+      );
       if (!recorded) return gone();
-      return { kind: 'applied', box: recorded.box, values: outcome.values, monitor, change: recorded.change };
+      return { kind: 'applied', box: recorded.box, values: echo, monitor, unconfirmedKeys, readBack: back, change: recorded.change };
     }
     case 'rejected': {
       const back = await readBack(target, sent, deps.call);
       const recorded = await audit(
         { ...base, outcome: 'rejected', httpStatus: outcome.httpStatus, response: outcome.body, errorCode: outcome.code, errorMessage: outcome.message },
-        back.values ? monitorSettings(sent, back.values, (key) => back.appliedKeys.includes(key)) : {},
+        monitorSettings(sent, back.appliedKeys),
       );
       if (!recorded) return gone();
       const { code, message, httpStatus } = outcome;
@@ -219,7 +250,7 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
       const back = outcome.requestSent ? await readBack(target, sent, deps.call) : null;
       const recorded = await audit(
         { ...base, outcome: 'unreachable', httpStatus: null, response: null, errorCode: outcome.reason.toUpperCase(), errorMessage: outcome.message },
-        back?.values ? monitorSettings(sent, back.values, (key) => back.appliedKeys.includes(key)) : {},
+        monitorSettings(sent, back?.appliedKeys ?? []),
       );
       if (!recorded) return gone();
       const { reason, message, requestSent } = outcome;
@@ -249,7 +280,7 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
           errorCode: outcome.reason.toUpperCase(),
           errorMessage: outcome.message,
         },
-        back.values ? monitorSettings(sent, back.values, (key) => back.appliedKeys.includes(key)) : {},
+        monitorSettings(sent, back.appliedKeys),
       );
       if (!recorded) return gone();
       const { reason, httpStatus, message, bodyPreview } = outcome;

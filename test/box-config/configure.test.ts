@@ -78,6 +78,8 @@ describe('configureBox against a working box', () => {
       applied: sent,
       monitorUrl: NEW_URL,
       reportPeriodSeconds: 30,
+      unconfirmedKeys: [],
+      readBack: null,
       box: { id, monitorUrl: NEW_URL, configuredReportPeriodSeconds: 30, reportPeriodSeconds: 30 },
       change: change(id, { request: sent, target: `127.0.0.1:${box.port}`, outcome: 'APPLIED', httpStatus: 200, response: sent }),
     });

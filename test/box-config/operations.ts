@@ -16,6 +16,8 @@ export const ConfigureBoxMutation = graphql(`
         applied
         monitorUrl
         reportPeriodSeconds
+        unconfirmedKeys
+        readBack { ...ReadBackFields }
         box { id monitorUrl configuredReportPeriodSeconds reportPeriodSeconds }
         change { ...ConfigChangeFields }
       }

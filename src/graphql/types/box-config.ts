@@ -31,7 +31,7 @@ import { batchLoader, connectionArgs, connectionFromRows, groupBy, pageWindow, t
 export const ConfigChangeOutcomeEnum = builder.enumType('ConfigChangeOutcome', {
   description: 'How an attempt to change a box’s settings ended.',
   values: {
-    APPLIED: { value: 'applied', description: 'The box took every setting and echoed them.' },
+    APPLIED: { value: 'applied', description: 'The box answered success; errorCode UNCONFIRMED when some keys were not confirmed.' },
     REJECTED: { value: 'rejected', description: 'The box answered an error; other keys of the call may have applied.' },
     UNREACHABLE: { value: 'unreachable', description: 'No connection, or it broke before an answer.' },
     TIMED_OUT: { value: 'timed_out', description: 'No complete answer before the deadline.' },
@@ -63,12 +63,13 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
     response: t.expose('response', {
       type: 'JSON',
       nullable: true,
-      description: 'The box’s answer: its JSON (the echo, or `{"error": {...}}`), or the start of a body that was not JSON (as a string).',
+      description:
+        'The box’s answer: its JSON (the echo, or `{"error": {...}}`), or the start of a body that was not JSON (as a string). Text a box sends is kept whatever it holds: a NUL or an unpaired UTF-16 surrogate (which Postgres cannot store) is written as its escape, e.g. `\\u0000`.',
     }),
     errorCode: t.exposeString('errorCode', {
       nullable: true,
       description:
-        'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer) or INVALID_INPUT.',
+        'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); UNCONFIRMED for an APPLIED attempt with keys the box did not confirm (`errorMessage` says which); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer) or INVALID_INPUT.',
     }),
     errorMessage: t.exposeString('errorMessage', { nullable: true }),
     durationMs: t.exposeInt('durationMs', { description: 'How long the setconfigs exchange took (0 when nothing was sent).' }),
@@ -221,13 +222,15 @@ export class BoxBadAnswer extends Error {
   }
 }
 
-/** configureBox and pointBoxAtGateway succeeded: the box took every key. */
+/** configureBox and pointBoxAtGateway succeeded: the box answered its echo; `unconfirmedKeys` it did not confirm. */
 export class ConfigureBoxSuccess {
   constructor(
     readonly box: BoxRow,
     readonly applied: Record<string, unknown>,
     readonly monitorUrl: string | null,
     readonly reportPeriodSeconds: number | null,
+    readonly unconfirmedKeys: string[],
+    readonly readBack: ReadBack | null,
     readonly change: ConfigChangeRow,
   ) {}
 }
@@ -317,13 +320,26 @@ builder.objectType(BoxBadAnswer, {
 
 builder.objectType(ConfigureBoxSuccess, {
   name: 'ConfigureBoxSuccess',
-  description: 'The box took every setting. Its row keeps the monitor URL and period now applied; offline detection uses that period from its next round.',
+  description:
+    'The box answered success. A key counts as applied once the box confirms it holds the value sent: in its echo, or (for keys the echo leaves out or answers otherwise) read back with getconfigs. `unconfirmedKeys` lists the others. Its row keeps the monitor URL and period only when confirmed; offline detection uses that period from its next round.',
   isTypeOf: (value) => value instanceof ConfigureBoxSuccess,
   fields: (t) => ({
     box: t.field({ type: BoxRef, description: 'The box as it now is.', resolve: (result) => result.box }),
     applied: t.field({ type: 'JSON', description: 'The values the box echoed, under its key names.', resolve: (result) => result.applied }),
-    monitorUrl: t.exposeString('monitorUrl', { nullable: true, description: 'MEDIA_DEVICE_MONITOR_URL now applied, when this call set it.' }),
-    reportPeriodSeconds: t.exposeInt('reportPeriodSeconds', { nullable: true, description: 'MEDIA_DEVICE_MONITOR_REPORT_PEROID now applied, when this call set it.' }),
+    monitorUrl: t.exposeString('monitorUrl', { nullable: true, description: 'MEDIA_DEVICE_MONITOR_URL now applied, when this call set it and the box confirmed it.' }),
+    reportPeriodSeconds: t.exposeInt('reportPeriodSeconds', {
+      nullable: true,
+      description: 'MEDIA_DEVICE_MONITOR_REPORT_PEROID now applied, when this call set it and the box confirmed it.',
+    }),
+    unconfirmedKeys: t.exposeStringList('unconfirmedKeys', {
+      description: 'Keys sent that the box did not confirm: left out of its echo (or echoed with another value) and not read back with the value sent. Empty when every key applied.',
+    }),
+    readBack: t.field({
+      type: ConfigReadBack,
+      nullable: true,
+      description: 'The read-back of the keys the echo left out or answered otherwise; null when the echo confirmed every key.',
+      resolve: (result) => result.readBack,
+    }),
     // Nullable like the failures' `change`, so one selection can ask for it on every member.
     change: t.field({ type: BoxConfigChangeRef, nullable: true, description: 'The attempt as the audit trail keeps it (never null here).', resolve: (result) => result.change }),
   }),
@@ -392,8 +408,8 @@ export function boxConfigDeps(context: GraphQLContext): BoxConfigDeps {
 function configureResult(outcome: ConfigureOutcome): ConfigureBoxSuccess {
   switch (outcome.kind) {
     case 'applied': {
-      const { box, values, monitor, change } = outcome;
-      return new ConfigureBoxSuccess(box, values, monitor.monitorUrl ?? null, monitor.reportPeriodSeconds ?? null, change);
+      const { box, values, monitor, unconfirmedKeys, readBack, change } = outcome;
+      return new ConfigureBoxSuccess(box, values, monitor.monitorUrl ?? null, monitor.reportPeriodSeconds ?? null, unconfirmedKeys, readBack, change);
     }
     case 'rejected':
       throw new BoxRejectedConfig(
@@ -504,9 +520,12 @@ builder.mutationFields((t) => ({
       });
       const outcome = await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl: `${ingestUrl}/${secret}` }, requestedBy: context.actor });
       const took =
-        outcome.kind === 'applied' ||
+        (outcome.kind === 'applied' && !outcome.unconfirmedKeys.includes(MEDIA_DEVICE_MONITOR_URL)) ||
         ('readBack' in outcome && outcome.readBack?.appliedKeys.includes(MEDIA_DEVICE_MONITOR_URL) === true);
-      const mayHave = outcome.kind === 'timed_out' || (outcome.kind === 'unreachable' && outcome.requestSent && !outcome.readBack?.values);
+      const mayHave =
+        outcome.kind === 'timed_out' ||
+        (outcome.kind === 'unreachable' && outcome.requestSent && !outcome.readBack?.values) ||
+        (outcome.kind === 'applied' && !took && !outcome.readBack?.values);
       if (took) await keepOnlyIngestToken(context.pool, boxId, secret);
       else if (!mayHave) await dropIngestToken(context.pool, secret);
       context.ingestTrust.forget();
