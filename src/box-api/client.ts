@@ -1,7 +1,9 @@
+import dns from 'node:dns';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { storableJson, storableText } from '../models/storable-text';
+import { BoxNetworks, type AddressRefusal, type RefusedAddress } from './box-networks';
 import type { ConfigDict } from './config-keys';
 
 /** The port of a box's REST API when an operator set none. */
@@ -42,6 +44,13 @@ export interface BoxCallOptions {
    * rest is never read) and is a `too_large` bad answer. Default 64 KiB.
    */
   maxResponseBytes?: number;
+  /**
+   * Which addresses may be connected to. Checked on the address actually connected to: an IP
+   * literal before connecting, a host name on each address its lookup answers (so a name cannot
+   * point elsewhere after the check). A refused address is an `address_refused` outcome, nothing
+   * sent. Default: `new BoxNetworks()` (loopback and private ranges; never link-local and the like).
+   */
+  networks?: BoxNetworks;
 }
 
 /**
@@ -109,7 +118,17 @@ export interface BoxInvalidTarget {
   durationMs: 0;
 }
 
-export type BoxCallOutcome = BoxApplied | BoxRejected | BoxUnreachable | BoxTimedOut | BoxBadAnswer | BoxInvalidTarget;
+/** The address (as given, or as the name resolved) is not one a box may have; nothing was sent. */
+export interface BoxAddressRefused {
+  kind: 'address_refused';
+  refusal: AddressRefusal;
+  /** The address refused (for a name: the first it resolved to). */
+  address: string;
+  message: string;
+  durationMs: number;
+}
+
+export type BoxCallOutcome = BoxApplied | BoxRejected | BoxUnreachable | BoxTimedOut | BoxBadAnswer | BoxInvalidTarget | BoxAddressRefused;
 
 // ---------------------------------------------------------------------------------------------
 // Targets
@@ -183,7 +202,44 @@ function elapsed(started: number): number {
  * `Connection: close`). node:http follows no redirects, exposes the socket to destroy, and lets us
  * count body bytes as they come; one timer is the whole deadline.
  */
-function exchange(host: string, port: number, path: string, payload: unknown, timeoutMs: number, maxBytes: number, started: number): Promise<Exchange> {
+/** What a connection's lookup reports when every address a name resolved to is refused. */
+class AddressRefusedError extends Error {
+  readonly code = 'EADDRESSREFUSED';
+  constructor(readonly refused: RefusedAddress) {
+    super(refused.message);
+  }
+}
+
+/**
+ * `dns.lookup` for one connection, keeping only the addresses `networks` allows on `port`: the
+ * socket connects to what this answers, so the address checked is the address called.
+ */
+function checkedLookup(networks: BoxNetworks, port: number): net.LookupFunction {
+  return (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 0);
+      const allowed = addresses.filter((entry) => networks.check(entry.address, port) === null);
+      if (allowed.length === 0) {
+        const refused = addresses.length > 0 ? networks.check(addresses[0]!.address, port)! : null;
+        const failure = refused ? new AddressRefusedError(refused) : Object.assign(new Error(`${hostname} resolved to no address.`), { code: 'ENOTFOUND' });
+        return callback(failure, '', 0);
+      }
+      if (options.all) return callback(null, allowed);
+      return callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+function exchange(
+  host: string,
+  port: number,
+  path: string,
+  payload: unknown,
+  timeoutMs: number,
+  maxBytes: number,
+  started: number,
+  networks: BoxNetworks,
+): Promise<Exchange> {
   const body = Buffer.from(JSON.stringify(payload));
   return new Promise((resolve) => {
     let settled = false;
@@ -196,6 +252,7 @@ function exchange(host: string, port: number, path: string, payload: unknown, ti
       path,
       method: 'POST',
       agent: false,
+      lookup: checkedLookup(networks, port),
       headers: { 'content-type': 'application/json', 'content-length': body.length, accept: 'application/json' },
     });
     const finish = (result: Exchange) => {
@@ -291,6 +348,10 @@ function interpret(result: Exchange, timeoutMs: number, maxBytes: number, durati
       return { kind: 'timed_out', timeoutMs, requestSent: result.requestSent, durationMs };
     case 'failed': {
       const { error } = result;
+      if (error instanceof AddressRefusedError) {
+        const { refusal, address, message } = error.refused;
+        return { kind: 'address_refused', refusal, address, message, durationMs };
+      }
       const reason = unreachableReason(error.code);
       const message = !error.code || error.message.includes(error.code) ? error.message : `${error.code}: ${error.message}`;
       return { kind: 'unreachable', reason, message, requestSent: result.requestSent, durationMs };
@@ -342,6 +403,8 @@ function interpret(result: Exchange, timeoutMs: number, maxBytes: number, durati
   }
 }
 
+const DEFAULT_NETWORKS = new BoxNetworks();
+
 async function call(target: BoxTarget, path: string, payload: unknown, options: BoxCallOptions): Promise<BoxCallOutcome> {
   const checked = checkTarget(target);
   if ('kind' in checked) return checked;
@@ -349,8 +412,12 @@ async function call(target: BoxTarget, path: string, payload: unknown, options: 
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}.`);
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new RangeError(`maxResponseBytes must be a positive whole number, got ${maxBytes}.`);
+  const networks = options.networks ?? DEFAULT_NETWORKS;
+  // A literal is connected to as it is (no lookup runs): check it here. Names are checked in the lookup.
+  const refused = net.isIP(checked.host) ? networks.check(checked.host, target.port) : null;
+  if (refused) return { kind: 'address_refused', refusal: refused.refusal, address: refused.address, message: refused.message, durationMs: 0 };
   const started = performance.now();
-  const result = await exchange(checked.host, target.port, path, payload, timeoutMs, maxBytes, started);
+  const result = await exchange(checked.host, target.port, path, payload, timeoutMs, maxBytes, started, networks);
   return interpret(result, timeoutMs, maxBytes, elapsed(started));
 }
 

@@ -14,6 +14,7 @@ import {
   type BoxTarget,
   type UnreachableReason,
 } from './client';
+import type { AddressRefusal } from './box-networks';
 import {
   CONFIG_KEY_PATTERN,
   MEDIA_DEVICE_MONITOR_REPORT_PEROID,
@@ -75,6 +76,7 @@ export type ConfigureOutcome =
   | (Attempted & { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string; readBack: ReadBack | null })
   | (Attempted & { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string })
   | (Attempted & { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; bodyPreview: string; target: string; readBack: ReadBack })
+  | (Attempted & { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string })
   | { kind: 'invalid'; problems: ConfigFieldError[]; change: ConfigChangeRow | null };
 
 export interface ConfigureRequest {
@@ -286,6 +288,19 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
       const { reason, httpStatus, message, bodyPreview } = outcome;
       return { kind: 'bad_answer', reason, httpStatus, message, bodyPreview, target: where, readBack: back, change: recorded.change };
     }
+    case 'address_refused': {
+      const recorded = await audit({
+        ...base,
+        outcome: 'refused',
+        httpStatus: null,
+        response: null,
+        errorCode: `ADDRESS_${outcome.refusal.toUpperCase()}`,
+        errorMessage: outcome.message,
+      });
+      if (!recorded) return gone();
+      const { refusal, address, message } = outcome;
+      return { kind: 'address_refused', refusal, address, message, target: where, change: recorded.change };
+    }
     case 'invalid_target':
       // boxTarget checked the address and port already.
       throw new Error(`unreachable: target ${where} refused after checking: ${outcome.message}`);
@@ -301,6 +316,7 @@ export type ReadConfigOutcome =
   | { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string }
   | { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string }
   | { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; bodyPreview: string; target: string }
+  | { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string }
   | { kind: 'invalid'; problems: ConfigFieldError[] };
 
 const MAX_READ_KEYS = 100;
@@ -338,6 +354,8 @@ export async function readBoxConfig(deps: BoxConfigDeps, boxId: number, keys: re
       return { kind: 'timed_out', timeoutMs: outcome.timeoutMs, requestSent: outcome.requestSent, target: where };
     case 'bad_answer':
       return { kind: 'bad_answer', reason: outcome.reason, httpStatus: outcome.httpStatus, message: outcome.message, bodyPreview: outcome.bodyPreview, target: where };
+    case 'address_refused':
+      return { kind: 'address_refused', refusal: outcome.refusal, address: outcome.address, message: outcome.message, target: where };
     case 'invalid_target':
       return { kind: 'invalid', problems: [{ field: outcome.field === 'port' ? 'apiPort' : 'apiAddress', message: outcome.message }] };
   }

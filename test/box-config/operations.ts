@@ -25,6 +25,7 @@ export const ConfigureBoxMutation = graphql(`
       ... on BoxUnreachable { reason requestSent target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
       ... on BoxTimedOut { timeoutMs requestSent target change { ...ConfigChangeFields } }
       ... on BoxBadAnswer { defect httpStatus bodyPreview target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
+      ... on BoxAddressRefused { refusal address target change { ...ConfigChangeFields } }
       ... on InvalidConfig { problems { field message } change { ...ConfigChangeFields } }
     }
   }
@@ -54,6 +55,7 @@ export const BoxConfigQuery = graphql(`
       ... on BoxUnreachable { reason target }
       ... on BoxTimedOut { timeoutMs target }
       ... on BoxBadAnswer { defect httpStatus }
+      ... on BoxAddressRefused { refusal address target }
       ... on InvalidConfig { problems { field message } }
     }
   }

@@ -1,5 +1,6 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { isIPv6 } from 'node:net';
+import type { AddressRefusal } from '../../box-api/box-networks';
 import { DEFAULT_BOX_API_PORT, type BadAnswerReason, type UnreachableReason } from '../../box-api/client';
 import { MEDIA_DEVICE_MONITOR_URL, type ConfigFieldError } from '../../box-api/config-keys';
 import { configureBox, readBoxConfig, type BoxConfigDeps, type ConfigureOutcome, type ReadBack } from '../../box-api/configure';
@@ -37,6 +38,7 @@ export const ConfigChangeOutcomeEnum = builder.enumType('ConfigChangeOutcome', {
     TIMED_OUT: { value: 'timed_out', description: 'No complete answer before the deadline.' },
     BAD_ANSWER: { value: 'bad_answer', description: 'An answer no box gives: a redirect, not JSON, too large, another status or shape.' },
     INVALID: { value: 'invalid', description: 'The input was refused before anything was sent.' },
+    REFUSED: { value: 'refused', description: 'The box’s address is not one the gateway calls (BOX_NETWORKS, or never a box); nothing was sent.' },
   } satisfies Record<string, { value: ConfigOutcome; description: string }>,
 });
 
@@ -69,7 +71,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
     errorCode: t.exposeString('errorCode', {
       nullable: true,
       description:
-        'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); UNCONFIRMED for an APPLIED attempt with keys the box did not confirm (`errorMessage` says which); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer) or INVALID_INPUT.',
+        'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); UNCONFIRMED for an APPLIED attempt with keys the box did not confirm (`errorMessage` says which); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer), ADDRESS_NOT_ALLOWED, ADDRESS_UNSPECIFIED, ADDRESS_LINK_LOCAL, ADDRESS_MULTICAST, ADDRESS_BROADCAST, ADDRESS_GATEWAY_PORT (refused address) or INVALID_INPUT.',
     }),
     errorMessage: t.exposeString('errorMessage', { nullable: true }),
     durationMs: t.exposeInt('durationMs', { description: 'How long the setconfigs exchange took (0 when nothing was sent).' }),
@@ -150,6 +152,18 @@ const AnswerDefectEnum = builder.enumType('BoxAnswerDefect', {
   } satisfies Record<string, { value: BadAnswerReason; description: string }>,
 });
 
+const AddressRefusalEnum = builder.enumType('BoxAddressRefusal', {
+  description: 'Why the gateway does not call an address as a box.',
+  values: {
+    NOT_ALLOWED: { value: 'not_allowed', description: 'Outside the box networks (`BOX_NETWORKS`).' },
+    UNSPECIFIED: { value: 'unspecified', description: '0.0.0.0/8 or `::`: never a box.' },
+    LINK_LOCAL: { value: 'link_local', description: '169.254.0.0/16 or fe80::/10 (cloud metadata lives there): never a box.' },
+    MULTICAST: { value: 'multicast', description: '224.0.0.0/4 or ff00::/8: never a box.' },
+    BROADCAST: { value: 'broadcast', description: '240.0.0.0/4, with 255.255.255.255: never a box.' },
+    GATEWAY_PORT: { value: 'gateway_port', description: 'This gateway’s own HTTP or database port on an address of its machine: never a box.' },
+  } satisfies Record<string, { value: AddressRefusal; description: string }>,
+});
+
 const ConfigReadBack = builder.objectRef<ReadBack>('ConfigReadBack').implement({
   description:
     'The keys sent, read back with getconfigs after a call that did not succeed cleanly: the box applies key by key, so some may have taken effect. The box row keeps the monitor URL and period read back as applied.',
@@ -216,6 +230,18 @@ export class BoxBadAnswer extends Error {
     readonly bodyPreview: string,
     readonly target: string,
     readonly readBack: ReadBack | null,
+    readonly change: ConfigChangeRow | null,
+  ) {
+    super(message);
+  }
+}
+
+export class BoxAddressRefused extends Error {
+  constructor(
+    message: string,
+    readonly refusal: AddressRefusal,
+    readonly address: string,
+    readonly target: string,
     readonly change: ConfigChangeRow | null,
   ) {
     super(message);
@@ -318,6 +344,20 @@ builder.objectType(BoxBadAnswer, {
   }),
 });
 
+builder.objectType(BoxAddressRefused, {
+  name: 'BoxAddressRefused',
+  description:
+    'The box’s API address (as set, or as its name resolved when called) is not one the gateway calls: outside `BOX_NETWORKS`, or an address that is never a box (link-local, unspecified, multicast, broadcast, this gateway’s own ports). Nothing was sent; correct the address or port with updateBox, or add the box’s network to BOX_NETWORKS.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof BoxAddressRefused,
+  fields: (t) => ({
+    refusal: t.expose('refusal', { type: AddressRefusalEnum }),
+    address: t.exposeString('address', { description: 'The address refused: the one set, or (for a host name) the first it resolved to; IPv4-mapped IPv6 as IPv4.' }),
+    target: t.exposeString('target', { description: '`address:port` as set on the box.' }),
+    change: t.field({ type: BoxConfigChangeRef, nullable: true, description: CHANGE_DESCRIPTION, resolve: (error) => error.change }),
+  }),
+});
+
 builder.objectType(ConfigureBoxSuccess, {
   name: 'ConfigureBoxSuccess',
   description:
@@ -356,7 +396,7 @@ builder.objectType(BoxConfigValues, {
   }),
 });
 
-const BOX_CALL_FAILURES = [BoxRejectedConfig, BoxUnreachable, BoxTimedOut, BoxBadAnswer, InvalidConfig];
+const BOX_CALL_FAILURES = [BoxRejectedConfig, BoxUnreachable, BoxTimedOut, BoxBadAnswer, BoxAddressRefused, InvalidConfig];
 const resolveType = resolveByClass([
   [ConfigureBoxSuccess, 'ConfigureBoxSuccess'],
   [BoxConfigValues, 'BoxConfigValues'],
@@ -364,6 +404,7 @@ const resolveType = resolveByClass([
   [BoxUnreachable, 'BoxUnreachable'],
   [BoxTimedOut, 'BoxTimedOut'],
   [BoxBadAnswer, 'BoxBadAnswer'],
+  [BoxAddressRefused, 'BoxAddressRefused'],
   [InvalidConfig, 'InvalidConfig'],
 ]);
 
@@ -401,7 +442,7 @@ export function boxIdFrom(globalId: string, field = 'boxId'): number | ConfigFie
 }
 
 export function boxConfigDeps(context: GraphQLContext): BoxConfigDeps {
-  return { pool: context.pool, log: context.log, call: { timeoutMs: context.config.boxApiTimeoutMs }, queue: context.boxCalls };
+  return { pool: context.pool, log: context.log, call: { timeoutMs: context.config.boxApiTimeoutMs, networks: context.boxNetworks }, queue: context.boxCalls };
 }
 
 /** A configure outcome as a result union member: success is returned, failures thrown (the union catches them). */
@@ -433,9 +474,19 @@ function configureResult(outcome: ConfigureOutcome): ConfigureBoxSuccess {
       throw new BoxTimedOut(timedOutMessage(outcome.target, outcome.timeoutMs, outcome.requestSent), outcome.timeoutMs, outcome.requestSent, outcome.target, outcome.change);
     case 'bad_answer':
       throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.bodyPreview, outcome.target, outcome.readBack, outcome.change);
+    case 'address_refused':
+      throw new BoxAddressRefused(addressRefusedMessage(outcome), outcome.refusal, outcome.address, outcome.target, outcome.change);
     case 'invalid':
       throw new InvalidConfig(outcome.problems, outcome.change);
   }
+}
+
+function addressRefusedMessage(outcome: { refusal: AddressRefusal; message: string; target: string }): string {
+  const fix =
+    outcome.refusal === 'not_allowed'
+      ? 'Correct the box’s address with updateBox, or add its network to BOX_NETWORKS.'
+      : 'Correct the box’s address (or port) with updateBox.';
+  return `The gateway does not call ${outcome.target}: ${outcome.message} Nothing was sent. ${fix}`;
 }
 
 function timedOutMessage(target: string, timeoutMs: number, requestSent: boolean): string {
@@ -562,6 +613,8 @@ builder.queryField('boxConfig', (t) =>
           throw new BoxTimedOut(timedOutMessage(outcome.target, outcome.timeoutMs, false), outcome.timeoutMs, outcome.requestSent, outcome.target, null);
         case 'bad_answer':
           throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.bodyPreview, outcome.target, null, null);
+        case 'address_refused':
+          throw new BoxAddressRefused(addressRefusedMessage(outcome), outcome.refusal, outcome.address, outcome.target, null);
         case 'invalid':
           throw new InvalidConfig(outcome.problems);
       }
