@@ -75,7 +75,16 @@ export type ConfigureOutcome =
   | (Attempted & { kind: 'rejected'; code: string; message: string; httpStatus: number; keysSent: number; readBack: ReadBack })
   | (Attempted & { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string; readBack: ReadBack | null })
   | (Attempted & { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string })
-  | (Attempted & { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; bodyPreview: string; target: string; readBack: ReadBack })
+  | (Attempted & {
+      kind: 'bad_answer';
+      reason: BadAnswerReason;
+      httpStatus: number;
+      message: string;
+      contentType: string | null;
+      bodyBytes: number;
+      target: string;
+      readBack: ReadBack;
+    })
   | (Attempted & { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string })
   | { kind: 'invalid'; problems: ConfigFieldError[]; change: ConfigChangeRow | null };
 
@@ -278,15 +287,16 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
           ...base,
           outcome: 'bad_answer',
           httpStatus: outcome.httpStatus,
-          response: outcome.bodyPreview === '' ? null : outcome.bodyPreview,
+          // Not the box protocol: its content is not kept (the message says its type and size).
+          response: null,
           errorCode: outcome.reason.toUpperCase(),
           errorMessage: outcome.message,
         },
         monitorSettings(sent, back.appliedKeys),
       );
       if (!recorded) return gone();
-      const { reason, httpStatus, message, bodyPreview } = outcome;
-      return { kind: 'bad_answer', reason, httpStatus, message, bodyPreview, target: where, readBack: back, change: recorded.change };
+      const { reason, httpStatus, message, contentType, bodyBytes } = outcome;
+      return { kind: 'bad_answer', reason, httpStatus, message, contentType, bodyBytes, target: where, readBack: back, change: recorded.change };
     }
     case 'address_refused': {
       const recorded = await audit({
@@ -315,7 +325,7 @@ export type ReadConfigOutcome =
   | { kind: 'rejected'; code: string; message: string; httpStatus: number }
   | { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string }
   | { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string }
-  | { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; bodyPreview: string; target: string }
+  | { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; contentType: string | null; bodyBytes: number; target: string }
   | { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string }
   | { kind: 'invalid'; problems: ConfigFieldError[] };
 
@@ -353,7 +363,15 @@ export async function readBoxConfig(deps: BoxConfigDeps, boxId: number, keys: re
     case 'timed_out':
       return { kind: 'timed_out', timeoutMs: outcome.timeoutMs, requestSent: outcome.requestSent, target: where };
     case 'bad_answer':
-      return { kind: 'bad_answer', reason: outcome.reason, httpStatus: outcome.httpStatus, message: outcome.message, bodyPreview: outcome.bodyPreview, target: where };
+      return {
+        kind: 'bad_answer',
+        reason: outcome.reason,
+        httpStatus: outcome.httpStatus,
+        message: outcome.message,
+        contentType: outcome.contentType,
+        bodyBytes: outcome.bodyBytes,
+        target: where,
+      };
     case 'address_refused':
       return { kind: 'address_refused', refusal: outcome.refusal, address: outcome.address, message: outcome.message, target: where };
     case 'invalid_target':

@@ -49,7 +49,7 @@ export interface NewConfigChange {
   target: string | null;
   outcome: ConfigOutcome;
   httpStatus: number | null;
-  /** The box's answer: its parsed JSON, or the start of a body that was not JSON. */
+  /** The box's answer: its parsed JSON; null when there was none or it was not the box protocol. */
   response: unknown;
   errorCode: string | null;
   errorMessage: string | null;

@@ -48,12 +48,12 @@ describe('text Postgres cannot store is kept escaped, never dropped, never a Gra
     expect(rows[0]).toMatchObject({ outcome: 'applied', request: { GATE_PASS_MODE: 'allpass' }, response: { GATE_PASS_MODE: escaped }, error_message: message });
   });
 
-  it('a NUL in a key of the echo is escaped too', async () => {
+  it('a NUL in a key of the echo: no box setting has such a name, so a bad answer, audited', async () => {
     const box = await answering(String.raw`{"GATE_PASS_MODE": "allpass", "X\u0000": 1}`);
     const id = await registerFakeBox(gateway, box);
     const result = await configure(gateway, { boxId: id, settings: { GATE_PASS_MODE: 'allpass' } });
-    expect(result).toMatchObject({ __typename: 'ConfigureBoxSuccess', unconfirmedKeys: [] });
-    expect((await auditRows(gateway, id))[0]!.response).toEqual({ GATE_PASS_MODE: 'allpass', [String.raw`X\u0000`]: 1 });
+    expect(result).toMatchObject({ __typename: 'BoxBadAnswer', defect: 'UNEXPECTED_SHAPE', change: { outcome: 'BAD_ANSWER' } });
+    expect(await auditRows(gateway, id)).toEqual([expect.objectContaining({ outcome: 'bad_answer', response: null, error_code: 'UNEXPECTED_SHAPE' })]);
   });
 
   it('a NUL and a lone surrogate in an error message: BoxRejectedConfig, escaped in the answer and the audit row', async () => {
@@ -83,15 +83,18 @@ describe('text Postgres cannot store is kept escaped, never dropped, never a Gra
 
     const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 15 });
 
+    const message = 'The box answered HTTP 200 with 3 bytes of text/plain: not JSON. Its content is not shown.';
     expect(result).toMatchObject({
       __typename: 'BoxBadAnswer',
+      message,
       defect: 'NOT_JSON',
       httpStatus: 200,
-      bodyPreview: String.raw`ok\u0000`,
-      change: { outcome: 'BAD_ANSWER', errorCode: 'NOT_JSON', response: String.raw`ok\u0000` },
+      bodyBytes: 3,
+      bodyPreview: '',
+      change: { outcome: 'BAD_ANSWER', errorCode: 'NOT_JSON', response: null, errorMessage: message },
     });
     const rows = await auditRows(gateway, id);
-    expect(rows).toEqual([expect.objectContaining({ outcome: 'bad_answer', http_status: 200, error_code: 'NOT_JSON' })]);
+    expect(rows).toEqual([expect.objectContaining({ outcome: 'bad_answer', http_status: 200, response: null, error_code: 'NOT_JSON', error_message: message })]);
     expect(await boxRow(gateway, id)).toMatchObject({ report_period_seconds: null });
   });
 
@@ -111,6 +114,45 @@ describe('text Postgres cannot store is kept escaped, never dropped, never a Gra
       outcome: 'invalid',
       request: { GATE_PASS_MODE: String.raw`all\u0000pass`, OTHER: String.raw`\ud800` },
     });
+  });
+});
+
+describe('an answer that is not the box protocol is told by status, type and size, never by its content', () => {
+  const SECRET = 'db-password-hunter2';
+  it.each([
+    ['another service’s HTML page', 200, `<html><body>admin console ${SECRET}</body></html>`, 'text/html', 'NOT_JSON'],
+    ['another service’s JSON', 200, `{"status": "ok", "token": "${SECRET}"}`, 'application/json', 'UNEXPECTED_SHAPE'],
+    ['cloud-metadata-like nested JSON', 200, `{"Credentials": {"SecretAccessKey": "${SECRET}"}}`, 'application/json', 'UNEXPECTED_SHAPE'],
+    ['an error page', 500, `Internal error: ${SECRET}`, 'text/plain', 'UNEXPECTED_STATUS'],
+  ])('%s', async (_name, status, body, contentType, defect) => {
+    const box = await fakeBox({ behavior: { kind: 'raw', status, body, contentType } });
+    const id = await registerFakeBox(gateway, box);
+
+    const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 15 });
+
+    expect(result).toMatchObject({
+      __typename: 'BoxBadAnswer',
+      defect,
+      httpStatus: status,
+      contentType,
+      bodyBytes: Buffer.byteLength(body),
+      bodyPreview: '',
+      change: { outcome: 'BAD_ANSWER', response: null, errorCode: defect },
+    });
+    expect(JSON.stringify(result)).not.toContain(SECRET);
+    const rows = await auditRows(gateway, id);
+    expect(rows).toHaveLength(1);
+    expect(JSON.stringify(rows)).not.toContain(SECRET);
+    expect(await boxRow(gateway, id)).toMatchObject({ report_period_seconds: null });
+  });
+
+  it('an error object is passed on without the rest of the JSON around it', async () => {
+    const box = await answering(`{"error": {"code": "INVALID_ARGUMENTS", "message": "bad", "trace": "${SECRET}"}, "debug": "${SECRET}"}`, 400);
+    const id = await registerFakeBox(gateway, box);
+    const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 15 });
+    expect(result).toMatchObject({ __typename: 'BoxRejectedConfig', code: 'INVALID_ARGUMENTS', change: { response: { error: { code: 'INVALID_ARGUMENTS', message: 'bad' } } } });
+    expect(JSON.stringify(result)).not.toContain(SECRET);
+    expect(JSON.stringify(await auditRows(gateway, id))).not.toContain(SECRET);
   });
 });
 

@@ -329,12 +329,14 @@ describe('a box that misbehaves', () => {
 
     const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 5 });
 
-    const message = `The box answered 307 to ${location}; redirects are never followed.`;
+    const message = 'The box answered HTTP 307 with no body (text/html): a redirect, never followed. Its content is not shown.';
     expect(result).toEqual({
       __typename: 'BoxBadAnswer',
       message,
       defect: 'REDIRECT',
       httpStatus: 307,
+      contentType: 'text/html',
+      bodyBytes: 0,
       bodyPreview: '',
       target,
       readBack: { values: null, appliedKeys: [], unappliedKeys: [], failure: `Could not read the settings back: ${message}` },
@@ -345,23 +347,25 @@ describe('a box that misbehaves', () => {
     await expectUnchanged(id);
   });
 
-  it('an answer that is not JSON is BoxBadAnswer (NOT_JSON), its start kept in the audit trail', async () => {
+  it('an answer that is not JSON is BoxBadAnswer (NOT_JSON): its type and size are told, its content never', async () => {
     const html = '<!DOCTYPE html><title>502 Bad Gateway</title>';
     const box = await fakeBox({ behavior: { kind: 'raw', status: 200, body: html } });
     const id = await registerFakeBox(gateway, box);
 
     const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 5 });
 
-    const message = 'The box answered HTTP 200 with a body that is not JSON.';
+    const message = `The box answered HTTP 200 with ${html.length} bytes of text/html; charset=utf-8: not JSON. Its content is not shown.`;
     expect(result).toMatchObject({
       __typename: 'BoxBadAnswer',
       message,
       defect: 'NOT_JSON',
       httpStatus: 200,
-      bodyPreview: html,
-      change: { outcome: 'BAD_ANSWER', httpStatus: 200, errorCode: 'NOT_JSON', errorMessage: message, response: html },
+      contentType: 'text/html; charset=utf-8',
+      bodyBytes: html.length,
+      bodyPreview: '',
+      change: { outcome: 'BAD_ANSWER', httpStatus: 200, errorCode: 'NOT_JSON', errorMessage: message, response: null },
     });
-    expect((await auditRows(gateway, id))[0]).toMatchObject({ outcome: 'bad_answer', response: html, error_code: 'NOT_JSON' });
+    expect((await auditRows(gateway, id))[0]).toMatchObject({ outcome: 'bad_answer', response: null, error_code: 'NOT_JSON', error_message: message });
     await expectUnchanged(id);
   });
 
@@ -373,13 +377,13 @@ describe('a box that misbehaves', () => {
 
     expect(result).toMatchObject({
       __typename: 'BoxBadAnswer',
-      message: "The box's answer is longer than 65536 bytes; reading stopped there.",
+      message: 'The box answered HTTP 200 with 65536 bytes of application/json: longer than the 65536 bytes read; reading stopped there. Its content is not shown.',
       defect: 'TOO_LARGE',
       httpStatus: 200,
-      change: { outcome: 'BAD_ANSWER', errorCode: 'TOO_LARGE' },
+      bodyBytes: 65536,
+      bodyPreview: '',
+      change: { outcome: 'BAD_ANSWER', errorCode: 'TOO_LARGE', response: null },
     });
-    const { bodyPreview } = result as { bodyPreview: string };
-    expect(bodyPreview).toBe(`{"X":"${'x'.repeat(1024 - 6)}`);
     await box.waitForNoConnections();
     expect(box.streamed!.complete).toBe(false);
     expect(box.streamed!.bytes).toBeLessThan(20 * 1024 * 1024);

@@ -24,7 +24,7 @@ export const ConfigureBoxMutation = graphql(`
       ... on BoxRejectedConfig { code httpStatus otherKeysMayHaveApplied readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
       ... on BoxUnreachable { reason requestSent target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
       ... on BoxTimedOut { timeoutMs requestSent target change { ...ConfigChangeFields } }
-      ... on BoxBadAnswer { defect httpStatus bodyPreview target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
+      ... on BoxBadAnswer { defect httpStatus contentType bodyBytes bodyPreview target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
       ... on BoxAddressRefused { refusal address target change { ...ConfigChangeFields } }
       ... on InvalidConfig { problems { field message } change { ...ConfigChangeFields } }
     }

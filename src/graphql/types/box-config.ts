@@ -66,7 +66,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
       type: 'JSON',
       nullable: true,
       description:
-        'The box’s answer: its JSON (the echo, or `{"error": {...}}`), or the start of a body that was not JSON (as a string). Text a box sends is kept whatever it holds: a NUL or an unpaired UTF-16 surrogate (which Postgres cannot store) is written as its escape, e.g. `\\u0000`.',
+        'The box’s answer: its JSON (the echo, or `{"error": {"code", "message"}}`); null when there was none, or it was not the box protocol (its content is never kept: `errorMessage` gives its type and size). Text a box sends is kept whatever it holds: a NUL or an unpaired UTF-16 surrogate (which Postgres cannot store) is written as its escape, e.g. `\\u0000`.',
     }),
     errorCode: t.exposeString('errorCode', {
       nullable: true,
@@ -148,7 +148,7 @@ const AnswerDefectEnum = builder.enumType('BoxAnswerDefect', {
     NOT_JSON: { value: 'not_json', description: 'A body that is not JSON.' },
     TOO_LARGE: { value: 'too_large', description: 'Longer than the gateway reads (64 KiB); reading stopped there.' },
     UNEXPECTED_STATUS: { value: 'unexpected_status', description: 'An HTTP status other than 2xx without the documented error object.' },
-    UNEXPECTED_SHAPE: { value: 'unexpected_shape', description: 'JSON that is not a flat object of settings.' },
+    UNEXPECTED_SHAPE: { value: 'unexpected_shape', description: 'JSON that is not a flat object of box settings (upper-case names, scalar values).' },
   } satisfies Record<string, { value: BadAnswerReason; description: string }>,
 });
 
@@ -227,7 +227,8 @@ export class BoxBadAnswer extends Error {
     message: string,
     readonly reason: BadAnswerReason,
     readonly httpStatus: number,
-    readonly bodyPreview: string,
+    readonly contentType: string | null,
+    readonly bodyBytes: number,
     readonly target: string,
     readonly readBack: ReadBack | null,
     readonly change: ConfigChangeRow | null,
@@ -330,14 +331,21 @@ builder.objectType(BoxTimedOut, {
 
 builder.objectType(BoxBadAnswer, {
   name: 'BoxBadAnswer',
-  description: 'The box answered something no box should: a redirect (never followed), a body that is not JSON, one too large, another status or shape.',
+  description:
+    'The box answered something no box should: a redirect (never followed), a body that is not JSON, one too large, another status or shape. Such an answer may be another service’s, so only its status, content type and size are told, never its content.',
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof BoxBadAnswer,
   fields: (t) => ({
     // Not `reason`: fields of one name must have one type across a union's members (BoxUnreachable.reason).
     defect: t.expose('reason', { type: AnswerDefectEnum }),
     httpStatus: t.exposeInt('httpStatus'),
-    bodyPreview: t.exposeString('bodyPreview', { description: 'The start of the answer (1,024 characters at most; empty for a redirect).' }),
+    contentType: t.exposeString('contentType', { nullable: true, description: 'The answer’s Content-Type header; null without one.' }),
+    bodyBytes: t.exposeInt('bodyBytes', { description: 'Body bytes read (0 for a redirect, or an answer announced too large).' }),
+    bodyPreview: t.string({
+      description: 'Always empty: an answer that is not the box protocol may be another service’s page, so its content is never passed on.',
+      deprecationReason: 'Never holds the answer; use contentType and bodyBytes.',
+      resolve: () => '',
+    }),
     target: t.exposeString('target'),
     readBack: t.field({ type: ConfigReadBack, nullable: true, description: 'Null for boxConfig.', resolve: (e) => e.readBack }),
     change: t.field({ type: BoxConfigChangeRef, nullable: true, description: CHANGE_DESCRIPTION, resolve: (error) => error.change }),
@@ -473,7 +481,7 @@ function configureResult(outcome: ConfigureOutcome): ConfigureBoxSuccess {
     case 'timed_out':
       throw new BoxTimedOut(timedOutMessage(outcome.target, outcome.timeoutMs, outcome.requestSent), outcome.timeoutMs, outcome.requestSent, outcome.target, outcome.change);
     case 'bad_answer':
-      throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.bodyPreview, outcome.target, outcome.readBack, outcome.change);
+      throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.contentType, outcome.bodyBytes, outcome.target, outcome.readBack, outcome.change);
     case 'address_refused':
       throw new BoxAddressRefused(addressRefusedMessage(outcome), outcome.refusal, outcome.address, outcome.target, outcome.change);
     case 'invalid':
@@ -612,7 +620,7 @@ builder.queryField('boxConfig', (t) =>
         case 'timed_out':
           throw new BoxTimedOut(timedOutMessage(outcome.target, outcome.timeoutMs, false), outcome.timeoutMs, outcome.requestSent, outcome.target, null);
         case 'bad_answer':
-          throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.bodyPreview, outcome.target, null, null);
+          throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.contentType, outcome.bodyBytes, outcome.target, null, null);
         case 'address_refused':
           throw new BoxAddressRefused(addressRefusedMessage(outcome), outcome.refusal, outcome.address, outcome.target, null);
         case 'invalid':
