@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { BoxNetworks } from './box-api/box-networks';
 import type { Config } from './config';
 import { createDb, createPool, migrateDatabase, type Db } from './db/connection';
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
@@ -53,6 +54,12 @@ function refuseWhileStopping(res: ServerResponse): void {
   res.end(JSON.stringify({ error: { code: 'SHUTTING_DOWN', message: 'This gateway is stopping; nothing was stored. Retry in a moment.', path: null } }));
 }
 
+/** The port in a postgres:// URL (5432 when it names none). */
+function databasePort(databaseUrl: string): number {
+  const port = URL.canParse(databaseUrl) ? Number(new URL(databaseUrl).port) : 0;
+  return port > 0 ? port : 5432;
+}
+
 export function buildApp(config: Config, log: Logger = createLogger(config.logLevel)): App {
   let postgres: RunningPostgres | undefined;
   let pool: pg.Pool | undefined;
@@ -74,12 +81,17 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   };
   let url = '';
   let databaseUrl = config.databaseUrl ?? '';
+  /** This gateway's HTTP port once listening, and its database's: a box call never connects to them on this machine. */
+  const ownPorts = new Set<number>();
+  const boxNetworks = new BoxNetworks(config.boxNetworks, () => ownPorts);
 
   async function start(): Promise<void> {
     if (!config.databaseUrl) {
       postgres = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log });
       databaseUrl = postgres.url;
     }
+    ownPorts.add(databasePort(databaseUrl));
+    if (!config.databaseUrl) ownPorts.add(config.embeddedPostgresPort);
     pool = createPool(databaseUrl, config.dbPoolSize, log);
     db = createDb(pool);
     await migrateDatabase(pool, log);
@@ -125,7 +137,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       log,
       (status, ms) => metrics.ingestAnswered(status, ms),
     );
-    const yoga = createGraphQLServer({ db, pool, log, config, events, authenticator, ingestTrust }, { plugins: [metrics.graphqlPlugin] });
+    const yoga = createGraphQLServer({ db, pool, log, config, events, authenticator, ingestTrust, boxNetworks }, { plugins: [metrics.graphqlPlugin] });
     const readiness = createReadinessCheck(pool);
 
     // Timeouts are checked every second (Node's default: every 30 s, which would triple them).
@@ -184,6 +196,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       server!.listen(config.port, config.host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
+    ownPorts.add(port);
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
     url = `http://${host}:${port}`;
     log.info({ url }, 'fleetgate listening');

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { DEFAULT_BOX_NETWORKS, parseNetwork } from './box-api/box-networks';
 
 /** Everything the gateway reads from its environment, parsed and checked in one place. */
 export interface Config {
@@ -64,6 +65,14 @@ export interface Config {
    * `GRAPHQL_MAX_REPEATED_FIELDS`, default 2000.
    */
   graphqlMaxRepeatedFields: number;
+  /**
+   * Networks (CIDRs, or single addresses) the gateway may call as boxes, checked on the address
+   * connected to. `BOX_NETWORKS`, comma- or space-separated; default loopback and the private ranges
+   * (`127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7`), so the simulator and the
+   * quick start work: production sets the boxes' own networks. Link-local, unspecified, multicast and
+   * broadcast addresses and this gateway's own ports are refused whatever it says.
+   */
+  boxNetworks: string[];
   /** Deepest field nesting of a GraphQL operation (fragments add no level). `GRAPHQL_MAX_DEPTH`, default 12. */
   graphqlMaxDepth: number;
   /** Aliased fields in one GraphQL operation. `GRAPHQL_MAX_ALIASES`, default 15. */
@@ -163,6 +172,20 @@ function adminToken(env: Env): string | undefined {
   return raw;
 }
 
+function boxNetworks(env: Env): string[] {
+  const raw = env.BOX_NETWORKS?.trim();
+  if (raw === undefined || raw === '') return [...DEFAULT_BOX_NETWORKS];
+  const networks = raw.split(/[\s,]+/).filter((part) => part !== '');
+  for (const network of networks) {
+    try {
+      parseNetwork(network);
+    } catch (error) {
+      throw new ConfigError(`BOX_NETWORKS: ${(error as Error).message}`);
+    }
+  }
+  return networks;
+}
+
 function publicUrl(env: Env): string | undefined {
   const raw = env.PUBLIC_URL;
   if (raw === undefined || raw === '') return undefined;
@@ -203,6 +226,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     graphqlMaxBodyBytes: integer(env, 'GRAPHQL_MAX_BODY_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
     graphqlMaxDocumentBytes: integer(env, 'GRAPHQL_MAX_DOCUMENT_BYTES', 64 * 1024, 100, 16 * 1024 * 1024),
     graphqlMaxRepeatedFields: integer(env, 'GRAPHQL_MAX_REPEATED_FIELDS', 2000, 0, 10_000_000),
+    boxNetworks: boxNetworks(env),
     graphqlMaxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1000),
     graphqlMaxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 100_000),
     graphqlMaxDirectives: integer(env, 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 100_000),

@@ -1,7 +1,10 @@
+import dns from 'node:dns';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { ConfigDict } from './config-keys';
+import { storableJson, storableText } from '../models/storable-text';
+import { BoxNetworks, type AddressRefusal, type RefusedAddress } from './box-networks';
+import { CONFIG_KEY_PATTERN, type ConfigDict } from './config-keys';
 
 /** The port of a box's REST API when an operator set none. */
 export const DEFAULT_BOX_API_PORT = 5555;
@@ -20,8 +23,8 @@ export type BoxErrorCode = (typeof BOX_ERROR_CODES)[number];
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
-/** Characters of an odd answer kept in `bodyPreview`, for logs and the audit trail. */
-const PREVIEW_CHARS = 1024;
+/** Characters of a content type kept in a bad answer's description. */
+const CONTENT_TYPE_CHARS = 100;
 
 /** Where a box's REST API listens: an IPv4 address, an IPv6 literal (brackets optional) or a host name. */
 export interface BoxTarget {
@@ -41,6 +44,13 @@ export interface BoxCallOptions {
    * rest is never read) and is a `too_large` bad answer. Default 64 KiB.
    */
   maxResponseBytes?: number;
+  /**
+   * Which addresses may be connected to. Checked on the address actually connected to: an IP
+   * literal before connecting, a host name on each address its lookup answers (so a name cannot
+   * point elsewhere after the check). A refused address is an `address_refused` outcome, nothing
+   * sent. Default: `new BoxNetworks()` (loopback and private ranges; never link-local and the like).
+   */
+  networks?: BoxNetworks;
 }
 
 /**
@@ -89,14 +99,19 @@ export interface BoxTimedOut {
 
 export type BadAnswerReason = 'redirect' | 'not_json' | 'too_large' | 'unexpected_status' | 'unexpected_shape';
 
-/** The box answered something no box should; nothing in it is trusted. */
+/**
+ * The box answered something no box should: not the box protocol (see `interpret`), so possibly
+ * another service's page. Nothing in it is trusted or passed on: only its status, content type and size.
+ */
 export interface BoxBadAnswer {
   kind: 'bad_answer';
   reason: BadAnswerReason;
   httpStatus: number;
   message: string;
-  /** The start of the answer body as text ('' for a redirect, which is not read). */
-  bodyPreview: string;
+  /** The answer's Content-Type header, as sent (at most 100 characters); null without one. */
+  contentType: string | null;
+  /** Body bytes read (0 for a redirect, which is not read; for an answer cut at the limit, the limit). */
+  bodyBytes: number;
   durationMs: number;
 }
 
@@ -108,7 +123,17 @@ export interface BoxInvalidTarget {
   durationMs: 0;
 }
 
-export type BoxCallOutcome = BoxApplied | BoxRejected | BoxUnreachable | BoxTimedOut | BoxBadAnswer | BoxInvalidTarget;
+/** The address (as given, or as the name resolved) is not one a box may have; nothing was sent. */
+export interface BoxAddressRefused {
+  kind: 'address_refused';
+  refusal: AddressRefusal;
+  /** The address refused (for a name: the first it resolved to). */
+  address: string;
+  message: string;
+  durationMs: number;
+}
+
+export type BoxCallOutcome = BoxApplied | BoxRejected | BoxUnreachable | BoxTimedOut | BoxBadAnswer | BoxInvalidTarget | BoxAddressRefused;
 
 // ---------------------------------------------------------------------------------------------
 // Targets
@@ -142,9 +167,9 @@ export function formatTarget(target: BoxTarget): string {
 // One exchange
 
 type Exchange =
-  | { kind: 'answer'; status: number; body: Buffer }
-  | { kind: 'redirect'; status: number; location: string | undefined }
-  | { kind: 'too_large'; status: number; body: Buffer; declared: number | undefined }
+  | { kind: 'answer'; status: number; contentType: string | undefined; body: Buffer }
+  | { kind: 'redirect'; status: number; contentType: string | undefined }
+  | { kind: 'too_large'; status: number; contentType: string | undefined; bytes: number; declared: number | undefined }
   | { kind: 'failed'; error: NodeJS.ErrnoException; requestSent: boolean }
   | { kind: 'timed_out'; requestSent: boolean };
 
@@ -182,7 +207,44 @@ function elapsed(started: number): number {
  * `Connection: close`). node:http follows no redirects, exposes the socket to destroy, and lets us
  * count body bytes as they come; one timer is the whole deadline.
  */
-function exchange(host: string, port: number, path: string, payload: unknown, timeoutMs: number, maxBytes: number, started: number): Promise<Exchange> {
+/** What a connection's lookup reports when every address a name resolved to is refused. */
+class AddressRefusedError extends Error {
+  readonly code = 'EADDRESSREFUSED';
+  constructor(readonly refused: RefusedAddress) {
+    super(refused.message);
+  }
+}
+
+/**
+ * `dns.lookup` for one connection, keeping only the addresses `networks` allows on `port`: the
+ * socket connects to what this answers, so the address checked is the address called.
+ */
+function checkedLookup(networks: BoxNetworks, port: number): net.LookupFunction {
+  return (hostname, options, callback) => {
+    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
+      if (error) return callback(error, '', 0);
+      const allowed = addresses.filter((entry) => networks.check(entry.address, port) === null);
+      if (allowed.length === 0) {
+        const refused = addresses.length > 0 ? networks.check(addresses[0]!.address, port)! : null;
+        const failure = refused ? new AddressRefusedError(refused) : Object.assign(new Error(`${hostname} resolved to no address.`), { code: 'ENOTFOUND' });
+        return callback(failure, '', 0);
+      }
+      if (options.all) return callback(null, allowed);
+      return callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
+function exchange(
+  host: string,
+  port: number,
+  path: string,
+  payload: unknown,
+  timeoutMs: number,
+  maxBytes: number,
+  started: number,
+  networks: BoxNetworks,
+): Promise<Exchange> {
   const body = Buffer.from(JSON.stringify(payload));
   return new Promise((resolve) => {
     let settled = false;
@@ -195,6 +257,7 @@ function exchange(host: string, port: number, path: string, payload: unknown, ti
       path,
       method: 'POST',
       agent: false,
+      lookup: checkedLookup(networks, port),
       headers: { 'content-type': 'application/json', 'content-length': body.length, accept: 'application/json' },
     });
     const finish = (result: Exchange) => {
@@ -221,24 +284,20 @@ function exchange(host: string, port: number, path: string, payload: unknown, ti
     req.on('error', (error: NodeJS.ErrnoException) => finish({ kind: 'failed', error, requestSent }));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400) {
-        const location = res.headers.location;
-        return finish({ kind: 'redirect', status, location });
-      }
+      const contentType = res.headers['content-type'];
+      // Not followed, and its Location not passed on: it may point into another service.
+      if (status >= 300 && status < 400) return finish({ kind: 'redirect', status, contentType });
       const declared = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
-      if (declared !== undefined && declared > maxBytes) return finish({ kind: 'too_large', status, body: Buffer.alloc(0), declared });
+      if (declared !== undefined && declared > maxBytes) return finish({ kind: 'too_large', status, contentType, bytes: 0, declared });
 
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
-        if (size + chunk.length > maxBytes) {
-          chunks.push(chunk.subarray(0, maxBytes - size));
-          return finish({ kind: 'too_large', status, body: Buffer.concat(chunks), declared });
-        }
+        if (size + chunk.length > maxBytes) return finish({ kind: 'too_large', status, contentType, bytes: maxBytes, declared });
         size += chunk.length;
         chunks.push(chunk);
       });
-      res.on('end', () => finish({ kind: 'answer', status, body: Buffer.concat(chunks) }));
+      res.on('end', () => finish({ kind: 'answer', status, contentType, body: Buffer.concat(chunks) }));
       res.on('error', (error: NodeJS.ErrnoException) => finish({ kind: 'failed', error, requestSent: true }));
       res.on('close', () => {
         if (!res.complete) {
@@ -271,13 +330,21 @@ function boxError(value: unknown): { code: string; message: string } | null {
   return { code: String(code), message: typeof message === 'string' ? message : '' };
 }
 
-function preview(body: Buffer): string {
-  return body.toString('utf8').slice(0, PREVIEW_CHARS);
+/** The protocol's setting names: an object with other keys is not an answer from a box. */
+function isSettingsObject(value: unknown): value is Record<string, unknown> {
+  return isFlatObject(value) && Object.keys(value).every((key) => CONFIG_KEY_PATTERN.test(key));
+}
+
+/** `1234 bytes of text/html`, `no body`: what a bad answer is described by, never its content. */
+function describeBody(bytes: number, contentType: string | undefined): string {
+  const type = contentType ? ` of ${storableText(contentType.slice(0, CONTENT_TYPE_CHARS))}` : ' without a content type';
+  return bytes === 0 ? `no body${contentType ? ` (${storableText(contentType.slice(0, CONTENT_TYPE_CHARS))})` : ''}` : `${bytes} bytes${type}`;
 }
 
 function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
   try {
-    return { ok: true, value: JSON.parse(body.toString('utf8').replace(/^\uFEFF/, '')) };
+    // A box's text goes on to the caller and the audit trail: NUL and lone surrogates become escapes.
+    return { ok: true, value: storableJson(JSON.parse(body.toString('utf8').replace(/^\uFEFF/, ''))) };
   } catch {
     return { ok: false };
   }
@@ -289,56 +356,50 @@ function interpret(result: Exchange, timeoutMs: number, maxBytes: number, durati
       return { kind: 'timed_out', timeoutMs, requestSent: result.requestSent, durationMs };
     case 'failed': {
       const { error } = result;
+      if (error instanceof AddressRefusedError) {
+        const { refusal, address, message } = error.refused;
+        return { kind: 'address_refused', refusal, address, message, durationMs };
+      }
       const reason = unreachableReason(error.code);
       const message = !error.code || error.message.includes(error.code) ? error.message : `${error.code}: ${error.message}`;
       return { kind: 'unreachable', reason, message, requestSent: result.requestSent, durationMs };
     }
-    case 'redirect': {
-      const where = result.location ? ` to ${result.location}` : '';
-      return {
-        kind: 'bad_answer',
-        reason: 'redirect',
-        httpStatus: result.status,
-        message: `The box answered ${result.status}${where}; redirects are never followed.`,
-        bodyPreview: '',
-        durationMs,
-      };
-    }
+    case 'redirect':
     case 'too_large':
-      return {
-        kind: 'bad_answer',
-        reason: 'too_large',
-        httpStatus: result.status,
-        message:
-          result.declared !== undefined && result.declared > maxBytes
-            ? `The box announced an answer of ${result.declared} bytes; at most ${maxBytes} are read.`
-            : `The box's answer is longer than ${maxBytes} bytes; reading stopped there.`,
-        bodyPreview: preview(result.body),
-        durationMs,
-      };
     case 'answer': {
-      const { status, body } = result;
-      const bad = (reason: BadAnswerReason, message: string): BoxBadAnswer => ({
+      const { status } = result;
+      const contentType = result.contentType ? storableText(result.contentType.slice(0, CONTENT_TYPE_CHARS)) : null;
+      const bytes = result.kind === 'answer' ? result.body.length : result.kind === 'too_large' ? result.bytes : 0;
+      // Not the box protocol: possibly another service's page, so only its status, type and size are told.
+      const bad = (reason: BadAnswerReason, what: string): BoxBadAnswer => ({
         kind: 'bad_answer',
         reason,
         httpStatus: status,
-        message,
-        bodyPreview: preview(body),
+        message: `The box answered HTTP ${status} with ${describeBody(bytes, result.contentType)}: ${what} Its content is not shown.`,
+        contentType,
+        bodyBytes: bytes,
         durationMs,
       });
-      const parsed = parseJson(body);
-      const error = parsed.ok ? boxError(parsed.value) : null;
-      if (parsed.ok && error) return { kind: 'rejected', code: error.code, message: error.message, httpStatus: status, body: parsed.value, durationMs };
-      if (status < 200 || status > 299) return bad('unexpected_status', `The box answered HTTP ${status} without an error object.`);
-      if (!parsed.ok) return bad('not_json', `The box answered HTTP ${status} with a body that is not JSON.`);
-      // No box setting is named `error`: one that is not the documented error object is a broken answer.
-      if (!isFlatObject(parsed.value) || 'error' in parsed.value) {
-        return bad('unexpected_shape', `The box answered HTTP ${status} with JSON that is not a flat object of settings.`);
+      if (result.kind === 'redirect') return bad('redirect', 'a redirect, never followed.');
+      if (result.kind === 'too_large') {
+        return result.declared !== undefined && result.declared > maxBytes
+          ? { ...bad('too_large', `it announced ${result.declared} bytes; at most ${maxBytes} are read.`), bodyBytes: 0 }
+          : bad('too_large', `longer than the ${maxBytes} bytes read; reading stopped there.`);
       }
+      const parsed = parseJson(result.body);
+      const error = parsed.ok ? boxError(parsed.value) : null;
+      // Only the documented error object is passed on, not whatever else the JSON holds.
+      if (error) return { kind: 'rejected', code: error.code, message: error.message, httpStatus: status, body: { error }, durationMs };
+      if (status < 200 || status > 299) return bad('unexpected_status', 'not 2xx, and without the box’s error object.');
+      if (!parsed.ok) return bad('not_json', 'not JSON.');
+      // No box setting is named `error`, nor in lower case: such JSON is some other service's.
+      if (!isSettingsObject(parsed.value)) return bad('unexpected_shape', 'JSON that is not a flat object of box settings.');
       return { kind: 'applied', values: parsed.value, httpStatus: status, durationMs };
     }
   }
 }
+
+const DEFAULT_NETWORKS = new BoxNetworks();
 
 async function call(target: BoxTarget, path: string, payload: unknown, options: BoxCallOptions): Promise<BoxCallOutcome> {
   const checked = checkTarget(target);
@@ -347,8 +408,12 @@ async function call(target: BoxTarget, path: string, payload: unknown, options: 
   const maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
   if (!(timeoutMs > 0)) throw new RangeError(`timeoutMs must be positive, got ${timeoutMs}.`);
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new RangeError(`maxResponseBytes must be a positive whole number, got ${maxBytes}.`);
+  const networks = options.networks ?? DEFAULT_NETWORKS;
+  // A literal is connected to as it is (no lookup runs): check it here. Names are checked in the lookup.
+  const refused = net.isIP(checked.host) ? networks.check(checked.host, target.port) : null;
+  if (refused) return { kind: 'address_refused', refusal: refused.refusal, address: refused.address, message: refused.message, durationMs: 0 };
   const started = performance.now();
-  const result = await exchange(checked.host, target.port, path, payload, timeoutMs, maxBytes, started);
+  const result = await exchange(checked.host, target.port, path, payload, timeoutMs, maxBytes, started, networks);
   return interpret(result, timeoutMs, maxBytes, elapsed(started));
 }
 

@@ -1,3 +1,5 @@
+import { hasUnstorableText } from '../models/storable-text';
+
 /** Where the box POSTs its device status reports. */
 export const MEDIA_DEVICE_MONITOR_URL = 'MEDIA_DEVICE_MONITOR_URL';
 /** Seconds between two device status reports. `PEROID` is the vendor's spelling: the box knows no other. */
@@ -42,7 +44,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 function monitorUrlError(url: unknown): string | null {
   if (typeof url !== 'string') return 'must be a string.';
   // The URL parser silently drops tabs, newlines and outer spaces; the box would not.
-  if (url.length === 0 || url.length > MAX_STRING_LENGTH || /[\s\u0000-\u001f\u007f]/.test(url)) {
+  if (url.length === 0 || url.length > MAX_STRING_LENGTH || /[\s\u0000-\u001f\u007f]/.test(url) || hasUnstorableText(url)) {
     return `must be an absolute http or https URL of 1 to ${MAX_STRING_LENGTH} characters without spaces.`;
   }
   let parsed: URL;
@@ -59,7 +61,11 @@ function monitorUrlError(url: unknown): string | null {
 }
 
 function settingValueError(value: unknown): string | null {
-  if (typeof value === 'string') return value.length > MAX_STRING_LENGTH ? `is longer than ${MAX_STRING_LENGTH} characters.` : null;
+  if (typeof value === 'string') {
+    if (value.length > MAX_STRING_LENGTH) return `is longer than ${MAX_STRING_LENGTH} characters.`;
+    // No box setting holds one, and the box's echo of it could not be compared with what was sent.
+    return hasUnstorableText(value) ? 'holds a NUL character or an unpaired UTF-16 surrogate; no box setting takes one.' : null;
+  }
   if (typeof value === 'number') return Number.isFinite(value) ? null : 'must be a finite number.';
   if (typeof value === 'boolean') return null;
   return 'must be a string, a number or a boolean; objects, lists and null are not box settings.';
@@ -92,7 +98,8 @@ export function validateConfigInput(input: BoxConfigInput): ConfigFieldError[] {
       if (keys.length > MAX_SETTINGS) errors.push({ field: 'settings', message: `At most ${MAX_SETTINGS} settings can be set at once.` });
       for (const key of keys) {
         const field = `settings.${key}`;
-        const typed = TYPED_KEYS[key];
+        // Own keys only: `__proto__` or `constructor` would otherwise find Object.prototype's.
+        const typed = Object.hasOwn(TYPED_KEYS, key) ? TYPED_KEYS[key] : undefined;
         if (typed) {
           errors.push({ field, message: `Set ${key} through ${typed}, where it is checked.` });
         } else if (key.length > MAX_KEY_LENGTH || !CONFIG_KEY_PATTERN.test(key)) {

@@ -14,6 +14,7 @@ import {
   type BoxTarget,
   type UnreachableReason,
 } from './client';
+import type { AddressRefusal } from './box-networks';
 import {
   CONFIG_KEY_PATTERN,
   MEDIA_DEVICE_MONITOR_REPORT_PEROID,
@@ -64,13 +65,27 @@ export type ConfigureOutcome =
       box: BoxRow;
       /** The values the box echoed. */
       values: Record<string, unknown>;
-      /** What the box row now keeps, for the two monitor settings this call set. */
+      /** What the box row now keeps, for the two monitor settings this call set and the box confirmed. */
       monitor: AppliedMonitorSettings;
+      /** Keys sent that neither the echo nor a read-back showed holding the value sent. */
+      unconfirmedKeys: string[];
+      /** The read-back of the keys the echo left out or answered otherwise; null when the echo confirmed every key. */
+      readBack: ReadBack | null;
     })
   | (Attempted & { kind: 'rejected'; code: string; message: string; httpStatus: number; keysSent: number; readBack: ReadBack })
   | (Attempted & { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string; readBack: ReadBack | null })
   | (Attempted & { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string })
-  | (Attempted & { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; bodyPreview: string; target: string; readBack: ReadBack })
+  | (Attempted & {
+      kind: 'bad_answer';
+      reason: BadAnswerReason;
+      httpStatus: number;
+      message: string;
+      contentType: string | null;
+      bodyBytes: number;
+      target: string;
+      readBack: ReadBack;
+    })
+  | (Attempted & { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string })
   | { kind: 'invalid'; problems: ConfigFieldError[]; change: ConfigChangeRow | null };
 
 export interface ConfigureRequest {
@@ -103,8 +118,10 @@ function askedFor(input: BoxConfigInput): Record<string, unknown> {
   if (input.monitorUrl != null) asked[MEDIA_DEVICE_MONITOR_URL] = input.monitorUrl;
   if (input.reportPeriodSeconds != null) asked[MEDIA_DEVICE_MONITOR_REPORT_PEROID] = input.reportPeriodSeconds;
   if (input.settings != null) {
-    if (typeof input.settings === 'object' && !Array.isArray(input.settings)) Object.assign(asked, input.settings);
-    else asked.settings = input.settings;
+    // defineProperty, not assignment: a `__proto__` key is kept as the key it is, not taken as a prototype.
+    if (typeof input.settings === 'object' && !Array.isArray(input.settings)) {
+      for (const [key, value] of Object.entries(input.settings)) Object.defineProperty(asked, key, { value, enumerable: true, writable: true, configurable: true });
+    } else asked.settings = input.settings;
   }
   return asked;
 }
@@ -119,22 +136,31 @@ export function sameConfigValue(sent: unknown, held: unknown): boolean {
   return numeric(sent) && numeric(held) && Number(sent) === Number(held);
 }
 
-function periodValue(value: unknown): number | undefined {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : Number.NaN;
-  return Number.isInteger(n) && n >= 1 && n <= 86_400 ? n : undefined;
-}
-
-/** The monitor settings to keep on the box row from what the box said it holds for the keys sent. */
-function monitorSettings(sent: Record<string, unknown>, held: Record<string, unknown>, confirmed: (key: string) => boolean): AppliedMonitorSettings {
+/**
+ * The monitor settings to keep on the box row: the values sent, for the keys the box confirmed
+ * holding them (an echo or a read-back equal to what was sent). Nothing else is ever kept there.
+ */
+function monitorSettings(sent: Record<string, unknown>, confirmed: readonly string[]): AppliedMonitorSettings {
   const settings: AppliedMonitorSettings = {};
-  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_URL) && confirmed(MEDIA_DEVICE_MONITOR_URL)) {
-    const value = held[MEDIA_DEVICE_MONITOR_URL];
-    settings.monitorUrl = typeof value === 'string' && value !== '' ? value : String(sent[MEDIA_DEVICE_MONITOR_URL]);
+  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_URL) && confirmed.includes(MEDIA_DEVICE_MONITOR_URL)) {
+    settings.monitorUrl = String(sent[MEDIA_DEVICE_MONITOR_URL]);
   }
-  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_REPORT_PEROID) && confirmed(MEDIA_DEVICE_MONITOR_REPORT_PEROID)) {
-    settings.reportPeriodSeconds = periodValue(held[MEDIA_DEVICE_MONITOR_REPORT_PEROID]) ?? (sent[MEDIA_DEVICE_MONITOR_REPORT_PEROID] as number);
+  if (Object.hasOwn(sent, MEDIA_DEVICE_MONITOR_REPORT_PEROID) && confirmed.includes(MEDIA_DEVICE_MONITOR_REPORT_PEROID)) {
+    settings.reportPeriodSeconds = sent[MEDIA_DEVICE_MONITOR_REPORT_PEROID] as number;
   }
   return settings;
+}
+
+/** Why each key of `keys` stays unconfirmed after a success, for the audit row's error message. */
+function unconfirmedMessage(keys: readonly string[], echo: Record<string, unknown>, back: ReadBack): string {
+  const shown = (value: unknown) => (typeof value === 'string' ? `"${value}"` : String(value));
+  const why = (key: string) => {
+    const echoed = Object.hasOwn(echo, key) ? `echoed ${shown(echo[key])}` : 'left out of the echo';
+    if (back.values === null) return `${key}: ${echoed}; ${back.failure ?? 'not read back'}`;
+    const read = Object.hasOwn(back.values, key) ? `read back as ${shown(back.values[key])}` : 'not listed by getconfigs';
+    return `${key}: ${echoed}, ${read}`;
+  };
+  return `Not confirmed: ${keys.map(why).join('; ')}.`;
 }
 
 async function readBack(target: BoxTarget, sent: Record<string, unknown>, options: BoxCallOptions): Promise<ReadBack> {
@@ -196,17 +222,35 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
 
   switch (outcome.kind) {
     case 'applied': {
-      // A 2xx without an error object is success; keys the echo leaves out are taken as applied as sent.
-      const monitor = monitorSettings(sent, outcome.values, () => true);
-      const recorded = await audit({ ...base, outcome: 'applied', httpStatus: outcome.httpStatus, response: outcome.values, errorCode: null, errorMessage: null }, monitor);
+      // A 2xx without an error object is success, but only the keys it echoes with the value sent are
+      // confirmed by it; the others (a firmware that ignores a key leaves it out) are read back.
+      const echo = outcome.values;
+      const keys = Object.keys(sent);
+      const echoed = keys.filter((key) => Object.hasOwn(echo, key) && sameConfigValue(sent[key], echo[key]));
+      const toRead = keys.filter((key) => !echoed.includes(key));
+      const back = toRead.length > 0 ? await readBack(target, Object.fromEntries(toRead.map((key) => [key, sent[key]])), deps.call) : null;
+      const confirmed = [...echoed, ...(back?.appliedKeys ?? [])];
+      const unconfirmedKeys = keys.filter((key) => !confirmed.includes(key));
+      const monitor = monitorSettings(sent, confirmed);
+      const recorded = await audit(
+        {
+          ...base,
+          outcome: 'applied',
+          httpStatus: outcome.httpStatus,
+          response: echo,
+          errorCode: unconfirmedKeys.length > 0 ? 'UNCONFIRMED' : null,
+          errorMessage: unconfirmedKeys.length > 0 && back ? unconfirmedMessage(unconfirmedKeys, echo, back) : null,
+        },
+        monitor,
+      );
       if (!recorded) return gone();
-      return { kind: 'applied', box: recorded.box, values: outcome.values, monitor, change: recorded.change };
+      return { kind: 'applied', box: recorded.box, values: echo, monitor, unconfirmedKeys, readBack: back, change: recorded.change };
     }
     case 'rejected': {
       const back = await readBack(target, sent, deps.call);
       const recorded = await audit(
         { ...base, outcome: 'rejected', httpStatus: outcome.httpStatus, response: outcome.body, errorCode: outcome.code, errorMessage: outcome.message },
-        back.values ? monitorSettings(sent, back.values, (key) => back.appliedKeys.includes(key)) : {},
+        monitorSettings(sent, back.appliedKeys),
       );
       if (!recorded) return gone();
       const { code, message, httpStatus } = outcome;
@@ -217,7 +261,7 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
       const back = outcome.requestSent ? await readBack(target, sent, deps.call) : null;
       const recorded = await audit(
         { ...base, outcome: 'unreachable', httpStatus: null, response: null, errorCode: outcome.reason.toUpperCase(), errorMessage: outcome.message },
-        back?.values ? monitorSettings(sent, back.values, (key) => back.appliedKeys.includes(key)) : {},
+        monitorSettings(sent, back?.appliedKeys ?? []),
       );
       if (!recorded) return gone();
       const { reason, message, requestSent } = outcome;
@@ -243,15 +287,29 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
           ...base,
           outcome: 'bad_answer',
           httpStatus: outcome.httpStatus,
-          response: outcome.bodyPreview === '' ? null : outcome.bodyPreview,
+          // Not the box protocol: its content is not kept (the message says its type and size).
+          response: null,
           errorCode: outcome.reason.toUpperCase(),
           errorMessage: outcome.message,
         },
-        back.values ? monitorSettings(sent, back.values, (key) => back.appliedKeys.includes(key)) : {},
+        monitorSettings(sent, back.appliedKeys),
       );
       if (!recorded) return gone();
-      const { reason, httpStatus, message, bodyPreview } = outcome;
-      return { kind: 'bad_answer', reason, httpStatus, message, bodyPreview, target: where, readBack: back, change: recorded.change };
+      const { reason, httpStatus, message, contentType, bodyBytes } = outcome;
+      return { kind: 'bad_answer', reason, httpStatus, message, contentType, bodyBytes, target: where, readBack: back, change: recorded.change };
+    }
+    case 'address_refused': {
+      const recorded = await audit({
+        ...base,
+        outcome: 'refused',
+        httpStatus: null,
+        response: null,
+        errorCode: `ADDRESS_${outcome.refusal.toUpperCase()}`,
+        errorMessage: outcome.message,
+      });
+      if (!recorded) return gone();
+      const { refusal, address, message } = outcome;
+      return { kind: 'address_refused', refusal, address, message, target: where, change: recorded.change };
     }
     case 'invalid_target':
       // boxTarget checked the address and port already.
@@ -267,7 +325,8 @@ export type ReadConfigOutcome =
   | { kind: 'rejected'; code: string; message: string; httpStatus: number }
   | { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string }
   | { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string }
-  | { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; bodyPreview: string; target: string }
+  | { kind: 'bad_answer'; reason: BadAnswerReason; httpStatus: number; message: string; contentType: string | null; bodyBytes: number; target: string }
+  | { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string }
   | { kind: 'invalid'; problems: ConfigFieldError[] };
 
 const MAX_READ_KEYS = 100;
@@ -304,7 +363,17 @@ export async function readBoxConfig(deps: BoxConfigDeps, boxId: number, keys: re
     case 'timed_out':
       return { kind: 'timed_out', timeoutMs: outcome.timeoutMs, requestSent: outcome.requestSent, target: where };
     case 'bad_answer':
-      return { kind: 'bad_answer', reason: outcome.reason, httpStatus: outcome.httpStatus, message: outcome.message, bodyPreview: outcome.bodyPreview, target: where };
+      return {
+        kind: 'bad_answer',
+        reason: outcome.reason,
+        httpStatus: outcome.httpStatus,
+        message: outcome.message,
+        contentType: outcome.contentType,
+        bodyBytes: outcome.bodyBytes,
+        target: where,
+      };
+    case 'address_refused':
+      return { kind: 'address_refused', refusal: outcome.refusal, address: outcome.address, message: outcome.message, target: where };
     case 'invalid_target':
       return { kind: 'invalid', problems: [{ field: outcome.field === 'port' ? 'apiPort' : 'apiAddress', message: outcome.message }] };
   }

@@ -173,7 +173,7 @@ export const statusEvents = pgTable(
 );
 
 /** Outcomes of a configureBox attempt, as kept in the audit trail. */
-export const CONFIG_OUTCOMES = ['applied', 'rejected', 'unreachable', 'timed_out', 'bad_answer', 'invalid'] as const;
+export const CONFIG_OUTCOMES = ['applied', 'rejected', 'unreachable', 'timed_out', 'bad_answer', 'invalid', 'refused'] as const;
 export type ConfigOutcome = (typeof CONFIG_OUTCOMES)[number];
 
 /** Every attempt to change a box's settings through its REST API: who, what, and what it answered. */

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { Authenticator } from '../auth/authenticator';
 import { Cap } from '../auth/rate-limits';
 import { actorName, type Principal } from '../auth/roles';
+import type { BoxNetworks } from '../box-api/box-networks';
 import { SerialQueue } from '../box-api/serial-queue';
 import type { Config } from '../config';
 import type { Db } from '../db/connection';
@@ -24,6 +25,8 @@ export interface GraphQLDeps {
   authenticator: Authenticator;
   /** Ingest secrets this process knows; pointBoxAtGateway makes it forget them after a change. */
   ingestTrust: IngestTrust;
+  /** Addresses a call to a box may connect to (BOX_NETWORKS, less this gateway's own ports). */
+  boxNetworks: BoxNetworks;
 }
 
 /** State that outlives a request: one per server, shared by HTTP and (later) websocket operations. */
@@ -95,6 +98,7 @@ export interface GraphQLContext {
   /** Running subscriptions per token (websocket and SSE together). */
   subscriptionCap: Cap;
   boxCalls: SerialQueue<number>;
+  boxNetworks: BoxNetworks;
 }
 
 /**
@@ -125,5 +129,6 @@ export function createGraphQLContext(
     ingestTrust: deps.ingestTrust,
     subscriptionCap: deps.subscriptionCap,
     boxCalls: deps.boxCalls,
+    boxNetworks: deps.boxNetworks,
   };
 }

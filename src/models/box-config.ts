@@ -4,6 +4,7 @@ import type pg from 'pg';
 import type { BoxConfigChange, ConfigOutcome } from '../db/schema';
 import { boxColumns, type BoxRow } from './boxes';
 import { pagePerParentQuery, selectRows, type Ordering, type PageWindow } from './sql';
+import { storableJson, storableText, storableTextOrNull } from './storable-text';
 
 /** One attempt to change a box's settings, as the audit trail keeps it. */
 export type ConfigChangeRow = BoxConfigChange;
@@ -48,7 +49,7 @@ export interface NewConfigChange {
   target: string | null;
   outcome: ConfigOutcome;
   httpStatus: number | null;
-  /** The box's answer: its parsed JSON, or the start of a body that was not JSON. */
+  /** The box's answer: its parsed JSON; null when there was none or it was not the box protocol. */
   response: unknown;
   errorCode: string | null;
   errorMessage: string | null;
@@ -68,7 +69,8 @@ const CHANGE_COLUMNS = sql.raw(
 );
 
 /**
- * Writes the audit row and, in the same transaction, the monitor settings the box now holds (the
+ * Writes the audit row (its text made storable: NUL and lone surrogates kept as `\u0000`-style
+ * escapes, see storable-text.ts, so whatever a box answered is recorded) and, in the same transaction, the monitor settings the box now holds (the
  * offline sweep reads `report_period_seconds` on its next round). Returns the row and the box as
  * it now is; undefined when the box was removed while it was being called.
  */
@@ -81,7 +83,7 @@ export async function recordConfigChange(
   try {
     await client.query('begin');
     const sets: SQL[] = [];
-    if (applied.monitorUrl !== undefined) sets.push(sql`monitor_url = ${applied.monitorUrl}`);
+    if (applied.monitorUrl !== undefined) sets.push(sql`monitor_url = ${storableText(applied.monitorUrl)}`);
     if (applied.reportPeriodSeconds !== undefined) sets.push(sql`report_period_seconds = ${applied.reportPeriodSeconds}`);
     // The row lock (update, or `for no key update` like ingest) keeps a concurrent removal out until commit.
     const [box] =
@@ -96,9 +98,10 @@ export async function recordConfigChange(
       client,
       sql`insert into box_config_changes as c
             (box_id, requested_by, requested_at, request, target, outcome, http_status, response, error_code, error_message, duration_ms)
-          values (${change.boxId}, ${change.requestedBy}, ${change.requestedAt}, ${JSON.stringify(change.request)}::jsonb, ${change.target},
-                  ${change.outcome}, ${change.httpStatus}, ${change.response === undefined || change.response === null ? null : JSON.stringify(change.response)}::jsonb,
-                  ${change.errorCode}, ${change.errorMessage}, ${Math.max(0, Math.round(change.durationMs))})
+          values (${change.boxId}, ${storableTextOrNull(change.requestedBy)}, ${change.requestedAt}, ${JSON.stringify(storableJson(change.request))}::jsonb,
+                  ${storableTextOrNull(change.target)}, ${change.outcome}, ${change.httpStatus},
+                  ${change.response === undefined || change.response === null ? null : JSON.stringify(storableJson(change.response))}::jsonb,
+                  ${storableTextOrNull(change.errorCode)}, ${storableTextOrNull(change.errorMessage)}, ${Math.max(0, Math.round(change.durationMs))})
           returning ${CHANGE_COLUMNS}`,
     );
     await client.query('commit');

@@ -228,8 +228,9 @@ describe('a box that answers what no box should', () => {
       kind: 'bad_answer',
       reason: 'redirect',
       httpStatus: status,
-      message: `The box answered ${status} to ${location}; redirects are never followed.`,
-      bodyPreview: '',
+      message: `The box answered HTTP ${status} with no body (text/html): a redirect, never followed. Its content is not shown.`,
+      contentType: 'text/html',
+      bodyBytes: 0,
     });
     expect(timeless(await getConfigs(b.target, ['A', 'B']))).toMatchObject({ kind: 'bad_answer', reason: 'redirect' });
     expect(b.requests).toHaveLength(2);
@@ -242,8 +243,9 @@ describe('a box that answers what no box should', () => {
       kind: 'bad_answer',
       reason: 'not_json',
       httpStatus: 200,
-      message: 'The box answered HTTP 200 with a body that is not JSON.',
-      bodyPreview: '<html>SOPHON login</html>',
+      message: 'The box answered HTTP 200 with 25 bytes of text/html; charset=utf-8: not JSON. Its content is not shown.',
+      contentType: 'text/html; charset=utf-8',
+      bodyBytes: 25,
     });
   });
 
@@ -252,14 +254,17 @@ describe('a box that answers what no box should', () => {
     ['a nested object', '{"A": {"B": 1}}'],
     ['an error that is not the documented object', '{"error": "nope"}'],
     ['a bare string', '"ok"'],
-  ])('a 2xx with %s is an unexpected shape', async (_, body) => {
+    ['another service’s flat JSON', '{"status": "ok", "version": "1.2.3"}'],
+    ['a lower-case key among settings', '{"A": 1, "token": "secret"}'],
+  ])('a 2xx with %s is an unexpected shape, its content not passed on', async (_, body) => {
     const b = await box({ behavior: { kind: 'raw', status: 200, body, contentType: 'application/json' } });
     expect(timeless(await setConfigs(b.target, monitor))).toEqual({
       kind: 'bad_answer',
       reason: 'unexpected_shape',
       httpStatus: 200,
-      message: 'The box answered HTTP 200 with JSON that is not a flat object of settings.',
-      bodyPreview: body,
+      message: `The box answered HTTP 200 with ${Buffer.byteLength(body)} bytes of application/json: JSON that is not a flat object of box settings. Its content is not shown.`,
+      contentType: 'application/json',
+      bodyBytes: Buffer.byteLength(body),
     });
   });
 
@@ -272,8 +277,9 @@ describe('a box that answers what no box should', () => {
       kind: 'bad_answer',
       reason: 'unexpected_status',
       httpStatus: status,
-      message: `The box answered HTTP ${status} without an error object.`,
-      bodyPreview: body,
+      message: `The box answered HTTP ${status} with ${body.length} bytes of ${contentType}: not 2xx, and without the box’s error object. Its content is not shown.`,
+      contentType,
+      bodyBytes: body.length,
     });
   });
 
@@ -284,8 +290,9 @@ describe('a box that answers what no box should', () => {
       kind: 'bad_answer',
       reason: 'too_large',
       httpStatus: 200,
-      message: "The box's answer is longer than 65536 bytes; reading stopped there.",
-      bodyPreview: `{"X":"${'x'.repeat(1024 - 6)}`,
+      message: 'The box answered HTTP 200 with 65536 bytes of application/json: longer than the 65536 bytes read; reading stopped there. Its content is not shown.',
+      contentType: 'application/json',
+      bodyBytes: 65536,
     });
     expect(outcome.durationMs).toBeLessThan(1000);
     await b.waitForNoConnections(1000);
@@ -300,8 +307,9 @@ describe('a box that answers what no box should', () => {
       kind: 'bad_answer',
       reason: 'too_large',
       httpStatus: 200,
-      message: `The box announced an answer of ${10 * 1024 * 1024} bytes; at most 1024 are read.`,
-      bodyPreview: '',
+      message: `The box answered HTTP 200 with no body (application/json): it announced ${10 * 1024 * 1024} bytes; at most 1024 are read. Its content is not shown.`,
+      contentType: 'application/json',
+      bodyBytes: 0,
     });
     expect(outcome.durationMs).toBeLessThan(1000);
     await b.waitForNoConnections(1000);
@@ -382,6 +390,12 @@ describe('what an operator may set', () => {
 
   it.each([1.5, 3601, -1, Number.NaN])('refuses the period %s', (reportPeriodSeconds) => {
     expect(validateConfigInput({ reportPeriodSeconds }).map((e) => e.field)).toEqual(['reportPeriodSeconds']);
+  });
+
+  it('names what was refused for keys Object.prototype has: __proto__, constructor, toString', () => {
+    const settings = JSON.parse('{"__proto__": "x", "constructor": 1, "toString": true}') as Record<string, unknown>;
+    const notAName = (key: string) => ({ field: `settings.${key}`, message: `"${key}" is not a box setting name: upper-case letters, digits and _ , starting with a letter.` });
+    expect(validateConfigInput({ settings })).toEqual([notAName('__proto__'), notAName('constructor'), notAName('toString')]);
   });
 
   it('refuses an empty input and a settings list', () => {

@@ -78,6 +78,8 @@ describe('configureBox against a working box', () => {
       applied: sent,
       monitorUrl: NEW_URL,
       reportPeriodSeconds: 30,
+      unconfirmedKeys: [],
+      readBack: null,
       box: { id, monitorUrl: NEW_URL, configuredReportPeriodSeconds: 30, reportPeriodSeconds: 30 },
       change: change(id, { request: sent, target: `127.0.0.1:${box.port}`, outcome: 'APPLIED', httpStatus: 200, response: sent }),
     });
@@ -327,12 +329,14 @@ describe('a box that misbehaves', () => {
 
     const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 5 });
 
-    const message = `The box answered 307 to ${location}; redirects are never followed.`;
+    const message = 'The box answered HTTP 307 with no body (text/html): a redirect, never followed. Its content is not shown.';
     expect(result).toEqual({
       __typename: 'BoxBadAnswer',
       message,
       defect: 'REDIRECT',
       httpStatus: 307,
+      contentType: 'text/html',
+      bodyBytes: 0,
       bodyPreview: '',
       target,
       readBack: { values: null, appliedKeys: [], unappliedKeys: [], failure: `Could not read the settings back: ${message}` },
@@ -343,23 +347,25 @@ describe('a box that misbehaves', () => {
     await expectUnchanged(id);
   });
 
-  it('an answer that is not JSON is BoxBadAnswer (NOT_JSON), its start kept in the audit trail', async () => {
+  it('an answer that is not JSON is BoxBadAnswer (NOT_JSON): its type and size are told, its content never', async () => {
     const html = '<!DOCTYPE html><title>502 Bad Gateway</title>';
     const box = await fakeBox({ behavior: { kind: 'raw', status: 200, body: html } });
     const id = await registerFakeBox(gateway, box);
 
     const result = await configure(gateway, { boxId: id, reportPeriodSeconds: 5 });
 
-    const message = 'The box answered HTTP 200 with a body that is not JSON.';
+    const message = `The box answered HTTP 200 with ${html.length} bytes of text/html; charset=utf-8: not JSON. Its content is not shown.`;
     expect(result).toMatchObject({
       __typename: 'BoxBadAnswer',
       message,
       defect: 'NOT_JSON',
       httpStatus: 200,
-      bodyPreview: html,
-      change: { outcome: 'BAD_ANSWER', httpStatus: 200, errorCode: 'NOT_JSON', errorMessage: message, response: html },
+      contentType: 'text/html; charset=utf-8',
+      bodyBytes: html.length,
+      bodyPreview: '',
+      change: { outcome: 'BAD_ANSWER', httpStatus: 200, errorCode: 'NOT_JSON', errorMessage: message, response: null },
     });
-    expect((await auditRows(gateway, id))[0]).toMatchObject({ outcome: 'bad_answer', response: html, error_code: 'NOT_JSON' });
+    expect((await auditRows(gateway, id))[0]).toMatchObject({ outcome: 'bad_answer', response: null, error_code: 'NOT_JSON', error_message: message });
     await expectUnchanged(id);
   });
 
@@ -371,13 +377,13 @@ describe('a box that misbehaves', () => {
 
     expect(result).toMatchObject({
       __typename: 'BoxBadAnswer',
-      message: "The box's answer is longer than 65536 bytes; reading stopped there.",
+      message: 'The box answered HTTP 200 with 65536 bytes of application/json: longer than the 65536 bytes read; reading stopped there. Its content is not shown.',
       defect: 'TOO_LARGE',
       httpStatus: 200,
-      change: { outcome: 'BAD_ANSWER', errorCode: 'TOO_LARGE' },
+      bodyBytes: 65536,
+      bodyPreview: '',
+      change: { outcome: 'BAD_ANSWER', errorCode: 'TOO_LARGE', response: null },
     });
-    const { bodyPreview } = result as { bodyPreview: string };
-    expect(bodyPreview).toBe(`{"X":"${'x'.repeat(1024 - 6)}`);
     await box.waitForNoConnections();
     expect(box.streamed!.complete).toBe(false);
     expect(box.streamed!.bytes).toBeLessThan(20 * 1024 * 1024);
@@ -426,6 +432,22 @@ describe('input refused before anything is sent: InvalidConfig', () => {
     });
     expect(box.requests).toHaveLength(0);
     await expectUnchanged(id);
+  });
+
+  it('a __proto__ setting is refused by its name, and the audit row keeps it as asked', async () => {
+    const box = await fakeBox();
+    const id = await registerFakeBox(gateway, box);
+    const settings = JSON.parse('{"__proto__": {"polluted": true}, "GATE_PASS_MODE": "allpass"}') as Record<string, unknown>;
+
+    const result = await configure(gateway, { boxId: id, settings });
+
+    const problem = { field: 'settings.__proto__', message: '"__proto__" is not a box setting name: upper-case letters, digits and _ , starting with a letter.' };
+    expect(result).toMatchObject({ __typename: 'InvalidConfig', message: problem.message, problems: [problem] });
+    expect(box.requests).toHaveLength(0);
+    const [row] = await auditRows(gateway, id);
+    expect(row).toMatchObject({ outcome: 'invalid', error_message: `${problem.field}: ${problem.message}` });
+    expect(row!.request).toEqual(JSON.parse('{"__proto__": {"polluted": true}, "GATE_PASS_MODE": "allpass"}'));
+    expect(Object.keys(row!.request as object)).toEqual(['__proto__', 'GATE_PASS_MODE']);
   });
 
   it('an unknown box, or an id that is not a Box id, has no audit row', async () => {

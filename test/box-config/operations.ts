@@ -16,13 +16,16 @@ export const ConfigureBoxMutation = graphql(`
         applied
         monitorUrl
         reportPeriodSeconds
+        unconfirmedKeys
+        readBack { ...ReadBackFields }
         box { id monitorUrl configuredReportPeriodSeconds reportPeriodSeconds }
         change { ...ConfigChangeFields }
       }
       ... on BoxRejectedConfig { code httpStatus otherKeysMayHaveApplied readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
       ... on BoxUnreachable { reason requestSent target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
       ... on BoxTimedOut { timeoutMs requestSent target change { ...ConfigChangeFields } }
-      ... on BoxBadAnswer { defect httpStatus bodyPreview target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
+      ... on BoxBadAnswer { defect httpStatus contentType bodyBytes bodyPreview target readBack { ...ReadBackFields } change { ...ConfigChangeFields } }
+      ... on BoxAddressRefused { refusal address target change { ...ConfigChangeFields } }
       ... on InvalidConfig { problems { field message } change { ...ConfigChangeFields } }
     }
   }
@@ -52,6 +55,7 @@ export const BoxConfigQuery = graphql(`
       ... on BoxUnreachable { reason target }
       ... on BoxTimedOut { timeoutMs target }
       ... on BoxBadAnswer { defect httpStatus }
+      ... on BoxAddressRefused { refusal address target }
       ... on InvalidConfig { problems { field message } }
     }
   }

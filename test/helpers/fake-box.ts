@@ -43,6 +43,12 @@ export interface FakeBoxOptions {
   /** Whether getconfigs `{}` lists every key; false answers MISSING_ARGUMENTS. Default true. */
   listsAll?: boolean;
   behavior?: FakeBoxBehavior;
+  /** Keys setconfigs neither applies nor echoes (a firmware that does not know them); the call still succeeds. */
+  ignore?: string[];
+  /** Keys setconfigs applies but leaves out of its echo. */
+  echoOmits?: string[];
+  /** How getconfigs answers when it should not answer as the box does (e.g. `hang`, `error`); setconfigs keeps `behavior`. */
+  getconfigs?: FakeBoxBehavior;
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
 }
@@ -88,6 +94,8 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
   const refuse = options.refuse ?? {};
   const errorStatus = options.errorStatus ?? 400;
   const listsAll = options.listsAll ?? true;
+  const ignore = new Set(options.ignore ?? []);
+  const echoOmits = new Set(options.echoOmits ?? []);
   let behavior: FakeBoxBehavior = options.behavior ?? { kind: 'box' };
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
@@ -124,7 +132,11 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
       for (const [key, value] of Object.entries(dict)) {
         const refused = refuse[key];
         if (refused) failure ??= refused;
-        else echo[key] = config[key] = value;
+        else if (ignore.has(key)) continue;
+        else {
+          config[key] = value;
+          if (!echoOmits.has(key)) echo[key] = value;
+        }
       }
       return failure ? sendError(res, failure) : send(res, 200, echo);
     }
@@ -184,7 +196,7 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
       const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, rawBody, body };
       requests.push(recorded);
 
-      const b = behavior;
+      const b = recorded.path === GETCONFIGS && options.getconfigs ? options.getconfigs : behavior;
       switch (b.kind) {
         case 'box':
           return answerAsBox(recorded, res);

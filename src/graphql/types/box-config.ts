@@ -1,6 +1,7 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { readsCredentials, redactUrlCredentials } from '../../auth/url-credentials';
 import { isIPv6 } from 'node:net';
+import type { AddressRefusal } from '../../box-api/box-networks';
 import { DEFAULT_BOX_API_PORT, type BadAnswerReason, type UnreachableReason } from '../../box-api/client';
 import { MEDIA_DEVICE_MONITOR_URL, type ConfigFieldError } from '../../box-api/config-keys';
 import { configureBox, readBoxConfig, type BoxConfigDeps, type ConfigureOutcome, type ReadBack } from '../../box-api/configure';
@@ -32,12 +33,13 @@ import { batchLoader, connectionArgs, connectionFromRows, groupBy, pageWindow, t
 export const ConfigChangeOutcomeEnum = builder.enumType('ConfigChangeOutcome', {
   description: 'How an attempt to change a box’s settings ended.',
   values: {
-    APPLIED: { value: 'applied', description: 'The box took every setting and echoed them.' },
+    APPLIED: { value: 'applied', description: 'The box answered success; errorCode UNCONFIRMED when some keys were not confirmed.' },
     REJECTED: { value: 'rejected', description: 'The box answered an error; other keys of the call may have applied.' },
     UNREACHABLE: { value: 'unreachable', description: 'No connection, or it broke before an answer.' },
     TIMED_OUT: { value: 'timed_out', description: 'No complete answer before the deadline.' },
     BAD_ANSWER: { value: 'bad_answer', description: 'An answer no box gives: a redirect, not JSON, too large, another status or shape.' },
     INVALID: { value: 'invalid', description: 'The input was refused before anything was sent.' },
+    REFUSED: { value: 'refused', description: 'The box’s address is not one the gateway calls (BOX_NETWORKS, or never a box); nothing was sent.' },
   } satisfies Record<string, { value: ConfigOutcome; description: string }>,
 });
 
@@ -68,12 +70,13 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
     response: t.expose('response', {
       type: 'JSON',
       nullable: true,
-      description: 'The box’s answer: its JSON (the echo, or `{"error": {...}}`), or the start of a body that was not JSON (as a string).',
+      description:
+        'The box’s answer: its JSON (the echo, or `{"error": {"code", "message"}}`); null when there was none, or it was not the box protocol (its content is never kept: `errorMessage` gives its type and size). Text a box sends is kept whatever it holds: a NUL or an unpaired UTF-16 surrogate (which Postgres cannot store) is written as its escape, e.g. `\\u0000`.',
     }),
     errorCode: t.exposeString('errorCode', {
       nullable: true,
       description:
-        'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer) or INVALID_INPUT.',
+        'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); UNCONFIRMED for an APPLIED attempt with keys the box did not confirm (`errorMessage` says which); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer), ADDRESS_NOT_ALLOWED, ADDRESS_UNSPECIFIED, ADDRESS_LINK_LOCAL, ADDRESS_MULTICAST, ADDRESS_BROADCAST, ADDRESS_GATEWAY_PORT (refused address) or INVALID_INPUT.',
     }),
     errorMessage: t.exposeString('errorMessage', { nullable: true }),
     durationMs: t.exposeInt('durationMs', { description: 'How long the setconfigs exchange took (0 when nothing was sent).' }),
@@ -152,8 +155,20 @@ const AnswerDefectEnum = builder.enumType('BoxAnswerDefect', {
     NOT_JSON: { value: 'not_json', description: 'A body that is not JSON.' },
     TOO_LARGE: { value: 'too_large', description: 'Longer than the gateway reads (64 KiB); reading stopped there.' },
     UNEXPECTED_STATUS: { value: 'unexpected_status', description: 'An HTTP status other than 2xx without the documented error object.' },
-    UNEXPECTED_SHAPE: { value: 'unexpected_shape', description: 'JSON that is not a flat object of settings.' },
+    UNEXPECTED_SHAPE: { value: 'unexpected_shape', description: 'JSON that is not a flat object of box settings (upper-case names, scalar values).' },
   } satisfies Record<string, { value: BadAnswerReason; description: string }>,
+});
+
+const AddressRefusalEnum = builder.enumType('BoxAddressRefusal', {
+  description: 'Why the gateway does not call an address as a box.',
+  values: {
+    NOT_ALLOWED: { value: 'not_allowed', description: 'Outside the box networks (`BOX_NETWORKS`).' },
+    UNSPECIFIED: { value: 'unspecified', description: '0.0.0.0/8 or `::`: never a box.' },
+    LINK_LOCAL: { value: 'link_local', description: '169.254.0.0/16 or fe80::/10 (cloud metadata lives there): never a box.' },
+    MULTICAST: { value: 'multicast', description: '224.0.0.0/4 or ff00::/8: never a box.' },
+    BROADCAST: { value: 'broadcast', description: '240.0.0.0/4, with 255.255.255.255: never a box.' },
+    GATEWAY_PORT: { value: 'gateway_port', description: 'This gateway’s own HTTP or database port on an address of its machine: never a box.' },
+  } satisfies Record<string, { value: AddressRefusal; description: string }>,
 });
 
 const ConfigReadBack = builder.objectRef<ReadBack>('ConfigReadBack').implement({
@@ -219,7 +234,8 @@ export class BoxBadAnswer extends Error {
     message: string,
     readonly reason: BadAnswerReason,
     readonly httpStatus: number,
-    readonly bodyPreview: string,
+    readonly contentType: string | null,
+    readonly bodyBytes: number,
     readonly target: string,
     readonly readBack: ReadBack | null,
     readonly change: ConfigChangeRow | null,
@@ -228,13 +244,27 @@ export class BoxBadAnswer extends Error {
   }
 }
 
-/** configureBox and pointBoxAtGateway succeeded: the box took every key. */
+export class BoxAddressRefused extends Error {
+  constructor(
+    message: string,
+    readonly refusal: AddressRefusal,
+    readonly address: string,
+    readonly target: string,
+    readonly change: ConfigChangeRow | null,
+  ) {
+    super(message);
+  }
+}
+
+/** configureBox and pointBoxAtGateway succeeded: the box answered its echo; `unconfirmedKeys` it did not confirm. */
 export class ConfigureBoxSuccess {
   constructor(
     readonly box: BoxRow,
     readonly applied: Record<string, unknown>,
     readonly monitorUrl: string | null,
     readonly reportPeriodSeconds: number | null,
+    readonly unconfirmedKeys: string[],
+    readonly readBack: ReadBack | null,
     readonly change: ConfigChangeRow,
   ) {}
 }
@@ -308,29 +338,63 @@ builder.objectType(BoxTimedOut, {
 
 builder.objectType(BoxBadAnswer, {
   name: 'BoxBadAnswer',
-  description: 'The box answered something no box should: a redirect (never followed), a body that is not JSON, one too large, another status or shape.',
+  description:
+    'The box answered something no box should: a redirect (never followed), a body that is not JSON, one too large, another status or shape. Such an answer may be another service’s, so only its status, content type and size are told, never its content.',
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof BoxBadAnswer,
   fields: (t) => ({
     // Not `reason`: fields of one name must have one type across a union's members (BoxUnreachable.reason).
     defect: t.expose('reason', { type: AnswerDefectEnum }),
     httpStatus: t.exposeInt('httpStatus'),
-    bodyPreview: t.exposeString('bodyPreview', { description: 'The start of the answer (1,024 characters at most; empty for a redirect).' }),
+    contentType: t.exposeString('contentType', { nullable: true, description: 'The answer’s Content-Type header; null without one.' }),
+    bodyBytes: t.exposeInt('bodyBytes', { description: 'Body bytes read (0 for a redirect, or an answer announced too large).' }),
+    bodyPreview: t.string({
+      description: 'Always empty: an answer that is not the box protocol may be another service’s page, so its content is never passed on.',
+      deprecationReason: 'Never holds the answer; use contentType and bodyBytes.',
+      resolve: () => '',
+    }),
     target: t.exposeString('target'),
     readBack: t.field({ type: ConfigReadBack, nullable: true, description: 'Null for boxConfig.', resolve: (e) => e.readBack }),
     change: t.field({ type: BoxConfigChangeRef, nullable: true, description: CHANGE_DESCRIPTION, resolve: (error) => error.change }),
   }),
 });
 
+builder.objectType(BoxAddressRefused, {
+  name: 'BoxAddressRefused',
+  description:
+    'The box’s API address (as set, or as its name resolved when called) is not one the gateway calls: outside `BOX_NETWORKS`, or an address that is never a box (link-local, unspecified, multicast, broadcast, this gateway’s own ports). Nothing was sent; correct the address or port with updateBox, or add the box’s network to BOX_NETWORKS.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof BoxAddressRefused,
+  fields: (t) => ({
+    refusal: t.expose('refusal', { type: AddressRefusalEnum }),
+    address: t.exposeString('address', { description: 'The address refused: the one set, or (for a host name) the first it resolved to; IPv4-mapped IPv6 as IPv4.' }),
+    target: t.exposeString('target', { description: '`address:port` as set on the box.' }),
+    change: t.field({ type: BoxConfigChangeRef, nullable: true, description: CHANGE_DESCRIPTION, resolve: (error) => error.change }),
+  }),
+});
+
 builder.objectType(ConfigureBoxSuccess, {
   name: 'ConfigureBoxSuccess',
-  description: 'The box took every setting. Its row keeps the monitor URL and period now applied; offline detection uses that period from its next round.',
+  description:
+    'The box answered success. A key counts as applied once the box confirms it holds the value sent: in its echo, or (for keys the echo leaves out or answers otherwise) read back with getconfigs. `unconfirmedKeys` lists the others. Its row keeps the monitor URL and period only when confirmed; offline detection uses that period from its next round.',
   isTypeOf: (value) => value instanceof ConfigureBoxSuccess,
   fields: (t) => ({
     box: t.field({ type: BoxRef, description: 'The box as it now is.', resolve: (result) => result.box }),
     applied: t.field({ type: 'JSON', description: 'The values the box echoed, under its key names.', resolve: (result) => result.applied }),
-    monitorUrl: t.exposeString('monitorUrl', { nullable: true, description: 'MEDIA_DEVICE_MONITOR_URL now applied, when this call set it.' }),
-    reportPeriodSeconds: t.exposeInt('reportPeriodSeconds', { nullable: true, description: 'MEDIA_DEVICE_MONITOR_REPORT_PEROID now applied, when this call set it.' }),
+    monitorUrl: t.exposeString('monitorUrl', { nullable: true, description: 'MEDIA_DEVICE_MONITOR_URL now applied, when this call set it and the box confirmed it.' }),
+    reportPeriodSeconds: t.exposeInt('reportPeriodSeconds', {
+      nullable: true,
+      description: 'MEDIA_DEVICE_MONITOR_REPORT_PEROID now applied, when this call set it and the box confirmed it.',
+    }),
+    unconfirmedKeys: t.exposeStringList('unconfirmedKeys', {
+      description: 'Keys sent that the box did not confirm: left out of its echo (or echoed with another value) and not read back with the value sent. Empty when every key applied.',
+    }),
+    readBack: t.field({
+      type: ConfigReadBack,
+      nullable: true,
+      description: 'The read-back of the keys the echo left out or answered otherwise; null when the echo confirmed every key.',
+      resolve: (result) => result.readBack,
+    }),
     // Nullable like the failures' `change`, so one selection can ask for it on every member.
     change: t.field({ type: BoxConfigChangeRef, nullable: true, description: 'The attempt as the audit trail keeps it (never null here).', resolve: (result) => result.change }),
   }),
@@ -347,7 +411,7 @@ builder.objectType(BoxConfigValues, {
   }),
 });
 
-const BOX_CALL_FAILURES = [BoxRejectedConfig, BoxUnreachable, BoxTimedOut, BoxBadAnswer, InvalidConfig];
+const BOX_CALL_FAILURES = [BoxRejectedConfig, BoxUnreachable, BoxTimedOut, BoxBadAnswer, BoxAddressRefused, InvalidConfig];
 const resolveType = resolveByClass([
   [ConfigureBoxSuccess, 'ConfigureBoxSuccess'],
   [BoxConfigValues, 'BoxConfigValues'],
@@ -355,6 +419,7 @@ const resolveType = resolveByClass([
   [BoxUnreachable, 'BoxUnreachable'],
   [BoxTimedOut, 'BoxTimedOut'],
   [BoxBadAnswer, 'BoxBadAnswer'],
+  [BoxAddressRefused, 'BoxAddressRefused'],
   [InvalidConfig, 'InvalidConfig'],
 ]);
 
@@ -392,15 +457,15 @@ export function boxIdFrom(globalId: string, field = 'boxId'): number | ConfigFie
 }
 
 export function boxConfigDeps(context: GraphQLContext): BoxConfigDeps {
-  return { pool: context.pool, log: context.log, call: { timeoutMs: context.config.boxApiTimeoutMs }, queue: context.boxCalls };
+  return { pool: context.pool, log: context.log, call: { timeoutMs: context.config.boxApiTimeoutMs, networks: context.boxNetworks }, queue: context.boxCalls };
 }
 
 /** A configure outcome as a result union member: success is returned, failures thrown (the union catches them). */
 function configureResult(outcome: ConfigureOutcome): ConfigureBoxSuccess {
   switch (outcome.kind) {
     case 'applied': {
-      const { box, values, monitor, change } = outcome;
-      return new ConfigureBoxSuccess(box, values, monitor.monitorUrl ?? null, monitor.reportPeriodSeconds ?? null, change);
+      const { box, values, monitor, unconfirmedKeys, readBack, change } = outcome;
+      return new ConfigureBoxSuccess(box, values, monitor.monitorUrl ?? null, monitor.reportPeriodSeconds ?? null, unconfirmedKeys, readBack, change);
     }
     case 'rejected':
       throw new BoxRejectedConfig(
@@ -423,10 +488,20 @@ function configureResult(outcome: ConfigureOutcome): ConfigureBoxSuccess {
     case 'timed_out':
       throw new BoxTimedOut(timedOutMessage(outcome.target, outcome.timeoutMs, outcome.requestSent), outcome.timeoutMs, outcome.requestSent, outcome.target, outcome.change);
     case 'bad_answer':
-      throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.bodyPreview, outcome.target, outcome.readBack, outcome.change);
+      throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.contentType, outcome.bodyBytes, outcome.target, outcome.readBack, outcome.change);
+    case 'address_refused':
+      throw new BoxAddressRefused(addressRefusedMessage(outcome), outcome.refusal, outcome.address, outcome.target, outcome.change);
     case 'invalid':
       throw new InvalidConfig(outcome.problems, outcome.change);
   }
+}
+
+function addressRefusedMessage(outcome: { refusal: AddressRefusal; message: string; target: string }): string {
+  const fix =
+    outcome.refusal === 'not_allowed'
+      ? 'Correct the box’s address with updateBox, or add its network to BOX_NETWORKS.'
+      : 'Correct the box’s address (or port) with updateBox.';
+  return `The gateway does not call ${outcome.target}: ${outcome.message} Nothing was sent. ${fix}`;
 }
 
 function timedOutMessage(target: string, timeoutMs: number, requestSent: boolean): string {
@@ -511,9 +586,12 @@ builder.mutationFields((t) => ({
       });
       const outcome = await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl: `${ingestUrl}/${secret}` }, requestedBy: context.actor });
       const took =
-        outcome.kind === 'applied' ||
+        (outcome.kind === 'applied' && !outcome.unconfirmedKeys.includes(MEDIA_DEVICE_MONITOR_URL)) ||
         ('readBack' in outcome && outcome.readBack?.appliedKeys.includes(MEDIA_DEVICE_MONITOR_URL) === true);
-      const mayHave = outcome.kind === 'timed_out' || (outcome.kind === 'unreachable' && outcome.requestSent && !outcome.readBack?.values);
+      const mayHave =
+        outcome.kind === 'timed_out' ||
+        (outcome.kind === 'unreachable' && outcome.requestSent && !outcome.readBack?.values) ||
+        (outcome.kind === 'applied' && !took && !outcome.readBack?.values);
       if (took) await keepOnlyIngestToken(context.pool, boxId, secret);
       else if (!mayHave) await dropIngestToken(context.pool, secret);
       context.ingestTrust.forget();
@@ -549,7 +627,9 @@ builder.queryField('boxConfig', (t) =>
         case 'timed_out':
           throw new BoxTimedOut(timedOutMessage(outcome.target, outcome.timeoutMs, false), outcome.timeoutMs, outcome.requestSent, outcome.target, null);
         case 'bad_answer':
-          throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.bodyPreview, outcome.target, null, null);
+          throw new BoxBadAnswer(outcome.message, outcome.reason, outcome.httpStatus, outcome.contentType, outcome.bodyBytes, outcome.target, null, null);
+        case 'address_refused':
+          throw new BoxAddressRefused(addressRefusedMessage(outcome), outcome.refusal, outcome.address, outcome.target, null);
         case 'invalid':
           throw new InvalidConfig(outcome.problems);
       }
