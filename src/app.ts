@@ -29,7 +29,10 @@ export interface App {
   readonly url: string;
   readonly databaseUrl: string;
   readonly db: Db;
+  /** Ingest, live events, the offline sweep, token checks. */
   readonly pool: pg.Pool;
+  /** GraphQL's own connections (see DB_API_POOL_SIZE). */
+  readonly apiPool: pg.Pool;
   readonly log: Logger;
   readonly events: EventHub;
   readonly sweeper: OfflineSweeper;
@@ -63,6 +66,8 @@ function databasePort(databaseUrl: string): number {
 export function buildApp(config: Config, log: Logger = createLogger(config.logLevel)): App {
   let postgres: RunningPostgres | undefined;
   let pool: pg.Pool | undefined;
+  /** GraphQL's own connections (DB_API_POOL_SIZE): slow queries wait for these, never for ingest's. */
+  let apiPool: pg.Pool | undefined;
   let db: Db | undefined;
   let writer: ReportWriter | undefined;
   let events: EventHub | undefined;
@@ -137,7 +142,12 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       log,
       (status, ms) => metrics.ingestAnswered(status, ms),
     );
-    const yoga = createGraphQLServer({ db, pool, log, config, events, authenticator, ingestTrust, boxNetworks }, { plugins: [metrics.graphqlPlugin] });
+    apiPool = createPool(databaseUrl, config.dbApiPoolSize, log, {
+      applicationName: 'fleetgate-api',
+      statementTimeoutMs: config.graphqlStatementTimeoutMs,
+      customPlans: true,
+    });
+    const yoga = createGraphQLServer({ db, pool: apiPool, log, config, events, authenticator, ingestTrust, boxNetworks }, { plugins: [metrics.graphqlPlugin] });
     const readiness = createReadinessCheck(pool);
 
     // Timeouts are checked every second (Node's default: every 30 s, which would triple them).
@@ -224,6 +234,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
+    await apiPool?.end();
+    apiPool = undefined;
     await pool?.end();
     pool = undefined;
     await postgres?.stop();
@@ -246,6 +258,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get pool() {
       if (!pool) throw new Error('app not started');
       return pool;
+    },
+    get apiPool() {
+      if (!apiPool) throw new Error('app not started');
+      return apiPool;
     },
     log,
     get events() {

@@ -13,8 +13,15 @@ export interface Config {
   dataDir: string;
   /** Port of the embedded Postgres (loopback only). `EMBEDDED_PG_PORT`, default 54320. */
   embeddedPostgresPort: number;
-  /** Connections in the pool. `DB_POOL_SIZE`, default 10. */
+  /** Connections for ingest, live events and the offline sweep. `DB_POOL_SIZE`, default 10. */
   dbPoolSize: number;
+  /**
+   * Connections for GraphQL (queries, mutations, subscriptions' replay): a pool of their own, so no
+   * number of slow queries can hold the connections ingest needs. `DB_API_POOL_SIZE`, default 8.
+   */
+  dbApiPoolSize: number;
+  /** Postgres cancels one GraphQL statement running longer than this. `GRAPHQL_STATEMENT_TIMEOUT_MS`, default 10,000. */
+  graphqlStatementTimeoutMs: number;
   /** Largest accepted ingest body. `INGEST_MAX_BODY_BYTES`, default 1 MiB. */
   ingestMaxBodyBytes: number;
   /** Most devices in one report. `INGEST_MAX_DEVICES`, default 4096. */
@@ -208,6 +215,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     dataDir: path.resolve(env.FLEETGATE_DATA_DIR || '.fleetgate/postgres'),
     embeddedPostgresPort: integer(env, 'EMBEDDED_PG_PORT', 54320, 1, 65535),
     dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 2, 1000),
+    dbApiPoolSize: integer(env, 'DB_API_POOL_SIZE', 8, 1, 1000),
+    graphqlStatementTimeoutMs: integer(env, 'GRAPHQL_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
     ingestMaxBodyBytes: integer(env, 'INGEST_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     ingestMaxDevices: integer(env, 'INGEST_MAX_DEVICES', 4096, 1, 100_000),
     ingestBatchWindowMs: integer(env, 'INGEST_BATCH_WINDOW_MS', 2, 0, 1000),

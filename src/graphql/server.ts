@@ -63,7 +63,7 @@ function isOriginalGraphQLError(error: unknown): error is GraphQLError {
  * Errors a client caused keep their message and get a code; anything else (a database fault, a bug)
  * is logged with its cause and answered as "Unexpected error." with code INTERNAL_SERVER_ERROR.
  */
-function createMaskError(log: Logger, bodyLimit: number) {
+function createMaskError(log: Logger, bodyLimit: number, timeoutMs: number) {
   return (error: unknown, message: string): Error => {
     if (isOriginalGraphQLError(error)) {
       // yoga's own answer names no limit.
@@ -90,6 +90,13 @@ function createMaskError(log: Logger, bodyLimit: number) {
         path: error instanceof GraphQLError ? error.path : undefined,
         extensions: { code: 'DATABASE_UNAVAILABLE', http: { status: 503, headers: { 'retry-after': '5' } } },
       });
+    }
+    // GRAPHQL_STATEMENT_TIMEOUT_MS: the query asked for more than the database does in that time.
+    if ((cause as { code?: string }).code === '57014') {
+      return new GraphQLError(
+        `The database took longer than ${timeoutMs} ms over this query and stopped it; ask for a smaller page, fewer nested lists or a narrower filter.`,
+        { path: error instanceof GraphQLError ? error.path : undefined, extensions: { code: 'QUERY_TIMEOUT' } },
+      );
     }
     // Values Postgres cannot take (a NUL in text, an id or time out of range) come only from a client's arguments.
     const refused = UNUSABLE_VALUE[(cause as { code?: string }).code ?? ''];
@@ -172,7 +179,7 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
     // Counted while the body is read (and refused from Content-Length alone when it says more).
     maxRequestBodySize: deps.config.graphqlMaxBodyBytes,
     graphiql: { title: 'fleetgate', defaultQuery: EXAMPLE_QUERY },
-    maskedErrors: { maskError: createMaskError(log, deps.config.graphqlMaxBodyBytes) },
+    maskedErrors: { maskError: createMaskError(log, deps.config.graphqlMaxBodyBytes, deps.config.graphqlStatementTimeoutMs) },
     logging: yogaLogger(log),
     context: (initial) => createGraphQLContext(contextDeps, initial as Parameters<typeof createGraphQLContext>[1]),
     plugins: [

@@ -27,7 +27,7 @@ describe('response cache', () => {
     let statements: string[] = [];
     for (let attempt = 0; attempt < 20; attempt++) {
       const first = await query(gateway.url, Offline);
-      statements = await countStatements(gateway.app.pool, async () => {
+      statements = await countStatements(gateway.app.apiPool, async () => {
         expect(await query(gateway.url, Offline)).toEqual(first);
       });
       if (statements.length === 1) break;
@@ -47,7 +47,7 @@ describe('response cache', () => {
 
   it('runs the query when asked with Cache-Control: no-cache', async () => {
     await query(gateway.url, Offline);
-    const statements = await countStatements(gateway.app.pool, async () => {
+    const statements = await countStatements(gateway.app.apiPool, async () => {
       const response = await fetch(`${gateway.url}/graphql`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'cache-control': 'no-cache', ...authorization(gateway.url) },

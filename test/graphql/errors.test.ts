@@ -130,14 +130,14 @@ describe('bad input answers a clear GraphQL error with a code, never an internal
   });
 
   it('hides database faults behind a generic error, with status 200 and the data that could be read', async () => {
-    const original = gateway.app.pool.query;
-    gateway.app.pool.query = (() => Promise.reject(new Error('relation "secret_table" does not exist'))) as typeof original;
+    const original = gateway.app.apiPool.query;
+    gateway.app.apiPool.query = (() => Promise.reject(new Error('relation "secret_table" does not exist'))) as typeof original;
     try {
       const response = await send(gateway.url, '{ boxes { totalCount } }', {}, { accept: GRAPHQL_RESPONSE });
       expect(response.body.errors).toEqual([expect.objectContaining({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } })]);
       expect(JSON.stringify(response.body)).not.toContain('secret_table');
     } finally {
-      gateway.app.pool.query = original;
+      gateway.app.apiPool.query = original;
     }
   });
 });

@@ -88,11 +88,11 @@ const NodesById = graphql(`
 
 describe('statements per response, whatever the page size', () => {
   it('a page of devices with their boxes: the page and its count', async () => {
-    const small = await countStatements(gateway.app.pool, async () => {
+    const small = await countStatements(gateway.app.apiPool, async () => {
       const data = await query(gateway.url, DevicesWithBoxes, { first: 5 });
       expect(data.devices.edges).toHaveLength(5);
     });
-    const large = await countStatements(gateway.app.pool, async () => {
+    const large = await countStatements(gateway.app.apiPool, async () => {
       const data = await query(gateway.url, DevicesWithBoxes, { first: 100 });
       expect(data.devices.edges).toHaveLength(100);
       expect(new Set(data.devices.edges.map((e) => e.node.box.licenseKey)).size).toBeGreaterThan(4);
@@ -104,9 +104,9 @@ describe('statements per response, whatever the page size', () => {
   });
 
   it('50 boxes with their first 20 devices each: one statement per kind of thing read', async () => {
-    const small = await countStatements(gateway.app.pool, () => query(gateway.url, BoxesWithDevices, { first: 2, devices: 3 }));
+    const small = await countStatements(gateway.app.apiPool, () => query(gateway.url, BoxesWithDevices, { first: 2, devices: 3 }));
     let data: unknown;
-    const large = await countStatements(gateway.app.pool, async () => {
+    const large = await countStatements(gateway.app.apiPool, async () => {
       const result = await query(gateway.url, BoxesWithDevices, { first: 50, devices: 20 });
       data = result;
       expect(result.boxes.edges).toHaveLength(50);
@@ -125,8 +125,8 @@ describe('statements per response, whatever the page size', () => {
   });
 
   it('a page of devices with each one’s history', async () => {
-    const small = await countStatements(gateway.app.pool, () => query(gateway.url, DevicesWithHistory, { first: 3 }));
-    const large = await countStatements(gateway.app.pool, async () => {
+    const small = await countStatements(gateway.app.apiPool, () => query(gateway.url, DevicesWithHistory, { first: 3 }));
+    const large = await countStatements(gateway.app.apiPool, async () => {
       const data = await query(gateway.url, DevicesWithHistory, { first: 200 });
       expect(data.devices.nodes).toHaveLength(200);
       for (const device of data.devices.nodes) {
@@ -142,8 +142,8 @@ describe('statements per response, whatever the page size', () => {
   it('nodes by id are loaded together', async () => {
     const { devices } = await query(gateway.url, DevicesWithBoxes, { first: 60 });
     const ids = devices.edges.map((e) => e.node.id);
-    const small = await countStatements(gateway.app.pool, () => query(gateway.url, NodesById, { ids: ids.slice(0, 2) }));
-    const large = await countStatements(gateway.app.pool, async () => {
+    const small = await countStatements(gateway.app.apiPool, () => query(gateway.url, NodesById, { ids: ids.slice(0, 2) }));
+    const large = await countStatements(gateway.app.apiPool, async () => {
       const data = await query(gateway.url, NodesById, { ids });
       expect(data.nodes).toHaveLength(60);
     });
