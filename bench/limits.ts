@@ -3,6 +3,7 @@
  * ones just past them, each sent while a probe measures how long `/healthz` and an ingest report take.
  * It prints, per request, its answer, how long the answer took, and the worst probe latency while it
  * ran (the stall it caused to everyone else), beside the probe's latency with nothing else running.
+ * The probe runs in a process of its own, so this process's own work on a request does not delay it.
  *
  *   npm run bench:limits -- [--boxes 500] [--devices 16] [--repeat 5]
  *
@@ -13,7 +14,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { fork, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'undici';
+import { loadConfig } from '../src/config';
 import { Cleanups, freePort, numberOption, parseCommandLine, sleep, stopLeftoverPostgres } from './lib/common';
 import { BENCH_ADMIN_TOKEN, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 
@@ -74,25 +77,32 @@ async function graphql(origin: string, token: string, query: string, variables?:
   return send(origin, '/graphql', JSON.stringify({ query, variables }), { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${token}` });
 }
 
-/** Latencies of /healthz and of an ingest report, sent back to back (one of each in flight) until stopped. */
-class Probe {
-  private samples: Array<{ at: number; ms: number; kind: 'healthz' | 'ingest' }> = [];
-  private running = true;
-  private loops: Promise<void>[] = [];
-  constructor(private readonly origin: string, private readonly devices: number) {}
+interface Sample {
+  at: number;
+  ms: number;
+  kind: 'healthz' | 'ingest';
+}
 
-  start(): void {
-    const loop = async (kind: 'healthz' | 'ingest') => {
-      let sequence = 0;
-      while (this.running) {
-        const started = performance.now();
-        const answer = kind === 'healthz' ? await send(this.origin, '/healthz', undefined, {}) : await send(this.origin, '/DeviceStatus', report('PROBE-BOX', this.devices, sequence++), { 'content-type': 'application/json' });
-        if (answer.status !== 200) throw new Error(`probe ${kind} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
-        this.samples.push({ at: started, ms: answer.ms, kind });
-        await sleep(kind === 'healthz' ? 5 : 20);
-      }
-    };
-    this.loops = [loop('healthz'), loop('ingest')];
+/**
+ * Latencies of /healthz and of an ingest report, sent back to back (one of each in flight) from a
+ * process of its own (this file again, with --probe): the requests sent meanwhile (a 20 MB body, say)
+ * must not delay the probe in this process's event loop and be counted as the gateway's stall.
+ * Times are milliseconds since the epoch (performance.timeOrigin + now), the same in both processes.
+ */
+class Probe {
+  private readonly child: ChildProcess;
+  private samples: Sample[] = [];
+  constructor(origin: string, devices: number) {
+    this.child = fork(new URL(import.meta.url), ['--probe', origin, String(devices)], { execArgv: ['--import', 'tsx'] });
+    this.child.on('message', (batch: Sample[]) => this.samples.push(...batch));
+  }
+
+  /** Asks the probe for what it measured so far; resolves once it arrived. */
+  async collect(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.child.once('message', () => resolve());
+      this.child.send('collect');
+    });
   }
 
   /** The worst latency of each kind among probes that were under way between `from` and `to`. */
@@ -108,9 +118,31 @@ class Probe {
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    await Promise.all(this.loops);
+    await this.collect();
+    this.child.kill();
   }
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+/** The probe's own loop, in its own process. */
+function runProbe(origin: string, devices: number): void {
+  let samples: Sample[] = [];
+  process.on('message', () => {
+    process.send!(samples);
+    samples = [];
+  });
+  const loop = async (kind: 'healthz' | 'ingest') => {
+    for (let sequence = 0; ; sequence++) {
+      const at = now();
+      const answer = kind === 'healthz' ? await send(origin, '/healthz', undefined, {}) : await send(origin, '/DeviceStatus', report('PROBE-BOX', devices, sequence), { 'content-type': 'application/json' });
+      if (answer.status !== 200) throw new Error(`probe ${kind} answered ${answer.status}: ${answer.text.slice(0, 200)}`);
+      samples.push({ at, ms: now() - at, kind });
+      await sleep(kind === 'healthz' ? 5 : 20);
+    }
+  };
+  void loop('healthz');
+  void loop('ingest');
 }
 
 /** Scalar fields of a type without required arguments, from introspection, that `probe` answers for this token without an error. */
@@ -133,30 +165,40 @@ interface Case {
   body: () => { query: string; variables?: unknown } | string;
 }
 
-function cases(box: string[], device: string[], boxIds: string[]): Case[] {
+function cases(box: string[], device: string[], boxIds: string[], maxCost: number): Case[] {
   const repeat = (text: string, n: number, separator = ' ') => Array.from({ length: n }, () => text).join(separator);
   const fragments = (n: number) => Array.from({ length: n }, (_, i) => `fragment F${i} on Query { fleetSummary { boxes { total } } }`).join(' ');
   const spreads = (n: number) => Array.from({ length: n }, (_, i) => `...F${i}`).join(' ');
-  // The widest admitted page: 500 boxes with every scalar field and 5 devices each, just under the cost of 50,000.
-  const perDevice = device.slice(0, Math.max(1, Math.floor(((50_000 - 1) / 500 - 1 - box.length - 2) / 5) - 1));
-  const widest = `{ boxes(first: 500) { nodes { ${box.join(' ')} devices(first: 5) { nodes { ${perDevice.join(' ')} } } } } }`;
+  // The widest admitted page: 500 boxes with as many fields as the cost limit lets in, and devices with what is left.
+  // Cost: 1 + 500 × (1 + boxFields + [1 + perBox × (1 + deviceFields)]).
+  const perRow = Math.floor((maxCost - 1) / 500) - 1;
+  const boxFields = box.slice(0, Math.min(box.length, perRow));
+  const room = perRow - boxFields.length - 1;
+  const perBox = room >= 4 ? Math.min(5, Math.floor(room / 4)) : 0;
+  const deviceFields = perBox > 0 ? device.slice(0, Math.max(1, Math.floor(room / perBox) - 1)) : [];
+  const widest = `{ boxes(first: 500) { nodes { ${boxFields.join(' ')}${perBox > 0 ? ` devices(first: ${perBox}) { nodes { ${deviceFields.join(' ')} } }` : ''} } } }`;
+  const widestName = `widest page: 500 boxes × ${boxFields.length} fields${perBox > 0 ? ` × ${perBox} devices × ${deviceFields.length} fields` : ''}`;
+  // The largest pages of devices and of nodes the cost admits: 2 + 500 × (1 + fields + 3) and 1 + 500 × (1 + fields).
+  const pageFields = device.slice(0, Math.floor((maxCost - 2) / 500) - 4);
+  const nodeFields = box.slice(0, Math.floor((maxCost - 1) / 500) - 1);
   const padTo = (query: string, bytes: number) => `# ${'x'.repeat(Math.max(0, bytes - query.length - 3))}\n${query}`;
   return [
     { name: 'baseline { __typename }', admitted: true, body: () => ({ query: '{ __typename }' }) },
     { name: 'repeated field ×63 (1,953 merge checks)', admitted: true, body: () => ({ query: `{ currentToken { ${repeat('name', 63)} } }` }) },
     { name: 'repeated field ×64 (2,016 merge checks)', admitted: false, body: () => ({ query: `{ currentToken { ${repeat('name', 64)} } }` }) },
+    { name: 'repeated field ×1,990 (within the tokens)', admitted: false, body: () => ({ query: `{ currentToken { ${repeat('name', 1_990)} } }` }) },
     { name: 'repeated field ×4,990 (the attack)', admitted: false, body: () => ({ query: `{ currentToken { ${repeat('name', 4_990)} } }` }) },
     { name: 'fragments ×25 spread together', admitted: true, body: () => ({ query: `{ ${spreads(25)} } ${fragments(25)}` }) },
-    { name: 'fragments ×300 spread together', admitted: false, body: () => ({ query: `{ ${spreads(300)} } ${fragments(300)}` }) },
-    { name: `widest page: 500 boxes × ${box.length} fields × 5 devices`, admitted: true, body: () => ({ query: widest }) },
-    { name: 'wide: 500 boxes × 2,000 fields', admitted: false, body: () => ({ query: `{ boxes(first: 500) { nodes { ${repeat('name', 2_000)} } } }` }) },
+    { name: 'fragments ×120 spread together', admitted: false, body: () => ({ query: `{ ${spreads(120)} } ${fragments(120)}` }) },
+    { name: widestName, admitted: true, body: () => ({ query: widest }) },
+    { name: 'wide: 500 boxes × 1,900 fields', admitted: false, body: () => ({ query: `{ boxes(first: 500) { nodes { ${repeat('name', 1_900)} } } }` }) },
     { name: 'forbidden field ×500 (500 errors)', admitted: true, body: () => ({ query: '{ devices(first: 500) { nodes { url } } }' }) },
-    { name: `largest page: 500 devices × ${device.length} fields + box`, admitted: true, body: () => ({ query: `{ devices(first: 500) { totalCount nodes { ${device.join(' ')} box { name licenseKey } } } }` }) },
-    { name: 'nodes(ids:) ×500', admitted: true, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id ... on Box { ${box.join(' ')} } } }`, variables: { ids: boxIds.slice(0, 500) } }) },
+    { name: `largest page: 500 devices × ${pageFields.length} fields + box`, admitted: true, body: () => ({ query: `{ devices(first: 500) { totalCount nodes { ${pageFields.join(' ')} box { name licenseKey } } } }` }) },
+    { name: `nodes(ids:) ×500 × ${nodeFields.length} fields`, admitted: true, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Box { ${nodeFields.join(' ')} } } }`, variables: { ids: boxIds.slice(0, 500) } }) },
     { name: 'nodes(ids:) ×501', admitted: false, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, variables: { ids: [...boxIds.slice(0, 500), boxIds[0]] } }) },
     { name: 'nodes(ids:) ×200,000 (the attack)', admitted: false, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, variables: { ids: Array.from({ length: 200_000 }, (_, i) => boxIds[i % boxIds.length]) } }) },
-    { name: 'tokens ×4,999 (unused variables)', admitted: true, body: () => ({ query: `query(${Array.from({ length: 1_248 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }` }) },
-    { name: 'tokens ×5,001', admitted: false, body: () => ({ query: `query(${Array.from({ length: 1_250 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }` }) },
+    { name: 'tokens ×1,997 (unused variables)', admitted: true, body: () => ({ query: `query(${Array.from({ length: 498 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }` }) },
+    { name: 'tokens ×2,005', admitted: false, body: () => ({ query: `query(${Array.from({ length: 500 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }` }) },
     { name: 'document of 64 KiB (a comment)', admitted: true, body: () => ({ query: padTo('{ __typename }', 65_536 - 10) }) },
     { name: 'document of 2 MB (a comment, the attack)', admitted: false, body: () => ({ query: padTo('{ __typename }', 2_000_000) }) },
     { name: 'body of 20 MB (variables)', admitted: false, body: () => JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(20_000_000) } }) },
@@ -168,7 +210,7 @@ function outcome(status: number, text: string): string {
     const body = JSON.parse(text) as { errors?: Array<{ extensions?: { code?: string } }> };
     if (body.errors?.length) return `${status} ${body.errors[0]!.extensions?.code ?? 'error'}`;
   } catch {
-    return `${status} (not JSON)`;
+    return status === 0 ? 'closed while sending' : `${status} (not JSON)`;
   }
   return `${status} data`;
 }
@@ -210,23 +252,24 @@ async function main(): Promise<number> {
     const ids = JSON.parse((await graphql(server.origin, viewer, '{ boxes(first: 500) { nodes { id } } }')).text).data.boxes.nodes.map((n: { id: string }) => n.id) as string[];
 
     const probe = new Probe(server.origin, options.devices);
-    probe.start();
     await sleep(3_000); // the quiet baseline, measured in this run
-    const quietTo = performance.now();
+    await probe.collect();
+    const quietTo = now();
     const quiet = { healthz: probe.quantile(0, quietTo, 'healthz', 0.99), ingest: probe.quantile(0, quietTo, 'ingest', 0.99), worst: probe.worst(0, quietTo) };
 
     const rows: string[][] = [];
-    for (const item of cases(box, device, ids)) {
+    for (const item of cases(box, device, ids, loadConfig({}).graphqlMaxCost)) {
       const payload = item.body();
       const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
       let worstAnswer = 0;
       let answers = new Set<string>();
       let worst = { healthz: 0, ingest: 0 };
       for (let i = 0; i < options.repeat; i++) {
-        const from = performance.now();
-        const answer = await send(server.origin, '/graphql', body, { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${viewer}` }).catch((error: Error) => ({ status: 0, text: error.message, ms: performance.now() - from }));
+        const from = now();
+        const answer = await send(server.origin, '/graphql', body, { 'content-type': 'application/json', accept: 'application/graphql-response+json', authorization: `Bearer ${viewer}` }).catch((error: Error) => ({ status: 0, text: `connection closed: ${error.message}`, ms: now() - from }));
         await sleep(30); // let probes that were waiting behind it finish and be counted
-        const stalled = probe.worst(from, performance.now());
+        await probe.collect();
+        const stalled = probe.worst(from, now());
         worst = { healthz: Math.max(worst.healthz, stalled.healthz), ingest: Math.max(worst.ingest, stalled.ingest) };
         worstAnswer = Math.max(worstAnswer, answer.ms);
         answers.add(outcome(answer.status, answer.text));
@@ -243,7 +286,7 @@ async function main(): Promise<number> {
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
     console.log(`\nConditions: one gateway as npm start runs it (default limits), fresh embedded Postgres, ${options.boxes} boxes × ${options.devices} devices; each request sent ${options.repeat} times in a row;`);
-    console.log(`a probe sends GET /healthz every 5 ms and an ingest report every 20 ms throughout (one of each in flight). Node ${process.version}, ${os.cpus().length} cores.`);
+    console.log(`a probe sends GET /healthz every 5 ms and an ingest report every 20 ms throughout (one of each in flight, from a process of its own). Node ${process.version}, ${os.cpus().length} cores.`);
     console.log(`Quiet baseline (same run, nothing else sent): healthz p99 ${quiet.healthz.toFixed(1)} ms, worst ${quiet.worst.healthz.toFixed(1)} ms; ingest p99 ${quiet.ingest.toFixed(1)} ms, worst ${quiet.worst.ingest.toFixed(1)} ms.\n`);
     console.log(line(header));
     console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
@@ -258,10 +301,14 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`bench:limits failed: ${(error as Error).stack ?? String(error)}\n`);
-    void cleanups.run().finally(() => process.exit(1));
-  },
-);
+if (process.argv[2] !== '--probe') {
+  main().then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`bench:limits failed: ${(error as Error).stack ?? String(error)}\n`);
+      void cleanups.run().finally(() => process.exit(1));
+    },
+  );
+} else {
+  runProbe(process.argv[3]!, Number(process.argv[4]));
+}

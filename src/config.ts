@@ -86,9 +86,9 @@ export interface Config {
   graphqlMaxAliases: number;
   /** Directives in one GraphQL operation. `GRAPHQL_MAX_DIRECTIVES`, default 50. */
   graphqlMaxDirectives: number;
-  /** Lexical tokens in one GraphQL document. `GRAPHQL_MAX_TOKENS`, default 5000. */
+  /** Lexical tokens in one GraphQL document. `GRAPHQL_MAX_TOKENS`, default 2000. */
   graphqlMaxTokens: number;
-  /** Most results one GraphQL operation may ask for (each field 1, times `first`/`last` under lists). `GRAPHQL_MAX_COST`, default 50,000. */
+  /** Most results one GraphQL operation may ask for (each field 1, times `first`/`last` under lists). `GRAPHQL_MAX_COST`, default 10,000. */
   graphqlMaxCost: number;
   /** Answer introspection (`__schema`, `__type`; GraphiQL needs it). `GRAPHQL_INTROSPECTION`, default true. */
   graphqlIntrospection: boolean;
@@ -239,8 +239,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     graphqlMaxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1000),
     graphqlMaxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 100_000),
     graphqlMaxDirectives: integer(env, 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 100_000),
-    graphqlMaxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 5000, 100, 10_000_000),
-    graphqlMaxCost: integer(env, 'GRAPHQL_MAX_COST', 50_000, 1, 1_000_000_000),
+    graphqlMaxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 2000, 100, 10_000_000),
+    graphqlMaxCost: integer(env, 'GRAPHQL_MAX_COST', 10_000, 1, 1_000_000_000),
     graphqlIntrospection: flag(env, 'GRAPHQL_INTROSPECTION', true),
     adminToken: adminToken(env),
     tokenCheckMs: integer(env, 'TOKEN_CHECK_MS', 2000, 10, 600_000),

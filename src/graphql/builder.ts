@@ -7,7 +7,7 @@ import { GraphQLError, type GraphQLSchema } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { roleAllows, type ApiRole } from '../auth/roles';
 import type { GraphQLContext } from './context';
-import { badUserInput } from './errors';
+import { badUserInput, clientError } from './errors';
 import { assertNodeTypename, decodeGlobalId } from './global-id';
 import { MAX_PAGE_SIZE } from './page-size';
 
@@ -44,12 +44,12 @@ const TYPE_SCOPES_MESSAGE = /^Not authorized to read fields for (\w+)$/;
 
 /** FORBIDDEN (or UNAUTHENTICATED) for `subject`, a field (`Box.lastReport`) or a type (`BoxConfigChange`). */
 function refusal(context: GraphQLContext, subject: string, failure: AuthFailure): GraphQLError {
-  if (!context.principal) return new GraphQLError(`${subject} needs an API token.`, { extensions: { code: 'UNAUTHENTICATED' } });
+  if (!context.principal) return clientError(`${subject} needs an API token.`, { code: 'UNAUTHENTICATED' });
   const needed = neededRole(failure);
   const message = needed
     ? `${subject} needs the ${needed} role; token "${context.principal.name}" has ${context.principal.role}.`
     : `Token "${context.principal.name}" may not read ${subject}.`;
-  return new GraphQLError(message, { extensions: { code: 'FORBIDDEN', requiredRole: needed ?? null } });
+  return clientError(message, { code: 'FORBIDDEN', requiredRole: needed ?? null });
 }
 
 /**

@@ -7,7 +7,22 @@ import { GraphQLError } from 'graphql';
  */
 export type ErrorCode = 'BAD_USER_INPUT' | 'INTERNAL_SERVER_ERROR';
 
+/**
+ * An error the client caused and can act on, made without a stack trace: nobody reads one, and a
+ * query may raise hundreds (a forbidden field on each row of a page), each of whose stacks graphql-js
+ * reads when it locates the error: with source maps on, 0.4 ms apiece.
+ */
+export function clientError(message: string, extensions: Record<string, unknown>): GraphQLError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new GraphQLError(message, { extensions });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** An error in the request's arguments: the client can fix it; the message says how. */
 export function badUserInput(message: string, extensions: Record<string, unknown> = {}): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: 'BAD_USER_INPUT', ...extensions } });
+  return clientError(message, { code: 'BAD_USER_INPUT', ...extensions });
 }

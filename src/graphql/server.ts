@@ -60,6 +60,21 @@ function isOriginalGraphQLError(error: unknown): error is GraphQLError {
 }
 
 /**
+ * A field's error as the client sees it, without its stack and cause: yoga copies every error of a
+ * result (and its cause) once more while serializing, each copy capturing a stack, and a page with a
+ * forbidden field on each of 500 rows spent ~0.1 ms an error on that alone.
+ */
+function withoutStack(error: GraphQLError): GraphQLError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new GraphQLError(error.message, { nodes: error.nodes, source: error.source, positions: error.positions, path: error.path, extensions: error.extensions });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
  * Errors a client caused keep their message and get a code; anything else (a database fault, a bug)
  * is logged with its cause and answered as "Unexpected error." with code INTERNAL_SERVER_ERROR.
  */
@@ -108,6 +123,23 @@ function createMaskError(log: Logger, bodyLimit: number, timeoutMs: number) {
     }
     log.error({ err: cause, path: error instanceof GraphQLError ? error.path?.join('.') : undefined }, 'GraphQL resolver failed');
     return yogaMaskError(error, message, false);
+  };
+}
+
+/**
+ * A query's client errors (a forbidden field on each row, bad arguments) are answered without their
+ * stacks and causes: see withoutStack. Anything else is left for maskError to log and mask.
+ */
+function useStacklessClientErrors(): Plugin {
+  return {
+    onExecute() {
+      return {
+        onExecuteDone({ result, setResult }) {
+          if (!('errors' in result) || !result.errors?.some(isOriginalGraphQLError)) return;
+          setResult({ ...result, errors: result.errors.map((error) => (isOriginalGraphQLError(error) && error.path && error.extensions.code ? withoutStack(error) : error)) });
+        },
+      };
+    },
   };
 }
 
@@ -204,6 +236,7 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
         introspection: deps.config.graphqlIntrospection,
       }),
       useVariableCheck(),
+      useStacklessClientErrors(),
       ...(options.responseCache === false ? [] : [responseCache]),
       // Queries only: graphql-jit's compiled subscribe does not pass a subscription field its arguments.
       ...(options.jit === false ? [] : [useGraphQlJit({}, { enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation === 'query' })]),

@@ -455,7 +455,7 @@ export function tokenCount(document: string): number {
   return n;
 }
 
-const MAX_TOKENS = 5000;
+const MAX_TOKENS = 2000;
 const MAX_DOCUMENT_BYTES = 64 * 1024;
 const MAX_BODY_BYTES = 256 * 1024;
 
@@ -521,7 +521,7 @@ export function limitRequest(g: fc.GeneratorValue, fleet: Fleet): OperationReque
       const fragments = Array.from({ length: levels }, (_, i) => `fragment B${i} on Query { ${`...B${i + 1} `.repeat(fanout)}}`);
       const document = `query Bomb { ...B0 }\n${fragments.join('\n')}\nfragment B${levels} on Query { ${leaf} }`;
       const cost = fanout ** levels * leafCost;
-      return { transport: 'operation', document, accept, expect: limitExpectation(document, cost > 50_000, 'COST_LIMIT_EXCEEDED') };
+      return { transport: 'operation', document, accept, expect: limitExpectation(document, cost > 10_000, 'COST_LIMIT_EXCEEDED') };
     }
     case 'fragment-cycle': {
       const shape = pick.one([
@@ -540,7 +540,7 @@ export function limitRequest(g: fc.GeneratorValue, fleet: Fleet): OperationReque
     }
     case 'tokens': {
       const document = pick.one([
-        `{ ${'__typename '.repeat(pick.int(4_990, 5_010))}}`,
+        `{ ${'__typename '.repeat(pick.int(1_990, 2_010))}}`,
         `{ box(licenseKey: "KEPT") { id } ${'# comment\n'.repeat(20_000)}}`,
         `{ nodes(ids: [${'"x", '.repeat(6_000)}]) { id } }`,
         `query(${Array.from({ length: 3_000 }, (_, i) => `$v${i}: Int`).join(', ')}) { __typename }`,

@@ -58,8 +58,10 @@ describe('GraphQL limits', () => {
     await expectRefused(gateway.url, `{ ${'... @include(if: true) { __typename } '.repeat(51)} }`, { message: 'Directives limit of 50 exceeded, found 51.', code: 'TOO_MANY_DIRECTIVES' });
   });
 
-  it('a document of more than 5000 tokens is refused while parsing', async () => {
-    await expectRefused(gateway.url, `{ ${'__typename '.repeat(5000)} }`, { message: 'Token limit of 5000 exceeded.', code: 'TOO_MANY_TOKENS' });
+  it('a document of more than 2000 tokens is refused while parsing', async () => {
+    await expectRefused(gateway.url, `{ ${'__typename '.repeat(2000)} }`, { message: 'Token limit of 2000 exceeded.', code: 'TOO_MANY_TOKENS' });
+    // The attack the limit was set against: 4,990 copies of one field, 25 KB, under the old 5,000 tokens.
+    await expectRefused(gateway.url, `{ currentToken { ${'name '.repeat(4_990)} } }`, { message: 'Token limit of 2000 exceeded.', code: 'TOO_MANY_TOKENS' });
   });
 
   it('a fragment bomb is measured, not expanded, and refused quickly', async () => {
@@ -67,14 +69,14 @@ describe('GraphQL limits', () => {
     const fragments = Array.from({ length: 8 }, (_, i) => `fragment F${i} on Query { ${`...F${i + 1} `.repeat(10)} }`).join('\n');
     const bomb = `query Bomb { ...F0 }\n${fragments}\nfragment F8 on Query { fleetSummary { boxes { total } } }`;
     const started = performance.now();
-    await expectRefused(gateway.url, bomb, { message: 'Query cost limit of 50000 exceeded, found 300000000. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' });
+    await expectRefused(gateway.url, bomb, { message: 'Query cost limit of 10000 exceeded, found 300000000. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' });
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
   it('a cost explosion: 500 boxes × 500 devices', async () => {
     const explosion = `{ boxes(first: 500) { edges { node { devices(first: 500) { edges { node { id name } } } } } } }`;
     await expectRefused(gateway.url, explosion, {
-      message: 'Query cost limit of 50000 exceeded, found 1001501. Ask for fewer items per page (first/last) or fewer nested lists.',
+      message: 'Query cost limit of 10000 exceeded, found 1001501. Ask for fewer items per page (first/last) or fewer nested lists.',
       code: 'COST_LIMIT_EXCEEDED',
     });
     // The same through variables, which yoga's validation cache does not see: a small page passes, a large one does not.
@@ -85,7 +87,7 @@ describe('GraphQL limits', () => {
     await expectRefused(
       gateway.url,
       byVariables,
-      { message: 'Query cost limit of 50000 exceeded, found 751001. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' },
+      { message: 'Query cost limit of 10000 exceeded, found 751001. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' },
       { boxes: 500, devices: 500 },
     );
   });
@@ -132,7 +134,7 @@ describe('GraphQL limits', () => {
 });
 
 describe('limits checked before the work they protect', () => {
-  const REPEATED = `{ currentToken { ${'name '.repeat(4_990)} } }`;
+  const REPEATED = `{ currentToken { ${'name '.repeat(1_990)} } }`;
 
   it('a document over 64 KiB (a comment) is refused before it is parsed', async () => {
     const document = `# ${'x'.repeat(70_000)}\n{ __typename }`;
@@ -175,16 +177,16 @@ describe('limits checked before the work they protect', () => {
     expect((await send(gateway.url, '{ __typename }')).body).toEqual({ data: { __typename: 'Query' } });
   });
 
-  it('4,990 copies of one field are refused before graphql-js compares them pair by pair', async () => {
+  it('1,990 copies of one field (within the tokens) are refused before graphql-js compares them pair by pair', async () => {
     await expectRefused(gateway.url, REPEATED, {
       message: 'Repeated fields limit of 2000 merge checks exceeded. Select each field once per selection set, and spread each fragment once.',
       code: 'TOO_MANY_REPEATED_FIELDS',
     });
     // A comment changed does not make it a new document to validate: it is refused the same way.
     await expectRefused(gateway.url, `# again\n${REPEATED}`, { message: expect.stringContaining('Repeated fields limit') as unknown as string, code: 'TOO_MANY_REPEATED_FIELDS' });
-    // Through fragments: 400 fragments spread side by side, each selecting the same field.
-    const fragments = Array.from({ length: 400 }, (_, i) => `fragment F${i} on ApiToken { name }`).join(' ');
-    const spreads = Array.from({ length: 400 }, (_, i) => `...F${i}`).join(' ');
+    // Through fragments: 150 fragments spread side by side, each selecting the same field.
+    const fragments = Array.from({ length: 150 }, (_, i) => `fragment F${i} on ApiToken { name }`).join(' ');
+    const spreads = Array.from({ length: 150 }, (_, i) => `...F${i}`).join(' ');
     await expectRefused(gateway.url, `{ currentToken { ${spreads} } } ${fragments}`, { message: expect.stringContaining('Repeated fields limit') as unknown as string, code: 'TOO_MANY_REPEATED_FIELDS' });
     // A field repeated a few times, or one fragment spread in two places, is fine.
     const few = await send(gateway.url, `{ currentToken { name name ...T ... on ApiToken { ...T } } } fragment T on ApiToken { name role }`);
@@ -226,7 +228,7 @@ describe('limits checked before the work they protect', () => {
     await expectRefused(
       gateway.url,
       'query N($ids: [ID!]!) { nodes(ids: $ids) { ... on Box { devices(first: 100) { nodes { id } } } } }',
-      { message: 'Query cost limit of 50000 exceeded, found 100501. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' },
+      { message: 'Query cost limit of 10000 exceeded, found 100501. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' },
       { ids: ids(500) },
     );
     expect(operationCost(schema, parse(`{ nodes(ids: ["a", "b", "c"]) { id } }`), undefined)).toBe(1 + 3 * 1);

@@ -11,7 +11,8 @@ const DEVICES_PER_BOX = 22;
 
 let gateway: TestGateway;
 beforeAll(async () => {
-  gateway = await startGateway();
+  // The pages here are the query benchmark's dashboards (50 boxes × 20 devices costs 13,651), above the default cost limit.
+  gateway = await startGateway({ graphqlMaxCost: 50_000 });
   await Promise.all(
     Array.from({ length: BOXES }, (_, b) => {
       const devices = Array.from({ length: DEVICES_PER_BOX }, (_, d) => ({
