@@ -178,8 +178,8 @@ function cases(box: string[], device: string[], boxIds: string[], maxCost: numbe
   const deviceFields = perBox > 0 ? device.slice(0, Math.max(1, Math.floor(room / perBox) - 1)) : [];
   const widest = `{ boxes(first: 500) { nodes { ${boxFields.join(' ')}${perBox > 0 ? ` devices(first: ${perBox}) { nodes { ${deviceFields.join(' ')} } }` : ''} } } }`;
   const widestName = `widest page: 500 boxes × ${boxFields.length} fields${perBox > 0 ? ` × ${perBox} devices × ${deviceFields.length} fields` : ''}`;
-  // The largest pages of devices and of nodes the cost admits: 2 + 500 × (1 + fields + 3) and 1 + 500 × (1 + fields).
-  const pageFields = device.slice(0, Math.floor((maxCost - 2) / 500) - 4);
+  // The largest pages of devices and of nodes the cost admits: 1 + 500 × (totalCount 1 + nodes 1 + fields + box 3) and 1 + 500 × (1 + fields).
+  const pageFields = device.slice(0, Math.floor((maxCost - 1) / 500) - 5);
   const nodeFields = box.slice(0, Math.floor((maxCost - 1) / 500) - 1);
   const padTo = (query: string, bytes: number) => `# ${'x'.repeat(Math.max(0, bytes - query.length - 3))}\n${query}`;
   return [
