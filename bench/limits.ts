@@ -5,7 +5,7 @@
  * ran (the stall it caused to everyone else), beside the probe's latency with nothing else running.
  * The probe runs in a process of its own, so this process's own work on a request does not delay it.
  *
- *   npm run bench:limits -- [--boxes 500] [--devices 16] [--repeat 5]
+ *   [GRAPHQL_MAX_COST=… GRAPHQL_MAX_TOKENS=…] npm run bench:limits -- [--boxes 500] [--devices 16] [--repeat 5]
  *
  * The gateway runs as `npm start` runs it, in a child process with a fresh embedded Postgres, with the
  * default limits (no rate limits: one address sends everything).
@@ -258,7 +258,7 @@ async function main(): Promise<number> {
     const quiet = { healthz: probe.quantile(0, quietTo, 'healthz', 0.99), ingest: probe.quantile(0, quietTo, 'ingest', 0.99), worst: probe.worst(0, quietTo) };
 
     const rows: string[][] = [];
-    for (const item of cases(box, device, ids, loadConfig({}).graphqlMaxCost)) {
+    for (const item of cases(box, device, ids, loadConfig(process.env).graphqlMaxCost)) {
       const payload = item.body();
       const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
       let worstAnswer = 0;
