@@ -8,7 +8,7 @@
  *   [GRAPHQL_MAX_COST=… GRAPHQL_MAX_TOKENS=…] npm run bench:limits -- [--boxes 500] [--devices 16] [--repeat 5]
  *
  * The gateway runs as `npm start` runs it, in a child process with a fresh embedded Postgres, with the
- * default limits (no rate limits: one address sends everything).
+ * limits of this environment (default unless set; no rate limits: one address sends everything).
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -285,7 +285,8 @@ async function main(): Promise<number> {
     const header = ['request (viewer token)', 'limits', 'answer', 'answer ms (worst)', 'healthz ms (worst)', 'ingest ms (worst)'];
     const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     const line = (cells: string[]) => `| ${cells.map((c, i) => (i >= 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(' | ')} |`;
-    console.log(`\nConditions: one gateway as npm start runs it (default limits), fresh embedded Postgres, ${options.boxes} boxes × ${options.devices} devices; each request sent ${options.repeat} times in a row;`);
+    const limits = loadConfig(process.env);
+    console.log(`\nConditions: one gateway as npm start runs it (GRAPHQL_MAX_TOKENS ${limits.graphqlMaxTokens}, GRAPHQL_MAX_COST ${limits.graphqlMaxCost}, other limits as configured), fresh embedded Postgres, ${options.boxes} boxes × ${options.devices} devices; each request sent ${options.repeat} times in a row;`);
     console.log(`a probe sends GET /healthz every 5 ms and an ingest report every 20 ms throughout (one of each in flight, from a process of its own). Node ${process.version}, ${os.cpus().length} cores.`);
     console.log(`Quiet baseline (same run, nothing else sent): healthz p99 ${quiet.healthz.toFixed(1)} ms, worst ${quiet.worst.healthz.toFixed(1)} ms; ingest p99 ${quiet.ingest.toFixed(1)} ms, worst ${quiet.worst.ingest.toFixed(1)} ms.\n`);
     console.log(line(header));
