@@ -181,6 +181,8 @@ function cases(box: string[], device: string[], boxIds: string[], maxCost: numbe
   // The largest pages of devices and of nodes the cost admits: 1 + 500 × (totalCount 1 + nodes 1 + fields + box 3) and 1 + 500 × (1 + fields).
   const pageFields = device.slice(0, Math.floor((maxCost - 1) / 500) - 5);
   const nodeFields = box.slice(0, Math.floor((maxCost - 1) / 500) - 1);
+  /** `n` box ids, repeating the fleet's when it has fewer. */
+  const idList = (n: number) => Array.from({ length: n }, (_, i) => boxIds[i % boxIds.length]);
   const padTo = (query: string, bytes: number) => `# ${'x'.repeat(Math.max(0, bytes - query.length - 3))}\n${query}`;
   return [
     { name: 'baseline { __typename }', admitted: true, body: () => ({ query: '{ __typename }' }) },
@@ -194,9 +196,9 @@ function cases(box: string[], device: string[], boxIds: string[], maxCost: numbe
     { name: 'wide: 500 boxes × 1,900 fields', admitted: false, body: () => ({ query: `{ boxes(first: 500) { nodes { ${repeat('name', 1_900)} } } }` }) },
     { name: 'forbidden field ×500 (500 errors)', admitted: true, body: () => ({ query: '{ devices(first: 500) { nodes { url } } }' }) },
     { name: `largest page: 500 devices × ${pageFields.length} fields + box`, admitted: true, body: () => ({ query: `{ devices(first: 500) { totalCount nodes { ${pageFields.join(' ')} box { name licenseKey } } } }` }) },
-    { name: `nodes(ids:) ×500 × ${nodeFields.length} fields`, admitted: true, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Box { ${nodeFields.join(' ')} } } }`, variables: { ids: boxIds.slice(0, 500) } }) },
-    { name: 'nodes(ids:) ×501', admitted: false, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, variables: { ids: [...boxIds.slice(0, 500), boxIds[0]] } }) },
-    { name: 'nodes(ids:) ×200,000 (the attack)', admitted: false, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, variables: { ids: Array.from({ length: 200_000 }, (_, i) => boxIds[i % boxIds.length]) } }) },
+    { name: `nodes(ids:) ×500 × ${nodeFields.length} fields`, admitted: true, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { ... on Box { ${nodeFields.join(' ')} } } }`, variables: { ids: idList(500) } }) },
+    { name: 'nodes(ids:) ×501', admitted: false, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, variables: { ids: idList(501) } }) },
+    { name: 'nodes(ids:) ×200,000 (the attack)', admitted: false, body: () => ({ query: `query($ids: [ID!]!) { nodes(ids: $ids) { id } }`, variables: { ids: idList(200_000) } }) },
     { name: 'tokens ×1,997 (unused variables)', admitted: true, body: () => ({ query: `query(${Array.from({ length: 498 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }` }) },
     { name: 'tokens ×2,005', admitted: false, body: () => ({ query: `query(${Array.from({ length: 500 }, (_, i) => `$v${i}: Int`).join(' ')}) { __typename }` }) },
     { name: 'document of 64 KiB (a comment)', admitted: true, body: () => ({ query: padTo('{ __typename }', 65_536 - 10) }) },
