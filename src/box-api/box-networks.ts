@@ -136,3 +136,11 @@ export class BoxNetworks {
     return null;
   }
 }
+
+/** What a connection's lookup reports when every address a name resolved to is refused. */
+export class AddressRefusedError extends Error {
+  readonly code = 'EADDRESSREFUSED';
+  constructor(readonly refused: RefusedAddress) {
+    super(refused.message);
+  }
+}

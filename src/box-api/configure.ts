@@ -9,11 +9,10 @@ import {
   formatTarget,
   getConfigs,
   setConfigs,
-  type BadAnswerReason,
   type BoxCallOptions,
   type BoxTarget,
-  type UnreachableReason,
 } from './client';
+import type { BadAnswerReason, BoxAddressRefused, BoxBadAnswer, BoxTimedOut, BoxUnreachable, UnreachableReason } from './box-answer';
 import type { AddressRefusal } from './box-networks';
 import {
   CONFIG_KEY_PATTERN,
@@ -73,19 +72,10 @@ export type ConfigureOutcome =
       readBack: ReadBack | null;
     })
   | (Attempted & { kind: 'rejected'; code: string; message: string; httpStatus: number; keysSent: number; readBack: ReadBack })
-  | (Attempted & { kind: 'unreachable'; reason: UnreachableReason; message: string; requestSent: boolean; target: string; readBack: ReadBack | null })
-  | (Attempted & { kind: 'timed_out'; timeoutMs: number; requestSent: boolean; target: string })
-  | (Attempted & {
-      kind: 'bad_answer';
-      reason: BadAnswerReason;
-      httpStatus: number;
-      message: string;
-      contentType: string | null;
-      bodyBytes: number;
-      target: string;
-      readBack: ReadBack;
-    })
-  | (Attempted & { kind: 'address_refused'; refusal: AddressRefusal; address: string; message: string; target: string })
+  | (Attempted & Omit<BoxUnreachable, 'durationMs'> & { target: string; readBack: ReadBack | null })
+  | (Attempted & Omit<BoxTimedOut, 'durationMs'> & { target: string })
+  | (Attempted & Omit<BoxBadAnswer, 'durationMs'> & { target: string; readBack: ReadBack })
+  | (Attempted & Omit<BoxAddressRefused, 'durationMs'> & { target: string })
   | { kind: 'invalid'; problems: ConfigFieldError[]; change: ConfigChangeRow | null };
 
 export interface ConfigureRequest {

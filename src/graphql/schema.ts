@@ -5,6 +5,8 @@ import './types/box';
 import './types/device';
 import './types/status-event';
 import './types/fleet-summary';
+import './types/box-config-change';
+import './types/box-call-results';
 import './types/box-config';
 import './types/box-admin';
 import './types/live';

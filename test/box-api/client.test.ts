@@ -4,9 +4,8 @@ import {
   formatTarget,
   getConfigs,
   setConfigs,
-  unreachableReason,
-  type BoxCallOutcome,
 } from '../../src/box-api/client';
+import { unreachableReason, type BoxCallOutcome } from '../../src/box-api/box-answer';
 import {
   MEDIA_DEVICE_MONITOR_REPORT_PEROID,
   MEDIA_DEVICE_MONITOR_URL,
