@@ -23,9 +23,9 @@ export interface PoolOptions {
   /** Postgres cancels a statement running longer (57014). Default none. */
   statementTimeoutMs?: number;
   /**
-   * Plan every execution of a prepared statement for its own parameters. Postgres otherwise switches a
-   * statement to one generic plan after five runs, and for a page of boxes by `any($ids)` that plan
-   * took 0.7-0.9 s instead of 0.08 s.
+   * Plan every execution of a prepared statement for its own parameters. Postgres otherwise may switch a
+   * statement to one generic plan after five runs, and for pages of boxes by `any($ids)` that plan was
+   * an order of magnitude slower (measurements in the commit that set this).
    */
   customPlans?: boolean;
 }

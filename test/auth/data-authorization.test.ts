@@ -1,6 +1,5 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log';
+import { capturedLogger } from '../helpers/log-capture';
 import { startFakeBox, type FakeBox } from '../helpers/fake-box';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
@@ -18,13 +17,7 @@ const MONITOR_URL = 'http://gw.example:8080/DeviceStatus?token=abc123';
 /** What leaks a credential if it appears in anything a viewer gets. */
 const SECRETS = [PASSWORD, 's3cret', 'Zebra9', 'abc123', 'admin:', 'root:'];
 
-const lines: string[] = [];
-const sink = new Writable({
-  write(chunk, _encoding, done) {
-    lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    done();
-  },
-});
+const { log, lines } = capturedLogger('trace');
 
 let gateway: TestGateway;
 let box: FakeBox;
@@ -52,7 +45,7 @@ const DEVICES = [
 ];
 
 beforeAll(async () => {
-  gateway = await startGateway({}, undefined, { log: createLogger('trace', sink) });
+  gateway = await startGateway({}, undefined, { log });
   box = await startFakeBox();
   tokens.viewer = (await createToken(gateway.url, 'viewer', 'authz viewer')).token;
   tokens.operator = (await createToken(gateway.url, 'operator', 'authz operator')).token;

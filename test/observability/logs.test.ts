@@ -1,6 +1,5 @@
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { createLogger } from '../../src/log';
+import { capturedLogger } from '../helpers/log-capture';
 import { startFakeBox, type FakeBox } from '../helpers/fake-box';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
@@ -10,18 +9,12 @@ import { createToken, revokeToken } from '../helpers/tokens';
 // Structured logs, at the most talkative level, through everything that handles a secret: API
 // tokens, ingest secrets and licence keys must never appear in them.
 
-const lines: string[] = [];
-const sink = new Writable({
-  write(chunk, _encoding, done) {
-    lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    done();
-  },
-});
+const { log, lines } = capturedLogger('trace');
 let gateway: TestGateway;
 let box: FakeBox;
 
 beforeAll(async () => {
-  gateway = await startGateway({ ingestPolicy: 'token', boxApiTimeoutMs: 1_000 }, undefined, { log: createLogger('trace', sink) });
+  gateway = await startGateway({ ingestPolicy: 'token', boxApiTimeoutMs: 1_000 }, undefined, { log });
   box = await startFakeBox();
 });
 afterAll(async () => {
@@ -69,11 +62,11 @@ it('hold no token, ingest secret or full licence key, whatever happens', async (
 });
 
 it('cut anything shaped like a token to its prefix, and redact credential fields, whoever logs them', () => {
-  const captured: string[] = [];
-  const log = createLogger('info', new Writable({ write: (chunk, _e, done) => (captured.push(chunk.toString()), done()) }));
+  const { log, lines: captured } = capturedLogger('info');
   const token = 'fgt_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcde';
   const secret = 'fgi_ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210_-edcba';
   log.info({ url: `/DeviceStatus/${secret}`, headers: { authorization: `Bearer ${token}` }, connectionParams: { token } }, `asked with ${token}`);
-  const line = JSON.parse(captured.join(''));
+  expect(captured).toHaveLength(1);
+  const line = JSON.parse(captured[0]!);
   expect(line).toMatchObject({ url: '/DeviceStatus/fgi_ZyXw…', headers: { authorization: '[redacted]' }, connectionParams: '[redacted]', msg: 'asked with fgt_AbCd…' });
 });
