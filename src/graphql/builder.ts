@@ -3,7 +3,7 @@ import DataloaderPlugin from '@pothos/plugin-dataloader';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin, { AuthScopeFailureType, type AuthFailure, type AuthScopeMap } from '@pothos/plugin-scope-auth';
-import { GraphQLError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type GraphQLResolveInfo, type GraphQLSchema } from 'graphql';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import { roleAllows, type ApiRole } from '../auth/roles';
 import type { GraphQLContext } from './context';
@@ -43,13 +43,13 @@ function neededRole(failure: AuthFailure): ApiRole | undefined {
 const TYPE_SCOPES_MESSAGE = /^Not authorized to read fields for (\w+)$/;
 
 /** FORBIDDEN (or UNAUTHENTICATED) for `subject`, a field (`Box.lastReport`) or a type (`BoxConfigChange`). */
-function refusal(context: GraphQLContext, subject: string, failure: AuthFailure): GraphQLError {
-  if (!context.principal) return clientError(`${subject} needs an API token.`, { code: 'UNAUTHENTICATED' });
+function refusal(context: GraphQLContext, subject: string, failure: AuthFailure, at?: GraphQLResolveInfo): GraphQLError {
+  if (!context.principal) return clientError(`${subject} needs an API token.`, { code: 'UNAUTHENTICATED' }, at);
   const needed = neededRole(failure);
   const message = needed
     ? `${subject} needs the ${needed} role; token "${context.principal.name}" has ${context.principal.role}.`
     : `Token "${context.principal.name}" may not read ${subject}.`;
-  return clientError(message, { code: 'FORBIDDEN', requiredRole: needed ?? null });
+  return clientError(message, { code: 'FORBIDDEN', requiredRole: needed ?? null }, at);
 }
 
 /**
@@ -86,7 +86,7 @@ export const builder = new SchemaBuilder<SchemaTypes>({
     unauthorizedError: (_parent, context, info, result) => {
       // A type's own scopes are checked on each of its fields, whatever field led to the object: name the type.
       const subject = TYPE_SCOPES_MESSAGE.exec(result.message)?.[1] ?? `${info.parentType.name}.${info.fieldName}`;
-      return refusal(context, subject, result.failure);
+      return refusal(context, subject, result.failure, info);
     },
   },
   // Only the failures a field lists become union members; anything else stays a (masked) GraphQL error.

@@ -65,6 +65,10 @@ function isOriginalGraphQLError(error: unknown): error is GraphQLError {
  * forbidden field on each of 500 rows spent ~0.1 ms an error on that alone.
  */
 function withoutStack(error: GraphQLError): GraphQLError {
+  // A refusal made where it was raised (clientError with its path) is already that error: the
+  // wrapper around it is dropped, nothing new is built.
+  const cause = error.originalError;
+  if (cause instanceof GraphQLError && cause.path && !cause.originalError && cause.message === error.message) return cause;
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
