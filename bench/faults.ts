@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEmbeddedPostgres, type RunningPostgres } from '../src/db/embedded';
-import { formatMs } from '../src/simulator/latency';
+import { formatMs } from '../tools/simulator/latency';
 import { createLogger } from '../src/log';
 import { checkStored, ReportLoad, type AnswerTally, type StoredCheck } from './lib/acknowledged-reports';
 import { Cleanups, UsageError, freePort, numberOption, oneOf, parseCommandLine, settlesWithin, sleep, stderrLine } from './lib/common';

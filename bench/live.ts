@@ -28,8 +28,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { createFleet, type SimulatedBox } from '../src/simulator/fleet';
-import { formatMs, LatencyHistogram, type LatencySummary } from '../src/simulator/latency';
+import { createFleet, type SimulatedBox } from '../tools/simulator/fleet';
+import { formatMs, LatencyHistogram, type LatencySummary } from '../tools/simulator/latency';
 import { Cleanups, UsageError, freePort, numberOption, parseCommandLine, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { BENCH_ADMIN_TOKEN, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 

@@ -2,7 +2,7 @@
 // report they sent, so what the gateway acknowledged can be checked against what Postgres holds.
 import pg from 'pg';
 import { Pool } from 'undici';
-import { createFleet, type DeviceStatusReport, type SimulatedBox } from '../../src/simulator/fleet';
+import { createFleet, type DeviceStatusReport, type SimulatedBox } from '../../tools/simulator/fleet';
 
 /** The answer the README documents for a database outage (with `Retry-After`). */
 export const DATABASE_UNAVAILABLE = {

@@ -1,7 +1,7 @@
 // Cursors of every list: base64url of a JSON array `[scope, ...values]`, opaque to clients. The scope
 // names the list and ordering a cursor was made for, so one of another list or ordering is refused
 // instead of misread. No schema types here: the websocket server can import these without the schema.
-import type { CursorValue } from '../models/sql';
+import type { CursorValue } from '../models/query-parts';
 import { badUserInput } from './errors';
 
 export type CursorValueType = 'int' | 'text' | 'timestamptz';

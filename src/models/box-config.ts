@@ -3,7 +3,8 @@ import { PgDialect } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import type { BoxConfigChange, ConfigOutcome } from '../db/schema';
 import { boxColumns, type BoxRow } from './boxes';
-import { pagePerParentQuery, selectRows, type Ordering, type PageWindow } from './sql';
+import { selectRows } from '../db/sql';
+import { pagePerParentQuery, type Ordering, type PageWindow } from './query-parts';
 import { storableJson, storableText, storableTextOrNull } from './storable-text';
 
 /** One attempt to change a box's settings, as the audit trail keeps it. */

@@ -2,7 +2,8 @@ import { sql, type SQL } from 'drizzle-orm';
 import type pg from 'pg';
 import { redactedSql } from '../auth/url-credentials';
 import type { Box, BoxStatus, ReportFormat } from '../db/schema';
-import { containsText, oneOf, pageQuery, selectRows, textKey, timestampKey, type Ordering, type PageWindow } from './sql';
+import { selectRows } from '../db/sql';
+import { containsText, oneOf, pageQuery, textKey, timestampKey, type Ordering, type PageWindow } from './query-parts';
 
 /** The columns the read API shows of a box (not the raw last report nor the hashes). */
 export type BoxRow = Pick<

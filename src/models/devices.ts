@@ -3,17 +3,8 @@ import type pg from 'pg';
 import { redactedSql } from '../auth/url-credentials';
 import type { Device, DeviceStatus, DeviceType } from '../db/schema';
 import { boxColumns, boxFromJoinedRow, type BoxColumn, type BoxRow } from './boxes';
-import {
-  containsText,
-  oneOf,
-  pagePerParentQuery,
-  pageQuery,
-  selectRows,
-  textKey,
-  timestampKey,
-  type Ordering,
-  type PageWindow,
-} from './sql';
+import { selectRows } from '../db/sql';
+import { containsText, oneOf, pagePerParentQuery, pageQuery, textKey, timestampKey, type Ordering, type PageWindow } from './query-parts';
 
 export type DeviceRow = Pick<
   Device,

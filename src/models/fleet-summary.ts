@@ -10,7 +10,7 @@ import {
   type DeviceType,
   type ReportFormat,
 } from '../db/schema';
-import { selectRows } from './sql';
+import { selectRows } from '../db/sql';
 
 /** Devices by status, for one type or all of them. Removed devices count only under `removed`. */
 export interface DeviceStatusCounts {

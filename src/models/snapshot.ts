@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type pg from 'pg';
-import { selectRows } from './sql';
+import { selectRows } from '../db/sql';
 
 /**
  * The database's transaction snapshot as text (`xmin:xmax:in-progress ids`). It changes whenever a

@@ -3,7 +3,8 @@ import type pg from 'pg';
 import type { BoxRow } from './boxes';
 import type { DeviceRow } from './devices';
 import type { StatusEvent } from '../db/schema';
-import { keysetConditionAt, oneOf, pagePerParentQuery, pageQuery, selectRows, type Ordering, type PageWindow } from './sql';
+import { selectRows } from '../db/sql';
+import { keysetConditionAt, oneOf, pagePerParentQuery, pageQuery, type Ordering, type PageWindow } from './query-parts';
 
 export type StatusEventRow = Pick<StatusEvent, 'id' | 'boxId' | 'deviceId' | 'fromStatus' | 'toStatus' | 'at'> & {
   /** Set on live events: their box and device as read once for all subscribers. */

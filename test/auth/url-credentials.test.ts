@@ -4,7 +4,7 @@ import { inject } from 'vitest';
 import { afterAll, describe, expect, it } from 'vitest';
 import { redactJsonCredentials, redactUrlCredentials, redactedSql } from '../../src/auth/url-credentials';
 import { createLogger } from '../../src/log';
-import { selectRows } from '../../src/models/sql';
+import { selectRows } from '../../src/db/sql';
 
 // The masking of URL credentials, as shown (JavaScript) and as searched and sorted (Postgres): the two
 // must agree character for character, or a search could match what is not shown.

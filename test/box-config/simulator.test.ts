@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { BoxApiServer } from '../../src/simulator/box-api';
-import { createFleet } from '../../src/simulator/fleet';
-import { registerApiPorts, type RegisteredBox } from '../../src/simulator/register';
-import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorTotals } from '../../src/simulator/run';
+import type { BoxApiServer } from '../../tools/simulator/box-api';
+import { createFleet } from '../../tools/simulator/fleet';
+import { registerApiPorts, type RegisteredBox } from '../../tools/simulator/register';
+import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorTotals } from '../../tools/simulator/run';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
 import { BoxConfigQuery, configure } from './operations';

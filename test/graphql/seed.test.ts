@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hasFleet, refreshOnlineBoxes, seedFleet } from '../../src/seed/fleet';
+import { hasFleet, refreshOnlineBoxes, seedFleet } from '../../tools/seed/fleet';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
 import { graphql } from './generated';

@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { getConfigs, GETCONFIGS_PATH, setConfigs, SETCONFIGS_PATH } from '../../src/box-api/client';
-import { startBoxApi, type BoxApiServer } from '../../src/simulator/box-api';
-import { createFleet, type SimulatedBox } from '../../src/simulator/fleet';
-import { runSimulator, SIMULATOR_DEFAULTS } from '../../src/simulator/run';
+import { startBoxApi, type BoxApiServer } from '../../tools/simulator/box-api';
+import { createFleet, type SimulatedBox } from '../../tools/simulator/fleet';
+import { runSimulator, SIMULATOR_DEFAULTS } from '../../tools/simulator/run';
 
 // A simulated box's REST API answers as the vendor documents a box's, and the box obeys it.
 

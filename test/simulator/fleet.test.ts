@@ -6,9 +6,9 @@ import {
   type FleetOptions,
   type NewFormatReport,
   type OldFormatReport,
-} from '../../src/simulator/fleet';
-import { LatencyHistogram } from '../../src/simulator/latency';
-import { PrebuiltReport, ReportStream } from '../../src/simulator/prebuilt';
+} from '../../tools/simulator/fleet';
+import { LatencyHistogram } from '../../tools/simulator/latency';
+import { PrebuiltReport, ReportStream } from '../../tools/simulator/prebuilt';
 
 // Field names exactly as in the vendor's two pages (shared/seeds/000_… newer, 001_… older).
 const NEW_REPORT_FIELDS = ['media_devices', 'mq_license_key'];

@@ -1,8 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFleet } from '../../src/simulator/fleet';
-import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions } from '../../src/simulator/run';
+import { createFleet } from '../../tools/simulator/fleet';
+import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions } from '../../tools/simulator/run';
 
 interface Received {
   at: number;

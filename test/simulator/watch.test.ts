@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatChange, startWatcher, type WatchedChange, type Watcher, type WatchOptions } from '../../src/simulator/watch';
+import { formatChange, startWatcher, type WatchedChange, type Watcher, type WatchOptions } from '../../tools/simulator/watch';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { runScript } from '../helpers/process';
 

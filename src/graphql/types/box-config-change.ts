@@ -1,6 +1,6 @@
 import type { ConfigOutcome } from '../../db/schema';
 import { configChangeOrdering, configChangesByIds, configChangesPagePerBox, countConfigChangesPerBox, type ConfigChangeRow } from '../../models/box-config';
-import { keysetCondition } from '../../models/sql';
+import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { encodeCursor } from '../cursors';

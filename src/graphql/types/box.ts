@@ -12,7 +12,7 @@ import {
   type BoxRow,
   type LastReportRow,
 } from '../../models/boxes';
-import { keysetCondition } from '../../models/sql';
+import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { badUserInput } from '../errors';

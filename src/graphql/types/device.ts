@@ -15,7 +15,7 @@ import {
   type DeviceRow,
   type DeviceSelection,
 } from '../../models/devices';
-import { keysetCondition } from '../../models/sql';
+import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { encodeCursor } from '../cursors';

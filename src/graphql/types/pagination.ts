@@ -1,6 +1,7 @@
 import type { SQL } from 'drizzle-orm';
 import DataLoader from 'dataloader';
-import { queryKey, selectRows, type CursorValue, type PageWindow } from '../../models/sql';
+import { queryKey, selectRows } from '../../db/sql';
+import type { CursorValue, PageWindow } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { decodeCursor, type CursorValueType } from '../cursors';

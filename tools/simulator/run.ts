@@ -1,5 +1,5 @@
 import { Agent } from 'undici';
-import { MEDIA_DEVICE_MONITOR_REPORT_PEROID } from '../box-api/config-keys';
+import { MEDIA_DEVICE_MONITOR_REPORT_PEROID } from '../../src/box-api/config-keys';
 import { startBoxApi, type BoxApiServer } from './box-api';
 import { createFleet, type FleetFormat, type SimulatedBox } from './fleet';
 import { LatencyHistogram, type LatencySummary } from './latency';

@@ -183,7 +183,7 @@ export class SimulatedBox {
   monitorUrl: string;
   /** Port of the box's own REST API, reported as `gateway_port`; the simulator sets the one it listens on. */
   apiPort = BOX_API_PORT;
-  /** The box's other settings, as its REST API lists and sets them (src/simulator/box-api.ts). */
+  /** The box's other settings, as its REST API lists and sets them (tools/simulator/box-api.ts). */
   readonly settings: Record<string, string | number | boolean> = {
     HISTORY_EVENT_UPLOAD_URL: '',
     HISTORY_REPORT_PEROID: 60,

@@ -1,31 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
-import type pg from 'pg';
 
-// Reads are written with drizzle's `sql` template (parameters bound, fragments composable) and run on
-// the pool directly as named statements, so Postgres parses and plans each shape once per connection.
-const dialect = new PgDialect();
-const statementNames = new Map<string, string>();
-/** Shapes beyond this run unnamed; filters combine into far fewer in practice. */
-const MAX_NAMED_STATEMENTS = 2_000;
-
-/** Runs one read and returns its rows. Every GraphQL read goes through here (one call, one statement). */
-export async function selectRows<T>(pool: pg.Pool, query: SQL): Promise<T[]> {
-  const { sql: text, params } = dialect.sqlToQuery(query);
-  let name = statementNames.get(text);
-  if (name === undefined && statementNames.size < MAX_NAMED_STATEMENTS) {
-    name = `fleetgate_read_${statementNames.size + 1}`;
-    statementNames.set(text, name);
-  }
-  const result = await pool.query<T & pg.QueryResultRow>(name ? { name, text, values: params } : { text, values: params });
-  return result.rows;
-}
-
-/** The SQL text and parameters of a query, e.g. as a cache key. */
-export function queryKey(query: SQL): string {
-  const { sql: text, params } = dialect.sqlToQuery(query);
-  return `${text}\u0000${JSON.stringify(params)}`;
-}
+// Filters and keyset pages, as drizzle `sql` fragments that src/db/sql.ts runs.
 
 export function and(conditions: readonly SQL[]): SQL {
   return conditions.length === 0 ? sql`true` : sql.join(conditions as SQL[], sql` and `);

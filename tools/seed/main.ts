@@ -3,10 +3,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config';
-import { createPool, migrateDatabase } from '../db/connection';
-import { startEmbeddedPostgres, type RunningPostgres } from '../db/embedded';
-import { createLogger } from '../log';
+import { ConfigError, loadConfig } from '../../src/config';
+import { createPool, migrateDatabase } from '../../src/db/connection';
+import { startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded';
+import { createLogger } from '../../src/log';
 import { seedFleet } from './fleet';
 import { progressBar } from './progress';
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GETCONFIGS_PATH, SETCONFIGS_PATH } from '../box-api/client';
-import { MEDIA_DEVICE_MONITOR_REPORT_PEROID, MEDIA_DEVICE_MONITOR_URL } from '../box-api/config-keys';
+import { GETCONFIGS_PATH, SETCONFIGS_PATH } from '../../src/box-api/client';
+import { MEDIA_DEVICE_MONITOR_REPORT_PEROID, MEDIA_DEVICE_MONITOR_URL } from '../../src/box-api/config-keys';
 import type { SimulatedBox } from './fleet';
 
 // A simulated box's own REST API, as the vendor documents it (see shared/box-protocol.md): POST JSON
