@@ -27,7 +27,7 @@ export interface VariableDoc {
   secret?: boolean;
 }
 
-/** Every declared variable and its documentation; src/config.ts reads them back in declaration order. */
+/** The documentation of each declared variable, by its schema (src/config.ts reads it back for the manual). */
 export const variableDocs = z.registry<VariableDoc>();
 
 /** A variable's value as a refusal may show it: credentials of a URL masked, a secret not at all. */
