@@ -1,127 +1,169 @@
 import path from 'node:path';
+import { z } from 'zod';
 import { DEFAULT_BOX_NETWORKS, parseNetwork } from './box-api/box-networks';
+import { flag, oneOf, optionalText, text, variableDocs, wholeNumber, type VariableDoc } from './config-variable';
 
-/** Everything the gateway reads from its environment, parsed and checked in one place. */
-export interface Config {
-  /** HTTP port for ingest, GraphQL and websockets. `PORT`, default 4000; 0 picks a free port. */
-  port: number;
-  /** Interface to listen on. `HOST`, default `0.0.0.0` (boxes report over the network). */
-  host: string;
-  /** External Postgres. `DATABASE_URL`; when unset the gateway runs an embedded Postgres. */
-  databaseUrl: string | undefined;
-  /** Data folder of the embedded Postgres. `FLEETGATE_DATA_DIR`, default `./.fleetgate/postgres`. */
-  dataDir: string;
-  /** Port of the embedded Postgres (loopback only). `EMBEDDED_PG_PORT`, default 54320. */
-  embeddedPostgresPort: number;
-  /** Connections for ingest, live events and the offline sweep. `DB_POOL_SIZE`, default 10. */
-  dbPoolSize: number;
-  /**
-   * Connections for GraphQL (queries, mutations, subscriptions' replay): a pool of their own, so no
-   * number of slow queries can hold the connections ingest needs. `DB_API_POOL_SIZE`, default 8.
-   */
-  dbApiPoolSize: number;
-  /** Postgres cancels one GraphQL statement running longer than this. `GRAPHQL_STATEMENT_TIMEOUT_MS`, default 10,000. */
-  graphqlStatementTimeoutMs: number;
-  /** Largest accepted ingest body. `INGEST_MAX_BODY_BYTES`, default 1 MiB. */
-  ingestMaxBodyBytes: number;
-  /** Most devices in one report. `INGEST_MAX_DEVICES`, default 4096. */
-  ingestMaxDevices: number;
-  /** How long the first report of an idle batch waits for company. `INGEST_BATCH_WINDOW_MS`, default 2. */
-  ingestBatchWindowMs: number;
-  /** Most reports in one group-commit transaction. `INGEST_MAX_BATCH`, default 500. */
-  ingestMaxBatch: number;
-  /**
-   * Batches committing at once; the next starts when the previous holds its row locks. `INGEST_PIPELINE`,
-   * default 2: Postgres then spent 31 µs a report instead of 35.5 with 4, and the gateway sustained 6%
-   * more (bench:ingest --only gateway, four alternated runs each): fewer, larger batches, less often
-   * waiting on each other for the history lock.
-   */
-  ingestPipeline: number;
-  /** Take the box address from the left-most `X-Forwarded-For` entry. `TRUST_PROXY`, default false. */
-  trustProxy: boolean;
-  /** pino level. `LOG_LEVEL`, default `info`. */
-  logLevel: string;
-  /** A box is offline after this many report periods without a report. `OFFLINE_PERIODS`, default 3. */
-  offlinePeriods: number;
-  /** ... but never sooner than this. `OFFLINE_MIN_SECONDS`, default 30. */
-  offlineMinSeconds: number;
-  /** Period assumed for a box that reported once and has none configured. `DEFAULT_REPORT_PERIOD_SECONDS`, default 60 (the vendor's). */
-  defaultReportPeriodSeconds: number;
-  /** How often the offline sweep runs (on one replica). `SWEEP_INTERVAL_MS`, default 2000. */
-  sweepIntervalMs: number;
-  /** Safety poll of the event table when no NOTIFY arrives. `EVENT_POLL_INTERVAL_MS`, default 2000. */
-  eventPollIntervalMs: number;
-  /** Events a subscription may have waiting before it is closed as too slow. `SUBSCRIPTION_BUFFER`, default 1000. */
-  subscriptionBuffer: number;
-  /**
-   * The gateway's root URL as boxes reach it, e.g. `https://fleet.example.com` (no trailing slash kept).
-   * pointBoxAtGateway sets a box's MEDIA_DEVICE_MONITOR_URL to it + `/DeviceStatus`. `PUBLIC_URL`; unset:
-   * `http://HOST:PORT` as the gateway listens, where HOST 0.0.0.0 (or ::) means the interface the GraphQL
-   * request came in on, which is not what a box on another network reaches: production sets PUBLIC_URL.
-   */
-  publicUrl: string | undefined;
-  /** Deadline of one call to a box's REST API (connect, request, whole answer). `BOX_API_TIMEOUT_MS`, default 5000. */
-  boxApiTimeoutMs: number;
-  /** Largest /graphql request body (and websocket message), in bytes. `GRAPHQL_MAX_BODY_BYTES`, default 256 KiB. */
-  graphqlMaxBodyBytes: number;
-  /** Largest GraphQL document (the `query` text, comments included), in bytes. `GRAPHQL_MAX_DOCUMENT_BYTES`, default 64 KiB. */
-  graphqlMaxDocumentBytes: number;
-  /**
-   * Checks that repeated fields merge: each pair of same-named fields in one selection set (fragments counted
-   * where spread, and the pairs under them) and each pair of fragments spread together costs one.
-   * `GRAPHQL_MAX_REPEATED_FIELDS`, default 2000.
-   */
-  graphqlMaxRepeatedFields: number;
-  /**
-   * Networks (CIDRs, or single addresses) the gateway may call as boxes, checked on the address
-   * connected to. `BOX_NETWORKS`, comma- or space-separated; default loopback and the private ranges
-   * (`127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7`), so the simulator and the
-   * quick start work: production sets the boxes' own networks. Link-local, unspecified, multicast and
-   * broadcast addresses and this gateway's own ports are refused whatever it says.
-   */
-  boxNetworks: string[];
-  /** Deepest field nesting of a GraphQL operation (fragments add no level). `GRAPHQL_MAX_DEPTH`, default 12. */
-  graphqlMaxDepth: number;
-  /** Aliased fields in one GraphQL operation. `GRAPHQL_MAX_ALIASES`, default 15. */
-  graphqlMaxAliases: number;
-  /** Directives in one GraphQL operation. `GRAPHQL_MAX_DIRECTIVES`, default 50. */
-  graphqlMaxDirectives: number;
-  /** Lexical tokens in one GraphQL document. `GRAPHQL_MAX_TOKENS`, default 2000. */
-  graphqlMaxTokens: number;
-  /** Most results one GraphQL operation may ask for (each field 1, times `first`/`last` under lists). `GRAPHQL_MAX_COST`, default 10,000. */
-  graphqlMaxCost: number;
-  /** Answer introspection (`__schema`, `__type`; GraphiQL needs it). `GRAPHQL_INTROSPECTION`, default true. */
-  graphqlIntrospection: boolean;
-  /**
-   * An admin API token the gateway makes sure exists (for automated deployments; at least 32 characters,
-   * e.g. from `npm run token -- generate`). `ADMIN_TOKEN`; unset: on first start with no token at all, the
-   * gateway creates one admin token and prints it once.
-   */
-  adminToken: string | undefined;
-  /** How often each process asks which of the tokens it holds were revoked. `TOKEN_CHECK_MS`, default 2000. */
-  tokenCheckMs: number;
-  /**
-   * Which reports are accepted. `INGEST_POLICY`, default `open`:
-   * `open` any licence key (a new box is registered by its first report); `registered` only boxes an
-   * operator registered (others get 403); `token` only reports over `/DeviceStatus/<secret>` with the
-   * secret pointBoxAtGateway gave that very box.
-   */
-  ingestPolicy: IngestPolicy;
-  /** Reports per second from one address (0: no limit). `RATE_LIMIT_INGEST_PER_ADDRESS`, default 1000. */
-  rateLimitIngestPerAddress: number;
-  /** Reports per second over one box's ingest secret (0: no limit). `RATE_LIMIT_INGEST_PER_TOKEN`, default 10. */
-  rateLimitIngestPerToken: number;
-  /** GraphQL requests per second per API token (0: no limit). `RATE_LIMIT_GRAPHQL_PER_TOKEN`, default 100. */
-  rateLimitGraphqlPerToken: number;
-  /** GraphQL requests per second per address, with or without a token (0: no limit). `RATE_LIMIT_GRAPHQL_PER_ADDRESS`, default 200. */
-  rateLimitGraphqlPerAddress: number;
-  /** Open websockets per API token (0: no cap). `WS_MAX_CONNECTIONS_PER_TOKEN`, default 100. */
-  wsMaxConnectionsPerToken: number;
-  /** Open websockets per address, before and after authentication (0: no cap). `WS_MAX_CONNECTIONS_PER_ADDRESS`, default 200. */
-  wsMaxConnectionsPerAddress: number;
-  /** Running subscriptions per API token, websocket and SSE together (0: no cap). `MAX_SUBSCRIPTIONS_PER_TOKEN`, default 1000. */
-  maxSubscriptionsPerToken: number;
-}
+// Everything the gateway reads from its environment, declared once: each variable's parser, default,
+// range, unit and line in the manual (`npm run docs:config` writes the README's table from here).
+
+export const INGEST_POLICIES = ['open', 'registered', 'token'] as const;
+export type IngestPolicy = (typeof INGEST_POLICIES)[number];
+
+/** pino's levels; `silent` logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+const httpUrl = z.string().transform((raw, ctx) => {
+  const url = URL.canParse(raw) ? new URL(raw) : undefined;
+  const wrong = !url
+    ? 'not a URL'
+    : url.protocol !== 'http:' && url.protocol !== 'https:'
+      ? `scheme ${url.protocol}`
+      : url.username || url.password
+        ? 'it has credentials'
+        : url.search || url.hash
+          ? 'it has a query or fragment'
+          : undefined;
+  if (wrong || !url) {
+    ctx.issues.push({ code: 'custom', message: wrong ?? 'not a URL', input: raw });
+    return z.NEVER;
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+});
+
+const networkList = z.string().transform((raw, ctx) => {
+  const networks = raw.split(/[\s,]+/).filter((part) => part !== '');
+  for (const network of networks) {
+    try {
+      parseNetwork(network);
+    } catch (error) {
+      ctx.issues.push({ code: 'custom', message: (error as Error).message, input: raw });
+    }
+  }
+  return networks;
+});
+
+const configSchema = z.object({
+  // The server
+  port: wholeNumber({ env: 'PORT', default: 4000, min: 0, max: 65535, about: 'HTTP port for ingest, GraphQL and websockets (`0`: any free port)' }),
+  host: text({ env: 'HOST', type: 'string', default: '0.0.0.0', allowed: 'an address or host name', expected: 'an address', value: z.string().trim(), about: 'interface to listen on (boxes report over the network)' }),
+  // Unset, HOST 0.0.0.0 (or ::) means the interface each GraphQL request came in on, which is not what
+  // a box on another network reaches: production sets it.
+  publicUrl: optionalText({
+    env: 'PUBLIC_URL',
+    type: 'URL',
+    allowed: '`http://…` or `https://…` without credentials, query or fragment',
+    expected: 'an http:// or https:// URL without credentials, query or fragment, e.g. https://fleet.example.com',
+    unsetMeans: 'the address the gateway listens on',
+    value: httpUrl,
+    about: 'the gateway\'s URL as boxes reach it; `pointBoxAtGateway` sets a box\'s monitor URL to it + `/DeviceStatus` (production must set it)',
+  }),
+  trustProxy: flag({ env: 'TRUST_PROXY', default: false, about: 'take a box\'s address from the left-most `X-Forwarded-For` entry (behind a reverse proxy)' }),
+  logLevel: oneOf({ env: 'LOG_LEVEL', values: LOG_LEVELS, default: 'info', about: 'pino level; logs are JSON lines on stdout' }),
+  // The database
+  databaseUrl: optionalText({
+    env: 'DATABASE_URL',
+    type: 'URL',
+    allowed: '`postgres://…` or `postgresql://…`',
+    expected: 'a postgres:// or postgresql:// URL',
+    unsetMeans: 'the embedded Postgres',
+    value: z.string().trim().regex(/^postgres(ql)?:\/\/\S+$/),
+    about: 'external Postgres; unset runs the embedded one',
+  }),
+  dataDir: text({
+    env: 'FLEETGATE_DATA_DIR',
+    type: 'path',
+    default: './.fleetgate/postgres',
+    allowed: 'a folder, relative to the working directory or absolute',
+    expected: 'a folder',
+    value: z.string().transform((folder) => path.resolve(folder)),
+    about: 'data folder of the embedded Postgres',
+  }),
+  embeddedPostgresPort: wholeNumber({ env: 'EMBEDDED_PG_PORT', default: 54320, min: 1, max: 65535, about: 'loopback port of the embedded Postgres' }),
+  dbPoolSize: wholeNumber({ env: 'DB_POOL_SIZE', default: 10, min: 2, max: 1000, unit: 'connections', about: 'database connections per process for ingest, live events, the offline sweep and token checks' }),
+  // A pool of its own, so no number of slow GraphQL queries can hold the connections ingest needs.
+  dbApiPoolSize: wholeNumber({ env: 'DB_API_POOL_SIZE', default: 8, min: 1, max: 1000, unit: 'connections', about: 'database connections per process for GraphQL (queries, mutations, the replay of subscriptions), apart from ingest\'s' }),
+  graphqlStatementTimeoutMs: wholeNumber({ env: 'GRAPHQL_STATEMENT_TIMEOUT_MS', default: 10_000, min: 100, max: 3_600_000, unit: 'ms', about: 'Postgres stops a GraphQL statement running longer; the field gets `QUERY_TIMEOUT`' }),
+  // Reports
+  ingestPolicy: oneOf({
+    env: 'INGEST_POLICY',
+    values: INGEST_POLICIES,
+    default: 'open',
+    about: '`open`: any licence key (a first report registers the box); `registered`: only boxes an operator registered; `token`: only over `/DeviceStatus/<secret>` with that box\'s secret',
+  }),
+  ingestMaxBodyBytes: wholeNumber({ env: 'INGEST_MAX_BODY_BYTES', default: 1024 * 1024, min: 1024, max: 64 * 1024 * 1024, unit: 'bytes', about: 'larger report bodies get 413' }),
+  ingestMaxDevices: wholeNumber({ env: 'INGEST_MAX_DEVICES', default: 4096, min: 1, max: 100_000, unit: 'devices', about: 'reports with more devices get 400' }),
+  ingestBatchWindowMs: wholeNumber({ env: 'INGEST_BATCH_WINDOW_MS', default: 2, min: 0, max: 1000, unit: 'ms', about: 'how long the first report of an idle batch waits for company' }),
+  ingestMaxBatch: wholeNumber({ env: 'INGEST_MAX_BATCH', default: 500, min: 1, max: 10_000, unit: 'reports', about: 'most reports in one batch (one transaction)' }),
+  // 2 rather than more: fewer, larger batches, which wait less on each other for the history lock.
+  ingestPipeline: wholeNumber({ env: 'INGEST_PIPELINE', default: 2, min: 1, max: 64, unit: 'batches', about: 'batches committing at once; the next starts when the previous holds its row locks' }),
+  // Online and offline, live events
+  offlinePeriods: wholeNumber({ env: 'OFFLINE_PERIODS', default: 3, min: 1, max: 1000, unit: 'report periods', about: 'a box is offline after this many report periods without a report ...' }),
+  offlineMinSeconds: wholeNumber({ env: 'OFFLINE_MIN_SECONDS', default: 30, min: 1, max: 86_400, unit: 's', about: '... but never sooner than this' }),
+  defaultReportPeriodSeconds: wholeNumber({ env: 'DEFAULT_REPORT_PERIOD_SECONDS', default: 60, min: 1, max: 86_400, unit: 's', about: 'period assumed before one is configured or observed (the vendor\'s default)' }),
+  sweepIntervalMs: wholeNumber({ env: 'SWEEP_INTERVAL_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'how often the offline sweep runs (on one replica)' }),
+  eventPollIntervalMs: wholeNumber({ env: 'EVENT_POLL_INTERVAL_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'safety read of the event table when no NOTIFY arrives' }),
+  subscriptionBuffer: wholeNumber({ env: 'SUBSCRIPTION_BUFFER', default: 1000, min: 1, max: 1_000_000, unit: 'events', about: 'events a subscription may have waiting before it is closed as too slow' }),
+  // Calls to boxes
+  // Checked on the address actually connected to; link-local, unspecified, multicast and broadcast
+  // addresses and the gateway's own ports are refused whatever this says.
+  boxNetworks: text({
+    env: 'BOX_NETWORKS',
+    type: 'list',
+    default: DEFAULT_BOX_NETWORKS.join(','),
+    allowed: 'CIDRs or addresses, comma- or space-separated',
+    expected: 'a list of networks',
+    value: networkList,
+    about: 'networks the gateway may call as boxes; production sets the boxes\' own, without loopback. Link-local, unspecified, multicast, broadcast and the gateway\'s own ports are refused whatever it says',
+  }),
+  boxApiTimeoutMs: wholeNumber({ env: 'BOX_API_TIMEOUT_MS', default: 5000, min: 1, max: 600_000, unit: 'ms', about: 'deadline of one call to a box\'s REST API (connect, request, whole answer)' }),
+  // API tokens
+  adminToken: optionalText({
+    env: 'ADMIN_TOKEN',
+    type: 'secret',
+    allowed: '32–256 characters without spaces',
+    expected: '32 to 256 characters without spaces',
+    fix: 'make one with `npm run token -- generate`, or unset ADMIN_TOKEN and the first start prints one',
+    unsetMeans: 'the first start prints one',
+    secret: true,
+    value: z.string().min(32).max(256).regex(/^\S+$/),
+    about: 'an admin API token the gateway makes sure exists (for automated deployments)',
+  }),
+  tokenCheckMs: wholeNumber({ env: 'TOKEN_CHECK_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'how often each process asks which of the tokens it holds were revoked' }),
+  // What one GraphQL request may ask
+  graphqlMaxBodyBytes: wholeNumber({ env: 'GRAPHQL_MAX_BODY_BYTES', default: 256 * 1024, min: 1024, max: 64 * 1024 * 1024, unit: 'bytes', about: 'largest `/graphql` request body and websocket message; larger gets `413 REQUEST_ENTITY_TOO_LARGE`' }),
+  graphqlMaxDocumentBytes: wholeNumber({ env: 'GRAPHQL_MAX_DOCUMENT_BYTES', default: 64 * 1024, min: 100, max: 16 * 1024 * 1024, unit: 'bytes', about: 'largest GraphQL document (comments and literals count); larger gets `DOCUMENT_TOO_LARGE`' }),
+  graphqlMaxTokens: wholeNumber({ env: 'GRAPHQL_MAX_TOKENS', default: 2000, min: 100, max: 10_000_000, unit: 'tokens', about: 'lexical tokens per GraphQL document, counted while parsing; more gets `TOO_MANY_TOKENS`' }),
+  graphqlMaxDepth: wholeNumber({ env: 'GRAPHQL_MAX_DEPTH', default: 12, min: 1, max: 1000, unit: 'levels', about: 'deepest field nesting of a GraphQL operation (fragments add no level); deeper gets `QUERY_TOO_DEEP`' }),
+  graphqlMaxAliases: wholeNumber({ env: 'GRAPHQL_MAX_ALIASES', default: 15, min: 0, max: 100_000, unit: 'aliases', about: 'aliased fields per operation; more gets `TOO_MANY_ALIASES`' }),
+  graphqlMaxDirectives: wholeNumber({ env: 'GRAPHQL_MAX_DIRECTIVES', default: 50, min: 0, max: 100_000, unit: 'directives', about: 'directives per operation; more gets `TOO_MANY_DIRECTIVES`' }),
+  graphqlMaxRepeatedFields: wholeNumber({
+    env: 'GRAPHQL_MAX_REPEATED_FIELDS',
+    default: 2000,
+    min: 0,
+    max: 10_000_000,
+    unit: 'checks',
+    about: 'merge checks that repeated fields cost validation (pairs of same-named fields at one place, through fragments too, and the pairs under them); more gets `TOO_MANY_REPEATED_FIELDS`',
+  }),
+  graphqlMaxCost: wholeNumber({
+    env: 'GRAPHQL_MAX_COST',
+    default: 10_000,
+    min: 1,
+    max: 1_000_000_000,
+    about: 'cost of an operation: each field 1, times `first`/`last` (default 50) or the number of `ids` under each list; more gets `COST_LIMIT_EXCEEDED`',
+  }),
+  graphqlIntrospection: flag({ env: 'GRAPHQL_INTROSPECTION', default: true, about: 'answer `__schema`/`__type` (GraphiQL needs it); `false` answers `INTROSPECTION_DISABLED`' }),
+  // Rates and caps (NO_LIMITS_ENV turns them off)
+  rateLimitIngestPerAddress: wholeNumber({ env: 'RATE_LIMIT_INGEST_PER_ADDRESS', default: 1000, min: 0, max: 10_000_000, unit: 'per second', about: 'reports from one address (0: no limit)' }),
+  rateLimitIngestPerToken: wholeNumber({ env: 'RATE_LIMIT_INGEST_PER_TOKEN', default: 10, min: 0, max: 10_000_000, unit: 'per second', about: 'reports over one box\'s ingest secret (0: no limit)' }),
+  rateLimitGraphqlPerToken: wholeNumber({ env: 'RATE_LIMIT_GRAPHQL_PER_TOKEN', default: 100, min: 0, max: 10_000_000, unit: 'per second', about: 'GraphQL requests per API token (0: no limit)' }),
+  rateLimitGraphqlPerAddress: wholeNumber({ env: 'RATE_LIMIT_GRAPHQL_PER_ADDRESS', default: 200, min: 0, max: 10_000_000, unit: 'per second', about: 'GraphQL requests per address, with or without a token (0: no limit)' }),
+  wsMaxConnectionsPerToken: wholeNumber({ env: 'WS_MAX_CONNECTIONS_PER_TOKEN', default: 100, min: 0, max: 10_000_000, unit: 'websockets', about: 'open websockets per API token (0: no cap)' }),
+  wsMaxConnectionsPerAddress: wholeNumber({ env: 'WS_MAX_CONNECTIONS_PER_ADDRESS', default: 200, min: 0, max: 10_000_000, unit: 'websockets', about: 'open websockets per address, before and after authentication (0: no cap)' }),
+  maxSubscriptionsPerToken: wholeNumber({ env: 'MAX_SUBSCRIPTIONS_PER_TOKEN', default: 1000, min: 0, max: 10_000_000, unit: 'subscriptions', about: 'running subscriptions per API token, websocket and SSE together (0: no cap)' }),
+});
+
+/** The gateway's settings, typed from the declarations above. */
+export type Config = z.output<typeof configSchema>;
 
 /**
  * Every rate limit and cap turned off, as environment variables: for benchmarks and tests, whose load
@@ -137,121 +179,23 @@ export const NO_LIMITS_ENV: Readonly<Record<string, string>> = {
   MAX_SUBSCRIPTIONS_PER_TOKEN: '0',
 };
 
-export const INGEST_POLICIES = ['open', 'registered', 'token'] as const;
-export type IngestPolicy = (typeof INGEST_POLICIES)[number];
+/** Bad settings, all of them at once, one line each: what was given, what is allowed, what to do. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(problems.length === 1 ? problems[0] : `${problems.length} settings are wrong:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+  }
+}
 
-export class ConfigError extends Error {}
+/** The declared variables in their order, with what the manual says about each. */
+export function configVariables(): VariableDoc[] {
+  return Object.values(configSchema.shape).map((schema) => variableDocs.get(schema)!);
+}
 
 type Env = Record<string, string | undefined>;
 
-function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${name}=${raw} is not a whole number from ${min} to ${max}; fix or unset it.`);
-  }
-  return value;
-}
-
-function flag(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name]?.toLowerCase();
-  if (raw === undefined || raw === '') return fallback;
-  if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-  if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-  throw new ConfigError(`${name}=${env[name]} is not a boolean; use true or false.`);
-}
-
-function ingestPolicy(env: Env): IngestPolicy {
-  const raw = (env.INGEST_POLICY || 'open').toLowerCase();
-  if (!(INGEST_POLICIES as readonly string[]).includes(raw)) {
-    throw new ConfigError(`INGEST_POLICY=${env.INGEST_POLICY} is not one of ${INGEST_POLICIES.join(', ')}.`);
-  }
-  return raw as IngestPolicy;
-}
-
-function adminToken(env: Env): string | undefined {
-  const raw = env.ADMIN_TOKEN;
-  if (raw === undefined || raw === '') return undefined;
-  if (raw.length < 32 || raw.length > 256 || /\s/.test(raw)) {
-    throw new ConfigError('ADMIN_TOKEN must be 32 to 256 characters without spaces; make one with `npm run token -- generate`.');
-  }
-  return raw;
-}
-
-function boxNetworks(env: Env): string[] {
-  const raw = env.BOX_NETWORKS?.trim();
-  if (raw === undefined || raw === '') return [...DEFAULT_BOX_NETWORKS];
-  const networks = raw.split(/[\s,]+/).filter((part) => part !== '');
-  for (const network of networks) {
-    try {
-      parseNetwork(network);
-    } catch (error) {
-      throw new ConfigError(`BOX_NETWORKS: ${(error as Error).message}`);
-    }
-  }
-  return networks;
-}
-
-function publicUrl(env: Env): string | undefined {
-  const raw = env.PUBLIC_URL;
-  if (raw === undefined || raw === '') return undefined;
-  const parsed = URL.canParse(raw) ? new URL(raw) : undefined;
-  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') || parsed.username || parsed.password || parsed.search || parsed.hash) {
-    throw new ConfigError(`PUBLIC_URL=${raw} is not an http:// or https:// URL without credentials, query or fragment, e.g. https://fleet.example.com.`);
-  }
-  return `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
-}
-
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {
-  const databaseUrl = env.DATABASE_URL || undefined;
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError('DATABASE_URL must start with postgres:// or postgresql://; unset it to use the embedded Postgres.');
-  }
-  return {
-    port: integer(env, 'PORT', 4000, 0, 65535),
-    host: env.HOST || '0.0.0.0',
-    databaseUrl,
-    dataDir: path.resolve(env.FLEETGATE_DATA_DIR || '.fleetgate/postgres'),
-    embeddedPostgresPort: integer(env, 'EMBEDDED_PG_PORT', 54320, 1, 65535),
-    dbPoolSize: integer(env, 'DB_POOL_SIZE', 10, 2, 1000),
-    dbApiPoolSize: integer(env, 'DB_API_POOL_SIZE', 8, 1, 1000),
-    graphqlStatementTimeoutMs: integer(env, 'GRAPHQL_STATEMENT_TIMEOUT_MS', 10_000, 100, 3_600_000),
-    ingestMaxBodyBytes: integer(env, 'INGEST_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
-    ingestMaxDevices: integer(env, 'INGEST_MAX_DEVICES', 4096, 1, 100_000),
-    ingestBatchWindowMs: integer(env, 'INGEST_BATCH_WINDOW_MS', 2, 0, 1000),
-    ingestMaxBatch: integer(env, 'INGEST_MAX_BATCH', 500, 1, 10_000),
-    ingestPipeline: integer(env, 'INGEST_PIPELINE', 2, 1, 64),
-    trustProxy: flag(env, 'TRUST_PROXY', false),
-    logLevel: env.LOG_LEVEL || 'info',
-    offlinePeriods: integer(env, 'OFFLINE_PERIODS', 3, 1, 1000),
-    offlineMinSeconds: integer(env, 'OFFLINE_MIN_SECONDS', 30, 1, 86_400),
-    defaultReportPeriodSeconds: integer(env, 'DEFAULT_REPORT_PERIOD_SECONDS', 60, 1, 86_400),
-    sweepIntervalMs: integer(env, 'SWEEP_INTERVAL_MS', 2000, 10, 600_000),
-    eventPollIntervalMs: integer(env, 'EVENT_POLL_INTERVAL_MS', 2000, 10, 600_000),
-    subscriptionBuffer: integer(env, 'SUBSCRIPTION_BUFFER', 1000, 1, 1_000_000),
-    publicUrl: publicUrl(env),
-    boxApiTimeoutMs: integer(env, 'BOX_API_TIMEOUT_MS', 5000, 1, 600_000),
-    graphqlMaxBodyBytes: integer(env, 'GRAPHQL_MAX_BODY_BYTES', 256 * 1024, 1024, 64 * 1024 * 1024),
-    graphqlMaxDocumentBytes: integer(env, 'GRAPHQL_MAX_DOCUMENT_BYTES', 64 * 1024, 100, 16 * 1024 * 1024),
-    graphqlMaxRepeatedFields: integer(env, 'GRAPHQL_MAX_REPEATED_FIELDS', 2000, 0, 10_000_000),
-    boxNetworks: boxNetworks(env),
-    graphqlMaxDepth: integer(env, 'GRAPHQL_MAX_DEPTH', 12, 1, 1000),
-    graphqlMaxAliases: integer(env, 'GRAPHQL_MAX_ALIASES', 15, 0, 100_000),
-    graphqlMaxDirectives: integer(env, 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 100_000),
-    graphqlMaxTokens: integer(env, 'GRAPHQL_MAX_TOKENS', 2000, 100, 10_000_000),
-    graphqlMaxCost: integer(env, 'GRAPHQL_MAX_COST', 10_000, 1, 1_000_000_000),
-    graphqlIntrospection: flag(env, 'GRAPHQL_INTROSPECTION', true),
-    adminToken: adminToken(env),
-    tokenCheckMs: integer(env, 'TOKEN_CHECK_MS', 2000, 10, 600_000),
-    ingestPolicy: ingestPolicy(env),
-    rateLimitIngestPerAddress: integer(env, 'RATE_LIMIT_INGEST_PER_ADDRESS', 1000, 0, 10_000_000),
-    rateLimitIngestPerToken: integer(env, 'RATE_LIMIT_INGEST_PER_TOKEN', 10, 0, 10_000_000),
-    rateLimitGraphqlPerToken: integer(env, 'RATE_LIMIT_GRAPHQL_PER_TOKEN', 100, 0, 10_000_000),
-    rateLimitGraphqlPerAddress: integer(env, 'RATE_LIMIT_GRAPHQL_PER_ADDRESS', 200, 0, 10_000_000),
-    wsMaxConnectionsPerToken: integer(env, 'WS_MAX_CONNECTIONS_PER_TOKEN', 100, 0, 10_000_000),
-    wsMaxConnectionsPerAddress: integer(env, 'WS_MAX_CONNECTIONS_PER_ADDRESS', 200, 0, 10_000_000),
-    maxSubscriptionsPerToken: integer(env, 'MAX_SUBSCRIPTIONS_PER_TOKEN', 1000, 0, 10_000_000),
-    ...overrides,
-  };
+  const input = Object.fromEntries(Object.entries(configSchema.shape).map(([key, schema]) => [key, env[variableDocs.get(schema)!.env]]));
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((issue) => issue.message));
+  return { ...parsed.data, ...overrides };
 }

@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { ConfigError, loadConfig } from '../config';
+import { ConfigError, loadConfig, type Config } from '../config';
+import { maskCredentials } from '../config-variable';
 import { createPool, migrateDatabase } from '../db/connection';
 import { livePostmasterPort, startEmbeddedPostgres, type RunningPostgres } from '../db/embedded';
+import { sql, selectRows } from '../db/sql';
 import { createLogger } from '../log';
 import { API_ROLES, type ApiRole } from './roles';
 import { API_TOKEN_PREFIX, createApiToken, generateSecret, listApiTokens, revokeApiToken, TokenInputError } from './tokens';
@@ -18,13 +21,28 @@ const USAGE = `Usage: npm run token -- <command>
   revoke ID                                         revoke a token (its id from list)
   generate                                          print a fresh secret for ADMIN_TOKEN (touches no database)
 
-Uses DATABASE_URL, or else the embedded Postgres in FLEETGATE_DATA_DIR (default ./.fleetgate/postgres).`;
+Uses DATABASE_URL, or else the embedded Postgres in FLEETGATE_DATA_DIR (default ./.fleetgate/postgres,
+from the folder the command runs in).`;
+
+const POINT_IT =
+  'Run the command in the folder the gateway runs in, or point it at the gateway\'s database: FLEETGATE_DATA_DIR=<its data folder> for the embedded Postgres, DATABASE_URL=postgres://… for an external one.';
 
 class UsageError extends Error {}
+/** The database the command would use is not a gateway's (exit status 1). */
+class NoDatabaseError extends Error {}
 
-async function openDatabase(): Promise<{ pool: pg.Pool; close: () => Promise<void> }> {
-  const config = loadConfig();
-  const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+/** Where the command reads and writes tokens, as the operator can check it. */
+function databasePlace(config: Config): string {
+  return config.databaseUrl ? `DATABASE_URL ${maskCredentials(config.databaseUrl)}` : `the embedded Postgres in ${config.dataDir}`;
+}
+
+/**
+ * The gateway's database. A read or a revocation never makes one: an empty embedded data folder, or
+ * a database without fleetgate's tables, is reported instead of created (the usual mistake is the folder).
+ */
+async function openDatabase(config: Config, mayCreate: boolean): Promise<{ pool: pg.Pool; close: () => Promise<void> }> {
+  const log = createLogger(config.logLevel);
+  const place = databasePlace(config);
   let postgres: RunningPostgres | undefined;
   let url = config.databaseUrl;
   if (!url) {
@@ -32,21 +50,35 @@ async function openDatabase(): Promise<{ pool: pg.Pool; close: () => Promise<voi
     if (runningPort !== undefined) {
       // A gateway is running on this data folder: use its server, and leave it running.
       url = `postgres://fleetgate:fleetgate@127.0.0.1:${runningPort}/postgres`;
+    } else if (!existsSync(path.join(config.dataDir, 'PG_VERSION'))) {
+      if (!mayCreate) throw new NoDatabaseError(`There is no gateway database in ${config.dataDir} (FLEETGATE_DATA_DIR): no gateway has run with it. ${POINT_IT}`);
+      console.error(`There is no database in ${config.dataDir} yet: creating one (a gateway started with this FLEETGATE_DATA_DIR uses it)...`);
     } else {
       console.error(`Starting the embedded Postgres in ${path.relative(process.cwd(), config.dataDir) || '.'} for this command...`);
+    }
+    if (!url) {
       postgres = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log });
       url = postgres.url;
     }
   }
   const pool = createPool(url, 2, log);
-  await migrateDatabase(pool, log);
-  return {
-    pool,
-    async close() {
-      await pool.end();
-      await postgres?.stop();
-    },
+  const close = async () => {
+    await pool.end();
+    await postgres?.stop();
   };
+  try {
+    if (!mayCreate && !(await hasTokenTable(pool))) throw new NoDatabaseError(`${place} holds no fleetgate tables. ${POINT_IT}`);
+    await migrateDatabase(pool, log);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { pool, close };
+}
+
+async function hasTokenTable(pool: pg.Pool): Promise<boolean> {
+  const [row] = await selectRows<{ exists: boolean }>(pool, sql`select to_regclass('api_tokens') is not null as "exists"`);
+  return row?.exists === true;
 }
 
 function role(value: string | undefined): ApiRole {
@@ -75,7 +107,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'revoke' && !(Number.isInteger(id) && id! > 0)) throw new UsageError('revoke needs the token id from `npm run token -- list`.');
   const createRole = command === 'create' ? role(values.role) : undefined;
 
-  const db = await openDatabase();
+  // The CLI logs only warnings unless LOG_LEVEL asks for more (its output is the commands' own).
+  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env });
+  const db = await openDatabase(config, command === 'create');
   try {
     if (command === 'create') {
       const { token, row } = await createApiToken(db.pool, { name: values.name!, role: createRole!, createdBy: 'npm run token' });
@@ -83,7 +117,13 @@ async function main(argv: string[]): Promise<number> {
       console.log(token);
     } else if (command === 'list') {
       const rows = await listApiTokens(db.pool, { includeRevoked: values.all });
-      if (rows.length === 0) console.log('No tokens.');
+      const place = databasePlace(config);
+      if (rows.length === 0) {
+        console.log(`No tokens in ${place}${values.all ? '' : ' (--all lists revoked ones too)'}.`);
+        console.error(`Not the gateway's database? ${POINT_IT}`);
+      } else {
+        console.error(`Tokens in ${place}:`);
+      }
       for (const row of rows) {
         const state = row.revokedAt ? `revoked ${row.revokedAt.toISOString()}` : `last used ${row.lastUsedAt?.toISOString() ?? 'never'}`;
         console.log(`#${row.id}\t${row.prefix}…\t${row.role}\t${row.name}\t${state}`);
@@ -91,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
     } else {
       const row = await revokeApiToken(db.pool, id!, 'npm run token');
       if (!row) {
-        console.error(`There is no token #${id}; see \`npm run token -- list --all\`.`);
+        console.error(`There is no token #${id} in ${databasePlace(config)}; see \`npm run token -- list --all\`.`);
         return 1;
       }
       console.log(`Revoked token #${row.id} "${row.name}"; gateways refuse it within seconds.`);
@@ -108,6 +148,9 @@ try {
   if (error instanceof UsageError || error instanceof ConfigError || error instanceof TokenInputError) {
     console.error(`${error.message}\n\n${USAGE}`);
     process.exitCode = 2;
+  } else if (error instanceof NoDatabaseError) {
+    console.error(error.message);
+    process.exitCode = 1;
   } else {
     console.error(`token: ${error instanceof Error ? error.message : String(error)}`);
     process.exitCode = 1;

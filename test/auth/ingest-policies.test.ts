@@ -185,9 +185,11 @@ describe('configuration', () => {
     const { ConfigError, loadConfig } = await import('../../src/config');
     expect(loadConfig({}).ingestPolicy).toBe('open');
     expect(loadConfig({ INGEST_POLICY: 'TOKEN' }).ingestPolicy).toBe('token');
-    expect(() => loadConfig({ INGEST_POLICY: 'closed' })).toThrow(new ConfigError('INGEST_POLICY=closed is not one of open, registered, token.'));
+    expect(() => loadConfig({ INGEST_POLICY: 'closed' })).toThrow(
+      'INGEST_POLICY="closed" is not one of open, registered, token; set one of them, or unset INGEST_POLICY for the default open.',
+    );
     expect(() => loadConfig({ ADMIN_TOKEN: 'short' })).toThrow(
-      new ConfigError('ADMIN_TOKEN must be 32 to 256 characters without spaces; make one with `npm run token -- generate`.'),
+      'ADMIN_TOKEN (5 characters, not shown) is not 32 to 256 characters without spaces; make one with `npm run token -- generate`, or unset ADMIN_TOKEN and the first start prints one.',
     );
     expect(loadConfig({}).rateLimitGraphqlPerToken).toBe(100);
     expect(loadConfig({ RATE_LIMIT_GRAPHQL_PER_TOKEN: '0' }).rateLimitGraphqlPerToken).toBe(0);

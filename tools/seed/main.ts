@@ -66,7 +66,8 @@ const options = {
 
 let config;
 try {
-  config = loadConfig();
+  // Quiet unless LOG_LEVEL asks for more: the seed prints its own progress.
+  config = loadConfig({ LOG_LEVEL: 'warn', ...process.env });
 } catch (error) {
   if (error instanceof ConfigError) {
     console.error(`seed: ${error.message}`);
@@ -74,7 +75,7 @@ try {
   }
   throw error;
 }
-const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+const log = createLogger(config.logLevel);
 let postgres: RunningPostgres | undefined;
 let url = config.databaseUrl;
 if (!url) {
