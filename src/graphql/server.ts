@@ -8,6 +8,7 @@ import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
 import { useAuthentication } from './auth';
 import { useRequestChecks } from './request-checks';
+import { useSingleConnectionSSE } from './sse-single-connection';
 import { GRAPHIQL_OPTIONS } from './graphiql/options';
 import { renderGraphiQLPage } from './graphiql/page';
 import { createGraphQLContext, createGraphQLShared, type GraphQLContext, type GraphQLDeps } from './context';
@@ -219,6 +220,8 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
         log,
       }),
       useRequestChecks(),
+      // graphql-sse's single connection mode (yoga itself serves the distinct connections mode).
+      useSingleConnectionSSE({ streamsPerToken: deps.config.wsMaxConnectionsPerToken, maxBodyBytes: deps.config.graphqlMaxBodyBytes }),
       // Then, so an operation over a limit is answered before anything else runs (or a cache is consulted).
       ...useGraphQLLimits({
         maxDocumentBytes: deps.config.graphqlMaxDocumentBytes,
