@@ -106,7 +106,7 @@ export function useSingleConnectionSSE(options: SingleConnectionOptions): Plugin
           return await sse.onRequest!(payload);
         } catch (error) {
           if (!(error instanceof GraphQLError)) throw error;
-          return endResponse(Response.json({ errors: [error.toJSON()] }, { status: 400, headers: { 'content-type': 'application/json; charset=utf-8' } }));
+          return endResponse(new fetchAPI.Response(JSON.stringify({ errors: [error.toJSON()] }), { status: 400, headers: { 'content-type': 'application/json; charset=utf-8' } }));
         }
       };
       // graphql-sse reads the body itself, past yoga's limit and request checks: both are made here.
