@@ -8,6 +8,9 @@ import { isDatabaseUnavailable } from '../db/connection';
 import type { Logger } from '../log';
 import { useAuthentication } from './auth';
 import { useRequestChecks } from './request-checks';
+import { useSingleConnectionSSE } from './sse-single-connection';
+import { GRAPHIQL_OPTIONS } from './graphiql/options';
+import { renderGraphiQLPage } from './graphiql/page';
 import { createGraphQLContext, createGraphQLShared, type GraphQLContext, type GraphQLDeps } from './context';
 import { useGraphQLLimits } from './limits';
 import { useSnapshotResponseCache } from './response-cache';
@@ -31,19 +34,6 @@ export interface GraphQLServerOptions {
 }
 
 export type GraphQLServer = YogaServerInstance<{ req: IncomingMessage; res: ServerResponse }, GraphQLContext>;
-
-const EXAMPLE_QUERY = `# Offline devices, longest offline first, with their boxes.
-query OfflineDevices {
-  devices(first: 20, filter: { status: OFFLINE }, orderBy: { field: STATUS_SINCE, direction: ASC }) {
-    totalCount
-    edges {
-      node { name ip type statusSince box { licenseKey name lastReportAt } }
-    }
-    pageInfo { hasNextPage endCursor }
-  }
-  fleetSummary { boxes { total online offline } devices { total online offline unknown removed } }
-}
-`;
 
 /** Postgres errors that mean an argument held a value it cannot take, and what to tell the client. */
 const UNUSABLE_VALUE: Record<string, string> = {
@@ -214,7 +204,9 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
     multipart: false,
     // Counted while the body is read (and refused from Content-Length alone when it says more).
     maxRequestBodySize: deps.config.graphqlMaxBodyBytes,
-    graphiql: { title: 'fleetgate', defaultQuery: EXAMPLE_QUERY },
+    // GraphiQL from the npm package (no CDN), with the example query and the token's place in Headers.
+    graphiql: GRAPHIQL_OPTIONS,
+    renderGraphiQL: renderGraphiQLPage,
     maskedErrors: { maskError: createMaskError(log, deps.config.graphqlMaxBodyBytes, deps.config.graphqlStatementTimeoutMs) },
     logging: yogaLogger(log),
     context: (initial) => createGraphQLContext(contextDeps, initial as Parameters<typeof createGraphQLContext>[1]),
@@ -228,6 +220,8 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
         log,
       }),
       useRequestChecks(),
+      // graphql-sse's single connection mode (yoga itself serves the distinct connections mode).
+      useSingleConnectionSSE({ streamsPerToken: deps.config.wsMaxConnectionsPerToken, maxBodyBytes: deps.config.graphqlMaxBodyBytes }),
       // Then, so an operation over a limit is answered before anything else runs (or a cache is consulted).
       ...useGraphQLLimits({
         maxDocumentBytes: deps.config.graphqlMaxDocumentBytes,
