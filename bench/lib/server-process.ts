@@ -34,8 +34,8 @@ export interface ServerProcess {
 }
 
 /**
- * Runs `entry` (a TypeScript file) with node and the flags `npm start` gives the gateway (the bare
- * baseline gets them too: same runtime for both); `nodeArgs` go after those (e.g. --cpu-prof).
+ * Runs `entry` (a TypeScript file, from source) with node and the flags production gives the gateway
+ * (the bare baseline gets them too: same runtime for both); `nodeArgs` go after those (e.g. --cpu-prof).
  */
 export function startServer(label: string, entry: string, env: NodeJS.ProcessEnv, port: number, nodeArgs: string[] = []): ServerProcess {
   // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the server itself.

@@ -17,7 +17,10 @@ export interface GatewayProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `src/main.ts` as `npm start` does, in its own process, and waits until it listens. */
+/**
+ * Runs the gateway in its own process and waits until it listens: from source (no build before the
+ * tests), with the node flags production runs with. test/build/ checks the built one.
+ */
 export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_000): Promise<GatewayProcess> {
   // An admin token for the helpers (env may bring its own, or ADMIN_TOKEN: '' for the first-start one).
   const token = env.ADMIN_TOKEN ?? newAdminToken();
@@ -47,7 +50,7 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_0
   return { child, url, token, output: () => output, exited };
 }
 
-/** Runs a script the way npm does (node with tsx), and returns its exit code and output. */
+/** Runs a TypeScript script from source (node with tsx), and returns its exit code and output. */
 export function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
