@@ -27,10 +27,7 @@ interface Run {
   exited: Promise<number | null>;
 }
 
-/**
- * Runs a command in its own process group (npm starts a shell, which starts node), so that a signal
- * reaches all of them and none is left behind.
- */
+/** Runs a command in its own process group (npm and the node it starts), so that none is left behind. */
 function runInGroup(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Run {
   const child = spawn(command, args, { cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   groups.push(child);
