@@ -8,8 +8,9 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
-    // One real Postgres for the whole run; each test file gets its own database cloned from a migrated template.
-    globalSetup: ['test/helpers/global-postgres.ts'],
+    // One real Postgres for the whole run (each test file gets its own database cloned from a migrated
+    // template), and one build of the gateway, which the tests that spawn it run.
+    globalSetup: ['test/helpers/global-postgres.ts', 'test/helpers/global-build.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -24,7 +24,7 @@ import { createLogger } from '../src/log';
 import { fleetSize, hasFleet, refreshOnlineBoxes, seedFleet } from '../tools/seed/fleet';
 import { progressBar } from '../tools/seed/progress';
 import { freePort, postmasterPid } from './lib/common';
-import { BENCH_ADMIN_TOKEN, BENCH_GATEWAY_ENV } from './lib/server-process';
+import { BENCH_ADMIN_TOKEN, BENCH_GATEWAY_ENV, entryArgs } from './lib/server-process';
 import { GATEWAY_NODE_FLAGS } from '../src/node-flags';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -364,10 +364,10 @@ async function main() {
     await pool.end();
     await embedded?.stop();
 
-    // 2. The gateway, in its own process, as `npm start` runs it.
+    // 2. The gateway, in its own process, as `npm start` runs it (built).
     const port = await freePort();
     let output = '';
-    gateway = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...options.gatewayNodeArgs, '--import', 'tsx', 'src/main.ts'], {
+    gateway = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...options.gatewayNodeArgs, ...entryArgs('src/main.ts')], {
       cwd: ROOT,
       env: {
         ...process.env,

@@ -1,6 +1,7 @@
 import { buildApp } from './app';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './log';
+import { GATEWAY_NODE_FLAGS } from './node-flags';
 
 let config;
 try {
@@ -14,6 +15,10 @@ try {
 }
 
 const log = createLogger(config.logLevel);
+// Only node's command line can set these, so a hand-written service unit may leave them out: say so.
+const nodeOptions = (process.env.NODE_OPTIONS ?? '').split(/\s+/);
+const missingFlags = GATEWAY_NODE_FLAGS.filter((flag) => !process.execArgv.includes(flag) && !nodeOptions.includes(flag));
+if (missingFlags.length > 0) log.warn({ missing: missingFlags }, 'node was started without the flags `npm run start:production` gives; ingest is slower');
 const app = buildApp(config, log);
 let stopping = false;
 

@@ -1,5 +1,5 @@
 // A server under test in its own process, as the benchmarks start and stop it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,13 +33,26 @@ export interface ServerProcess {
   exited: Promise<void>;
 }
 
+let built = false;
+
 /**
- * Runs `entry` (a TypeScript file) with node and the flags `npm start` gives the gateway (the bare
+ * What node runs for `entry`: the gateway (src/main.ts) as production runs it, built by `npm run build`
+ * (once per benchmark process); any other TypeScript file (the bare baseline, a variant of the gateway)
+ * from source, with tsx (`node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches it).
+ */
+export function entryArgs(entry: string): string[] {
+  if (entry !== 'src/main.ts') return ['--import', 'tsx', entry];
+  if (!built) execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  built = true;
+  return ['dist/main.js'];
+}
+
+/**
+ * Runs `entry` (see entryArgs) with node and the flags production gives the gateway (the bare
  * baseline gets them too: same runtime for both); `nodeArgs` go after those (e.g. --cpu-prof).
  */
 export function startServer(label: string, entry: string, env: NodeJS.ProcessEnv, port: number, nodeArgs: string[] = []): ServerProcess {
-  // `node --import tsx` rather than the tsx CLI: one process, so SIGTERM reaches the server itself.
-  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...nodeArgs, '--import', 'tsx', entry], { cwd: ROOT, env: { ...BENCH_GATEWAY_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...nodeArgs, ...entryArgs(entry)], { cwd: ROOT, env: { ...BENCH_GATEWAY_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const server: ServerProcess = {
     label,
     child,

@@ -1,5 +1,6 @@
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -8,7 +9,22 @@ import * as schema from './schema';
 
 export type Db = NodePgDatabase<typeof schema>;
 
-export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../drizzle');
+export const MIGRATIONS_FOLDER = projectFolder('drizzle');
+
+/**
+ * A folder at the project's root, found upward from this module: the module is src/db/connection.ts
+ * when run from source and dist/main.js (or dist/token.js) once built, so no fixed `../..` fits both.
+ */
+function projectFolder(name: string): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, name);
+    if (existsSync(candidate)) return candidate;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no ${name}/ folder above ${fileURLToPath(import.meta.url)}: it ships beside dist/ (package.json "files")`);
+    dir = parent;
+  }
+}
 
 /** Advisory lock key taken while migrating, so replicas starting together migrate once. */
 const MIGRATION_LOCK = 0x666c_6774; // "flgt"

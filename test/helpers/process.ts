@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inject } from 'vitest';
 import { NO_LIMITS_ENV } from '../../src/config';
 import { GATEWAY_NODE_FLAGS } from '../../src/node-flags';
 import { newAdminToken, rememberToken } from './auth';
@@ -17,11 +18,14 @@ export interface GatewayProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `src/main.ts` as `npm start` does, in its own process, and waits until it listens. */
+/**
+ * Runs the gateway in its own process as production does (the run's build, with the node flags
+ * production gives it) and waits until it listens.
+ */
 export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_000): Promise<GatewayProcess> {
   // An admin token for the helpers (env may bring its own, or ADMIN_TOKEN: '' for the first-start one).
   const token = env.ADMIN_TOKEN ?? newAdminToken();
-  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, '--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, path.join(inject('gatewayBuild'), 'main.js')], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', HOST: '127.0.0.1', ADMIN_TOKEN: token, ...NO_LIMITS_ENV, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,7 +51,7 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 60_0
   return { child, url, token, output: () => output, exited };
 }
 
-/** Runs a script the way npm does (node with tsx), and returns its exit code and output. */
+/** Runs a TypeScript script from source (node with tsx), and returns its exit code and output. */
 export function runScript(script: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
