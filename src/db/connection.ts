@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../log';
 import * as schema from './schema';
+import { run, sql } from './sql';
 
 export type Db = NodePgDatabase<typeof schema>;
 
@@ -57,12 +58,12 @@ export function createDb(pool: pg.Pool): Db {
 export async function migrateDatabase(pool: pg.Pool, log: Logger): Promise<void> {
   const client = await pool.connect();
   try {
-    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await run(client, sql`select pg_advisory_lock(${MIGRATION_LOCK})`);
     const started = Date.now();
     await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER });
     log.info({ ms: Date.now() - started }, 'database migrations applied');
   } finally {
-    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    await run(client, sql`select pg_advisory_unlock(${MIGRATION_LOCK})`).catch(() => {});
     client.release();
   }
 }
