@@ -1,6 +1,7 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { isIPv6 } from 'node:net';
-import { readsCredentials, redactUrlCredentials } from '../../auth/url-credentials';
+import { readsCredentials } from '../../auth/roles';
+import { redactUrlCredentials } from '../../redaction/url-credentials';
 import { DEFAULT_BOX_API_PORT } from '../../box-api/client';
 import { MEDIA_DEVICE_MONITOR_URL, type ConfigFieldError } from '../../box-api/config-keys';
 import { configureBox, readBoxConfig, type BoxConfigDeps } from '../../box-api/configure';
