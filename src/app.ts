@@ -147,7 +147,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       statementTimeoutMs: config.graphqlStatementTimeoutMs,
       customPlans: true,
     });
-    const yoga = createGraphQLServer({ db, pool: apiPool, log, config, events, authenticator, ingestTrust, boxNetworks }, { plugins: [metrics.graphqlPlugin] });
+    const yoga = createGraphQLServer(
+      { pool: apiPool, log, config, events, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks },
+      { plugins: [metrics.graphqlPlugin] },
+    );
     const readiness = createReadinessCheck(pool);
 
     // Timeouts are checked every second (Node's default: every 30 s, which would triple them).
