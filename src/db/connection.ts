@@ -1,13 +1,10 @@
-import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../log';
-import * as schema from './schema';
 import { run, sql } from './sql';
-
-export type Db = NodePgDatabase<typeof schema>;
 
 export const MIGRATIONS_FOLDER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../drizzle');
 
@@ -48,10 +45,6 @@ export function createPool(url: string, max: number, log: Logger, options: PoolO
   // an unhandled 'error' event. The query under way fails on its own; its caller answers 503.
   pool.on('connect', (client) => client.on('error', (error) => log.warn({ err: error.message }, 'database connection lost')));
   return pool;
-}
-
-export function createDb(pool: pg.Pool): Db {
-  return drizzle(pool, { schema });
 }
 
 /** Applies the drizzle-kit migrations in drizzle/ under an advisory lock. */
