@@ -1,23 +1,23 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { Authenticator } from './auth/authenticator';
+import { Cap, RateLimit } from './auth/rate-limits';
+import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
 import { BoxNetworks } from './box-api/box-networks';
 import type { Config } from './config';
-import { createDb, createPool, migrateDatabase, type Db } from './db/connection';
+import { createPool, migrateDatabase } from './db/connection';
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
 import { createGraphQLServer } from './graphql/server';
+import { attachWebSocketTransport, type WebSocketTransport } from './graphql/websocket';
 import { createIngestHandler, matchIngestPath } from './ingest/http';
 import { IngestTrust } from './ingest/trust';
 import { ReportWriter } from './ingest/writer';
 import { EventHub } from './live/event-hub';
-import type { RecordedEvent } from './live/events-table';
 import { OfflineSweeper } from './live/offline-sweeper';
-import { attachWebSocketTransport, type WebSocketTransport } from './live/websocket';
 import { createLogger, type Logger } from './log';
+import { createProbeEndpoints } from './observability/endpoints';
 import { createReadinessCheck } from './observability/health';
-import { Authenticator } from './auth/authenticator';
-import { Cap, RateLimit } from './auth/rate-limits';
-import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
 import { createMetrics } from './observability/metrics';
 
 export interface App {
@@ -28,7 +28,6 @@ export interface App {
   /** `http://host:port` once started. */
   readonly url: string;
   readonly databaseUrl: string;
-  readonly db: Db;
   /** Ingest, live events, the offline sweep, token checks. */
   readonly pool: pg.Pool;
   /** GraphQL's own connections (see DB_API_POOL_SIZE). */
@@ -68,7 +67,6 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let pool: pg.Pool | undefined;
   /** GraphQL's own connections (DB_API_POOL_SIZE): slow queries wait for these, never for ingest's. */
   let apiPool: pg.Pool | undefined;
-  let db: Db | undefined;
   let writer: ReportWriter | undefined;
   let events: EventHub | undefined;
   let sweeper: OfflineSweeper | undefined;
@@ -98,7 +96,6 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     ownPorts.add(databasePort(databaseUrl));
     if (!config.databaseUrl) ownPorts.add(config.embeddedPostgresPort);
     pool = createPool(databaseUrl, config.dbPoolSize, log);
-    db = createDb(pool);
     await migrateDatabase(pool, log);
     bootstrap = await bootstrapAdminToken(pool, config.adminToken);
     authenticator = new Authenticator(pool, log.child({ part: 'auth' }), { checkMs: config.tokenCheckMs });
@@ -108,12 +105,11 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       perAddress: config.rateLimitIngestPerAddress,
       perToken: config.rateLimitIngestPerToken,
     });
-    events = new EventHub(databaseUrl, pool, db, log, { pollIntervalMs: config.eventPollIntervalMs });
-    await events.start();
-    // Events committed here are read at once; other replicas learn of them by NOTIFY.
-    const committed = (recorded: RecordedEvent[]) => {
-      if (recorded.length > 0) events!.committed(recorded[recorded.length - 1]!.id);
-    };
+    // A report's way to a subscriber: ingest's writer commits it with its status events, which
+    // go to this process's hub at once (`published`) and to every other replica's by NOTIFY; the
+    // hub hands them to the subscriptions of graphql/types/live.ts.
+    const hub = (events = new EventHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
+    await hub.start();
     sweeper = new OfflineSweeper(
       databaseUrl,
       log,
@@ -123,16 +119,15 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
         minSeconds: config.offlineMinSeconds,
         defaultPeriodSeconds: config.defaultReportPeriodSeconds,
       },
-      committed,
+      hub.published,
     );
     sweeper.start();
-    const hub = events;
     const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
     writer = new ReportWriter(
       pool,
       log,
       { windowMs: config.ingestBatchWindowMs, maxItems: config.ingestMaxBatch, maxInFlight: config.ingestPipeline },
-      committed,
+      hub.published,
       (size) => metrics.batchCommitted(size),
     );
     const ingest = createIngestHandler(
@@ -147,8 +142,11 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       statementTimeoutMs: config.graphqlStatementTimeoutMs,
       customPlans: true,
     });
-    const yoga = createGraphQLServer({ db, pool: apiPool, log, config, events, authenticator, ingestTrust, boxNetworks }, { plugins: [metrics.graphqlPlugin] });
-    const readiness = createReadinessCheck(pool);
+    const yoga = createGraphQLServer(
+      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks },
+      { plugins: [metrics.graphqlPlugin] },
+    );
+    const probes = createProbeEndpoints(metrics, createReadinessCheck(pool), log);
 
     // Timeouts are checked every second (Node's default: every 30 s, which would triple them).
     server = createServer({ connectionsCheckingInterval: 1_000 }, (req: IncomingMessage, res: ServerResponse) => {
@@ -162,30 +160,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       const pathname = query === -1 ? target : target.slice(0, query);
       const ingestPath = matchIngestPath(pathname);
       if (ingestPath) return void ingest(req, res, ingestPath.secret);
-      if (pathname === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return void res.end('{"status":"ok"}');
-      }
-      if (pathname === '/metrics') {
-        return void metrics.render().then(
-          ({ contentType, body }) => {
-            res.writeHead(200, { 'content-type': contentType });
-            res.end(body);
-          },
-          (error: unknown) => {
-            log.error({ err: error }, 'metrics failed');
-            res.writeHead(500, { 'content-type': 'text/plain' });
-            res.end('metrics failed');
-          },
-        );
-      }
-      if (pathname === '/readyz') {
-        return void readiness().then((answer) => {
-          res.writeHead(answer.status === 'ready' ? 200 : 503, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-          res.end(JSON.stringify(answer));
-        });
-      }
       if (pathname === '/graphql') return void yoga(req, res);
+      if (probes(pathname, res)) return;
       notFound(res);
     });
     server.keepAliveTimeout = 65_000; // longer than typical box and load-balancer idle timeouts
@@ -250,10 +226,6 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     },
     get databaseUrl() {
       return databaseUrl;
-    },
-    get db() {
-      if (!db) throw new Error('app not started');
-      return db;
     },
     get pool() {
       if (!pool) throw new Error('app not started');

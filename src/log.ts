@@ -1,5 +1,5 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { redactLogLine } from './auth/url-credentials';
+import { redactLogLine } from './redaction/url-credentials';
 
 export type { Logger };
 

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { run, sql } from '../db/sql';
 import type { Logger } from '../log';
 import type { Principal } from './roles';
 import { lookupApiToken } from './tokens';
@@ -105,15 +106,16 @@ export class Authenticator {
     this.used.clear();
     try {
       if (known.size > 0) {
-        const { rows } = await this.pool.query<{ id: number }>({
-          name: 'fleetgate_auth_revoked',
-          text: 'select id from unnest($1::int[]) as k(id) where not exists (select 1 from api_tokens t where t.id = k.id and t.revoked_at is null)',
-          values: [[...known]],
-        });
+        const { rows } = await run<{ id: number }>(
+          this.pool,
+          sql`select id from unnest(${sql.param([...known])}::int[]) as k(id)
+              where not exists (select 1 from api_tokens t where t.id = k.id and t.revoked_at is null)`,
+          'fleetgate_auth_revoked',
+        );
         for (const { id } of rows) this.revoked(id);
       }
       if (touched.length > 0) {
-        await this.pool.query({ name: 'fleetgate_auth_used', text: 'update api_tokens set last_used_at = now() where id = any($1::int[])', values: [touched] });
+        await run(this.pool, sql`update api_tokens set last_used_at = now() where id = any(${sql.param(touched)}::int[])`, 'fleetgate_auth_used');
         for (const id of touched) this.lastUseWritten.set(id, now);
       }
     } catch (error) {

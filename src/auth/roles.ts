@@ -23,3 +23,8 @@ export interface Principal {
 export function actorName(principal: Principal): string {
   return `${principal.name} (token #${principal.tokenId})`;
 }
+
+/** Whether `principal` may read camera URLs and what holds them unmasked: operators and admins. */
+export function readsCredentials(principal: Principal | undefined): boolean {
+  return principal !== undefined && roleAllows(principal.role, 'operator');
+}

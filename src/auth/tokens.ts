@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
+import { run, sql, type Queryable } from '../db/sql';
 import type { ApiRole, Principal } from './roles';
 
 // API tokens: `fgt_` + 43 base64url characters (256 random bits). Only their SHA-256 is stored; a
@@ -43,8 +44,8 @@ export interface ApiTokenRow {
   revokedBy: string | null;
 }
 
-const COLUMNS = `id, name, role, prefix, created_at as "createdAt", created_by as "createdBy",
-  last_used_at as "lastUsedAt", revoked_at as "revokedAt", revoked_by as "revokedBy"`;
+const COLUMNS = sql.raw(`id, name, role, prefix, created_at as "createdAt", created_by as "createdBy",
+  last_used_at as "lastUsedAt", revoked_at as "revokedAt", revoked_by as "revokedBy"`);
 
 export class TokenInputError extends Error {
   constructor(
@@ -65,46 +66,46 @@ export function checkTokenName(name: string): string {
 
 /** Creates a token; the secret is returned here and nowhere else. */
 export async function createApiToken(
-  db: pg.Pool | pg.ClientBase,
+  db: Queryable,
   input: { name: string; role: ApiRole; createdBy: string | null; secret?: string },
 ): Promise<{ token: string; row: ApiTokenRow }> {
   const token = input.secret ?? generateSecret(API_TOKEN_PREFIX);
-  const { rows } = await db.query<ApiTokenRow>(
-    `insert into api_tokens (name, role, token_hash, prefix, created_by) values ($1, $2, $3, $4, $5) returning ${COLUMNS}`,
-    [checkTokenName(input.name), input.role, hashSecret(token), displayPrefix(token), input.createdBy],
+  const { rows } = await run<ApiTokenRow>(
+    db,
+    sql`insert into api_tokens (name, role, token_hash, prefix, created_by)
+        values (${checkTokenName(input.name)}, ${input.role}, ${hashSecret(token)}, ${displayPrefix(token)}, ${input.createdBy})
+        returning ${COLUMNS}`,
   );
   return { token, row: rows[0]! };
 }
 
 export async function listApiTokens(db: pg.Pool, { includeRevoked = false } = {}): Promise<ApiTokenRow[]> {
-  const { rows } = await db.query<ApiTokenRow>(
-    `select ${COLUMNS} from api_tokens ${includeRevoked ? '' : 'where revoked_at is null'} order by id`,
-  );
+  const { rows } = await run<ApiTokenRow>(db, sql`select ${COLUMNS} from api_tokens ${includeRevoked ? sql`` : sql`where revoked_at is null`} order by id`);
   return rows;
 }
 
 export async function findApiToken(db: pg.Pool, id: number): Promise<ApiTokenRow | undefined> {
-  const { rows } = await db.query<ApiTokenRow>(`select ${COLUMNS} from api_tokens where id = $1`, [id]);
+  const { rows } = await run<ApiTokenRow>(db, sql`select ${COLUMNS} from api_tokens where id = ${id}`);
   return rows[0];
 }
 
 /** Revokes a token (kept, for the audit trail). Revoking it again changes nothing. */
 export async function revokeApiToken(db: pg.Pool, id: number, revokedBy: string | null): Promise<ApiTokenRow | undefined> {
-  const { rows } = await db.query<ApiTokenRow>(
-    `update api_tokens set revoked_at = coalesce(revoked_at, now()), revoked_by = coalesce(revoked_by, $2)
-     where id = $1 returning ${COLUMNS}`,
-    [id, revokedBy],
+  const { rows } = await run<ApiTokenRow>(
+    db,
+    sql`update api_tokens set revoked_at = coalesce(revoked_at, now()), revoked_by = coalesce(revoked_by, ${revokedBy})
+        where id = ${id} returning ${COLUMNS}`,
   );
   return rows[0];
 }
 
 /** The live token with this secret, or undefined. */
 export async function lookupApiToken(db: pg.Pool, token: string): Promise<Principal | undefined> {
-  const { rows } = await db.query<{ id: number; name: string; role: ApiRole; prefix: string }>({
-    name: 'fleetgate_auth_token',
-    text: 'select id, name, role, prefix from api_tokens where token_hash = $1 and revoked_at is null',
-    values: [hashSecret(token)],
-  });
+  const { rows } = await run<{ id: number; name: string; role: ApiRole; prefix: string }>(
+    db,
+    sql`select id, name, role, prefix from api_tokens where token_hash = ${hashSecret(token)} and revoked_at is null`,
+    'fleetgate_auth_token',
+  );
   const row = rows[0];
   return row && { tokenId: row.id, name: row.name, role: row.role, prefix: row.prefix };
 }
@@ -127,19 +128,19 @@ export type BootstrapOutcome =
 export async function bootstrapAdminToken(pool: pg.Pool, configured: string | undefined): Promise<BootstrapOutcome> {
   const client = await pool.connect();
   try {
-    await client.query('select pg_advisory_lock($1)', [BOOTSTRAP_LOCK]);
+    await run(client, sql`select pg_advisory_lock(${BOOTSTRAP_LOCK})`);
     if (configured !== undefined) {
-      const { rows } = await client.query<ApiTokenRow>(`select ${COLUMNS} from api_tokens where token_hash = $1`, [hashSecret(configured)]);
+      const { rows } = await run<ApiTokenRow>(client, sql`select ${COLUMNS} from api_tokens where token_hash = ${hashSecret(configured)}`);
       if (rows[0]) return { kind: 'configured', row: rows[0] };
       const { row } = await createApiToken(client, { name: 'ADMIN_TOKEN', role: 'admin', createdBy: 'ADMIN_TOKEN', secret: configured });
       return { kind: 'configured', row };
     }
-    const { rowCount } = await client.query('select 1 from api_tokens limit 1');
+    const { rowCount } = await run(client, sql`select 1 from api_tokens limit 1`);
     if (rowCount) return { kind: 'none' };
     const { token, row } = await createApiToken(client, { name: 'first admin', role: 'admin', createdBy: 'first start' });
     return { kind: 'created', token, row };
   } finally {
-    await client.query('select pg_advisory_unlock($1)', [BOOTSTRAP_LOCK]).catch(() => {});
+    await run(client, sql`select pg_advisory_unlock(${BOOTSTRAP_LOCK})`).catch(() => {});
     client.release();
   }
 }

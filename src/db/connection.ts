@@ -1,13 +1,11 @@
-import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Logger } from '../log';
-import * as schema from './schema';
-
-export type Db = NodePgDatabase<typeof schema>;
+import { run, sql } from './sql';
 
 export const MIGRATIONS_FOLDER = projectFolder('drizzle');
 
@@ -65,20 +63,16 @@ export function createPool(url: string, max: number, log: Logger, options: PoolO
   return pool;
 }
 
-export function createDb(pool: pg.Pool): Db {
-  return drizzle(pool, { schema });
-}
-
 /** Applies the drizzle-kit migrations in drizzle/ under an advisory lock. */
 export async function migrateDatabase(pool: pg.Pool, log: Logger): Promise<void> {
   const client = await pool.connect();
   try {
-    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await run(client, sql`select pg_advisory_lock(${MIGRATION_LOCK})`);
     const started = Date.now();
     await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_FOLDER });
     log.info({ ms: Date.now() - started }, 'database migrations applied');
   } finally {
-    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    await run(client, sql`select pg_advisory_unlock(${MIGRATION_LOCK})`).catch(() => {});
     client.release();
   }
 }

@@ -1,5 +1,5 @@
-import { sql, type SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
+import { getTableColumns, sql, type SQL } from 'drizzle-orm';
+import { PgDialect, type PgTable } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 
 // The one way fleetgate writes SQL: drizzle's `sql` template (values become bound parameters,
@@ -60,6 +60,14 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
   } finally {
     client.release();
   }
+}
+
+/** Every column of `table` under its drizzle field name (`license_key as "licenseKey"`): a row as drizzle types it. */
+export function fieldsOf(table: PgTable): SQL {
+  return sql.join(
+    Object.entries(getTableColumns(table)).map(([field, column]) => sql`${sql.identifier(column.name)} as ${sql.identifier(field)}`),
+    sql`, `,
+  );
 }
 
 export { sql, type SQL };

@@ -7,8 +7,6 @@ import { actorName, type Principal } from '../auth/roles';
 import type { BoxNetworks } from '../box-api/box-networks';
 import { SerialQueue } from '../box-api/serial-queue';
 import type { Config } from '../config';
-import type { Db } from '../db/connection';
-import type { IngestTrust } from '../ingest/trust';
 import type { EventHub } from '../live/event-hub';
 import type { Logger } from '../log';
 import { CountCache } from '../models/count-cache';
@@ -16,15 +14,18 @@ import { principalOfRequest } from './auth';
 
 /** What the GraphQL layer takes from the app. */
 export interface GraphQLDeps {
-  db: Db;
+  /** GraphQL's own connections (DB_API_POOL_SIZE): slow queries wait for these, never for ingest's. */
   pool: pg.Pool;
   log: Logger;
   config: Config;
   /** This process's feed of committed status events, for subscriptions. */
   events: EventHub;
   authenticator: Authenticator;
-  /** Ingest secrets this process knows; pointBoxAtGateway makes it forget them after a change. */
-  ingestTrust: IngestTrust;
+  /**
+   * Box ingest secrets changed (pointBoxAtGateway rotated one, removeBox removed a box): ingest reads
+   * their owners again instead of trusting what it read before. Other replicas re-read within seconds.
+   */
+  ingestSecretsChanged: () => void;
   /** Addresses a call to a box may connect to (BOX_NETWORKS, less this gateway's own ports). */
   boxNetworks: BoxNetworks;
 }
@@ -64,7 +65,6 @@ export function createGraphQLShared(deps: GraphQLDeps, options: { countCacheTtlM
 export interface GraphQLContext {
   /** The HTTP request (for a websocket operation: the upgrade request). */
   request: Request;
-  db: Db;
   pool: pg.Pool;
   log: Logger;
   config: Config;
@@ -94,7 +94,7 @@ export interface GraphQLContext {
   /** Who is asking, for the audit trail: the token's name and id. Null without a token. */
   actor: string | null;
   authenticator: Authenticator;
-  ingestTrust: IngestTrust;
+  ingestSecretsChanged: () => void;
   /** Running subscriptions per token (websocket and SSE together). */
   subscriptionCap: Cap;
   boxCalls: SerialQueue<number>;
@@ -114,7 +114,6 @@ export function createGraphQLContext(
     request: initial.request,
     events: deps.events,
     closeTransport: initial.closeTransport,
-    db: deps.db,
     pool: deps.pool,
     log: deps.log,
     config: deps.config,
@@ -126,7 +125,7 @@ export function createGraphQLContext(
     principal,
     actor: principal ? actorName(principal) : null,
     authenticator: deps.authenticator,
-    ingestTrust: deps.ingestTrust,
+    ingestSecretsChanged: deps.ingestSecretsChanged,
     subscriptionCap: deps.subscriptionCap,
     boxCalls: deps.boxCalls,
     boxNetworks: deps.boxNetworks,

@@ -1,7 +1,6 @@
-import { inArray } from 'drizzle-orm';
 import pg from 'pg';
-import type { Db } from '../db/connection';
 import { boxes, devices, type Box, type Device } from '../db/schema';
+import { fieldsOf, run, selectRows, sql } from '../db/sql';
 import type { Logger } from '../log';
 import { EVENTS_CHANNEL, type RecordedEvent } from './events-table';
 
@@ -31,9 +30,15 @@ interface Subscriber {
   push(event: LiveEvent): void;
 }
 
-const SELECT_AFTER = `
-  select id, box_id, device_id, from_status, to_status, at from status_events
-  where id > $1 order by id limit $2`;
+/** A status event row as read from the table (snake_case, as `statusEventsBetween` returns them too). */
+export interface StatusEventRecord {
+  id: number;
+  box_id: number;
+  device_id: number | null;
+  from_status: string | null;
+  to_status: string;
+  at: Date;
+}
 
 /**
  * One per gateway process. Listens on Postgres for "events committed up to id N", reads the new
@@ -61,7 +66,6 @@ export class EventHub {
   constructor(
     private readonly databaseUrl: string,
     private readonly pool: pg.Pool,
-    private readonly db: Db,
     private readonly log: Logger,
     options: EventHubOptions = {},
   ) {
@@ -80,8 +84,8 @@ export class EventHub {
 
   async start(): Promise<void> {
     this.stopped = false;
-    const { rows } = await this.pool.query('select coalesce(max(id), 0) as id from status_events');
-    this.delivered = rows[0].id;
+    const { rows } = await run<{ id: number }>(this.pool, sql`select coalesce(max(id), 0) as id from status_events`);
+    this.delivered = rows[0]!.id;
     this.committedUpTo = this.delivered;
     await this.listen();
     this.poll = setInterval(() => this.catchUp(), this.pollIntervalMs);
@@ -95,10 +99,13 @@ export class EventHub {
     this.listener = undefined;
   }
 
-  /** Another part of this process committed events up to `id`; read them without waiting for NOTIFY. */
-  committed(id: number): void {
-    this.known(id);
-  }
+  /**
+   * Events this process just committed (ingest's writer, the offline sweep): they are read at once,
+   * without waiting for NOTIFY, which tells the other replicas. Bound, so it can be handed over as is.
+   */
+  readonly published = (recorded: readonly RecordedEvent[]): void => {
+    if (recorded.length > 0) this.known(recorded[recorded.length - 1]!.id);
+  };
 
   /** Events up to `id` are committed. With nobody listening here they need not be read at all. */
   private known(id: number): void {
@@ -207,7 +214,7 @@ export class EventHub {
     });
     client.on('end', () => this.reconnect(client));
     await client.connect();
-    await client.query(`listen ${EVENTS_CHANNEL}`);
+    await run(client, sql`listen ${sql.identifier(EVENTS_CHANNEL)}`);
     this.listener = client;
     this.reconnectDelayMs = 250;
   }
@@ -232,13 +239,15 @@ export class EventHub {
   }
 
   /** Status event rows (snake_case, as selected) with their device and box; rows of deleted boxes are dropped. */
-  async withDetails(rows: Array<{ id: number; box_id: number; device_id: number | null; from_status: string | null; to_status: string; at: Date }>): Promise<LiveEvent[]> {
+  async withDetails(rows: readonly StatusEventRecord[]): Promise<LiveEvent[]> {
     if (rows.length === 0) return [];
     const deviceIds = [...new Set(rows.map((r) => r.device_id).filter((id): id is number => id !== null))];
     const boxIds = [...new Set(rows.map((r) => r.box_id))];
     const [deviceRows, boxRows] = await Promise.all([
-      deviceIds.length ? this.db.select().from(devices).where(inArray(devices.id, deviceIds)) : Promise.resolve([]),
-      this.db.select().from(boxes).where(inArray(boxes.id, boxIds)),
+      deviceIds.length
+        ? selectRows<Device>(this.pool, sql`select ${fieldsOf(devices)} from devices where id = any(${sql.param(deviceIds)}::int4[])`)
+        : Promise.resolve([]),
+      selectRows<Box>(this.pool, sql`select ${fieldsOf(boxes)} from boxes where id = any(${sql.param(boxIds)}::int4[])`),
     ]);
     const deviceById = new Map(deviceRows.map((d) => [d.id, d]));
     const boxById = new Map(boxRows.map((b) => [b.id, b]));
@@ -280,7 +289,12 @@ export class EventHub {
 
   private async readNewEvents(): Promise<void> {
     for (;;) {
-      const { rows } = await this.pool.query({ name: 'hub_select_after', text: SELECT_AFTER, values: [this.delivered, this.pageSize] });
+      const { rows } = await run<StatusEventRecord>(
+        this.pool,
+        sql`select id, box_id, device_id, from_status, to_status, at from status_events
+            where id > ${this.delivered} order by id limit ${this.pageSize}`,
+        'hub_select_after',
+      );
       if (rows.length === 0) return;
       const events = await this.withDetails(rows);
       for (const event of events) {
@@ -289,7 +303,7 @@ export class EventHub {
         const ofBox = this.byBox.get(event.boxId);
         if (ofBox) for (const subscriber of ofBox) if (subscriber.accepts(event)) subscriber.push(event);
       }
-      this.delivered = Math.max(this.delivered, rows[rows.length - 1].id);
+      this.delivered = Math.max(this.delivered, rows[rows.length - 1]!.id);
       if (rows.length < this.pageSize) return;
     }
   }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { run, sql } from '../db/sql';
 
 /** The channel every replica LISTENs on; the payload is the highest event id just committed. */
 export const EVENTS_CHANNEL = 'fleetgate_events';
@@ -29,32 +30,32 @@ export interface RecordedEvent {
 }
 
 /**
+ * Inserts history rows inside the caller's transaction; every replica hears of them once it commits.
+ * Make it the transaction's last statement: the lock it takes is held until commit.
+ *
  * Lock, insert and notify in one round trip. The lock sits in a joined subquery: no row to insert
  * (and so no id drawn from the sequence) exists before it is taken.
  */
-const INSERT_EVENTS = `
-  with inserted as (
-    insert into status_events (box_id, device_id, from_status, to_status, at)
-    select e.box_id, e.device_id, e.from_status, e.to_status, e.at
-    from (select pg_advisory_xact_lock($2)) as serialized,
-         jsonb_array_elements($1::jsonb) with ordinality as item(value, n),
-         jsonb_to_record(item.value) as e(box_id int, device_id int, from_status text, to_status text, at timestamptz)
-    order by item.n -- ids are drawn in the order the changes happened in
-    returning id),
-  notified as (select pg_notify($3, max(id)::text) from inserted)
-  select inserted.id from inserted, notified
-  order by id -- the n-th id is the n-th row's`;
-
-/**
- * Inserts history rows inside the caller's transaction; every replica hears of them once it commits.
- * Make it the transaction's last statement: the lock it takes is held until commit.
- */
 export async function insertStatusEvents(client: pg.ClientBase, rows: EventRow[]): Promise<RecordedEvent[]> {
   if (rows.length === 0) return [];
-  const result = await client.query({ name: 'events_insert', text: INSERT_EVENTS, values: [JSON.stringify(rows), EVENTS_LOCK, EVENTS_CHANNEL] });
+  const result = await run<{ id: number }>(
+    client,
+    sql`with inserted as (
+          insert into status_events (box_id, device_id, from_status, to_status, at)
+          select e.box_id, e.device_id, e.from_status, e.to_status, e.at
+          from (select pg_advisory_xact_lock(${EVENTS_LOCK})) as serialized,
+               jsonb_array_elements(${JSON.stringify(rows)}::jsonb) with ordinality as item(value, n),
+               jsonb_to_record(item.value) as e(box_id int, device_id int, from_status text, to_status text, at timestamptz)
+          order by item.n -- ids are drawn in the order the changes happened in
+          returning id),
+        notified as (select pg_notify(${EVENTS_CHANNEL}, max(id)::text) from inserted)
+        select inserted.id from inserted, notified
+        order by id -- the n-th id is the n-th row's`,
+    'events_insert',
+  );
   if (result.rows.length !== rows.length) throw new Error(`inserted ${result.rows.length} status events of ${rows.length}`);
   return rows.map((row, i) => ({
-    id: result.rows[i].id as number,
+    id: result.rows[i]!.id,
     boxId: row.box_id,
     deviceId: row.device_id,
     fromStatus: row.from_status,

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { run, sql } from '../db/sql';
 import type { Logger } from '../log';
 import { insertStatusEvents, type RecordedEvent } from './events-table';
 
@@ -19,13 +20,15 @@ export interface SweeperOptions extends OfflineRule {
 /** Session-level advisory lock: held by the one replica that sweeps, released when it dies. */
 const SWEEP_LOCK = 0x666c_6773; // "flgs"
 
-// The configured period wins, then the one observed between reports.
-const MARK_SILENT_BOXES_OFFLINE = `
-  update boxes set status = 'offline', status_since = $1
-  where status = 'online' and removed_at is null and last_report_at is not null
-    and last_report_at < $1::timestamptz - make_interval(secs => greatest(
-      $3::float8, $2::float8 * coalesce(report_period_seconds, observed_period_seconds, $4::float8)))
-  returning id`;
+/** Boxes silent for `periods` report periods (and at least `minSeconds`) go offline; their ids are returned. */
+function markSilentBoxesOffline(now: Date, { periods, minSeconds, defaultPeriodSeconds }: OfflineRule) {
+  // The configured period wins, then the one observed between reports.
+  return sql`update boxes set status = 'offline', status_since = ${now}
+    where status = 'online' and removed_at is null and last_report_at is not null
+      and last_report_at < ${now}::timestamptz - make_interval(secs => greatest(
+        ${minSeconds}::float8, ${periods}::float8 * coalesce(report_period_seconds, observed_period_seconds, ${defaultPeriodSeconds}::float8)))
+    returning id`;
+}
 
 /**
  * Marks boxes offline when they fall silent, on exactly one replica at a time. Every replica runs
@@ -42,6 +45,7 @@ export class OfflineSweeper {
     private readonly databaseUrl: string,
     private readonly log: Logger,
     private readonly options: SweeperOptions,
+    /** Told of the events a sweep committed (EventHub.published). */
     private readonly onCommitted: (events: RecordedEvent[]) => void = () => {},
   ) {}
 
@@ -85,8 +89,8 @@ export class OfflineSweeper {
       this.client = client;
     }
     if (!this.leader) {
-      const { rows } = await this.client.query('select pg_try_advisory_lock($1) as locked', [SWEEP_LOCK]);
-      this.leader = rows[0].locked;
+      const { rows } = await run<{ locked: boolean }>(this.client, sql`select pg_try_advisory_lock(${SWEEP_LOCK}) as locked`);
+      this.leader = rows[0]!.locked;
       if (this.leader) this.log.info('this replica now runs the offline sweep');
     }
     if (this.leader) await this.sweep(this.client, new Date());
@@ -94,21 +98,20 @@ export class OfflineSweeper {
 
   /** Marks silent boxes offline with one event each, in one transaction. */
   private async sweep(client: pg.Client, now: Date): Promise<void> {
-    const { periods, minSeconds, defaultPeriodSeconds } = this.options;
-    await client.query('begin');
+    await run(client, sql`begin`);
     try {
-      const { rows } = await client.query(MARK_SILENT_BOXES_OFFLINE, [now, periods, minSeconds, defaultPeriodSeconds]);
+      const { rows } = await run<{ id: number }>(client, markSilentBoxesOffline(now, this.options));
       const events = await insertStatusEvents(
         client,
         rows.map((r) => ({ box_id: r.id, device_id: null, from_status: 'online', to_status: 'offline', at: now })),
       );
-      await client.query('commit');
+      await run(client, sql`commit`);
       if (events.length > 0) {
         this.log.info({ boxes: events.length }, 'boxes fell silent; marked offline');
         this.onCommitted(events);
       }
     } catch (error) {
-      await client.query('rollback').catch(() => {});
+      await run(client, sql`rollback`).catch(() => {});
       throw error;
     }
   }

@@ -1,33 +1,15 @@
-import { sql, type SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import type { BoxStatus } from '../db/schema';
+import { inTransaction, run, sql, type Queryable, type SQL } from '../db/sql';
 import { insertStatusEvents, type RecordedEvent } from '../live/events-table';
 import { boxColumns, type BoxRow } from './boxes';
 
 // Boxes an operator registers, edits and removes. Reports create boxes too (src/ingest); both meet
 // on the licence key, which is unique.
 
-const dialect = new PgDialect();
-
-async function run<T extends pg.QueryResultRow>(client: pg.Pool | pg.ClientBase, query: SQL): Promise<T[]> {
-  const { sql: text, params } = dialect.sqlToQuery(query);
-  return (await client.query<T>(text, params)).rows;
-}
-
-async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    const result = await work(client);
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+/** The rows a statement returns. */
+async function rowsOf<T extends pg.QueryResultRow>(db: Queryable, query: SQL): Promise<T[]> {
+  return (await run<T>(db, query)).rows;
 }
 
 export interface NewBox {
@@ -48,7 +30,7 @@ export type RegisterOutcome =
  */
 export function registerBox(pool: pg.Pool, box: NewBox): Promise<RegisterOutcome> {
   return inTransaction(pool, async (client) => {
-    const inserted = await run<BoxRow>(
+    const inserted = await rowsOf<BoxRow>(
       client,
       sql`insert into boxes as b (license_key, name, api_address, api_port, status, status_since)
           values (${box.licenseKey}, ${box.name}, ${box.apiAddress}, ${box.apiPort}, 'offline', now())
@@ -57,7 +39,7 @@ export function registerBox(pool: pg.Pool, box: NewBox): Promise<RegisterOutcome
     );
     if (inserted[0]) return { kind: 'registered', box: inserted[0], restored: false, events: [] };
 
-    const [existing] = await run<BoxRow & { removed: boolean }>(
+    const [existing] = await rowsOf<BoxRow & { removed: boolean }>(
       client,
       sql`select ${boxColumns()}, b.removed_at is not null as removed from boxes b where b.license_key = ${box.licenseKey} for no key update`,
     );
@@ -66,7 +48,7 @@ export function registerBox(pool: pg.Pool, box: NewBox): Promise<RegisterOutcome
       const { removed: _, ...row } = existing;
       return { kind: 'taken', box: row };
     }
-    const [restored] = await run<BoxRow>(
+    const [restored] = await rowsOf<BoxRow>(
       client,
       sql`update boxes as b set removed_at = null, name = coalesce(${box.name}, b.name), api_address = ${box.apiAddress}, api_port = ${box.apiPort}
           where b.id = ${existing.id} returning ${boxColumns()}`,
@@ -91,8 +73,8 @@ export async function updateBox(pool: pg.Pool, boxId: number, patch: BoxPatch): 
   if (patch.apiPort !== undefined) sets.push(sql`api_port = ${patch.apiPort}`);
   const rows =
     sets.length > 0
-      ? await run<BoxRow>(pool, sql`update boxes as b set ${sql.join(sets, sql`, `)} where b.id = ${boxId} and b.removed_at is null returning ${boxColumns()}`)
-      : await run<BoxRow>(pool, sql`select ${boxColumns()} from boxes b where b.id = ${boxId} and b.removed_at is null`);
+      ? await rowsOf<BoxRow>(pool, sql`update boxes as b set ${sql.join(sets, sql`, `)} where b.id = ${boxId} and b.removed_at is null returning ${boxColumns()}`)
+      : await rowsOf<BoxRow>(pool, sql`select ${boxColumns()} from boxes b where b.id = ${boxId} and b.removed_at is null`);
   return rows[0];
 }
 
@@ -107,13 +89,13 @@ export type RemoveOutcome =
  */
 export function removeBox(pool: pg.Pool, boxId: number, deleteHistory: boolean): Promise<RemoveOutcome> {
   if (deleteHistory) {
-    return run<{ id: number; licenseKey: string }>(pool, sql`delete from boxes where id = ${boxId} returning id, license_key as "licenseKey"`).then(
+    return rowsOf<{ id: number; licenseKey: string }>(pool, sql`delete from boxes where id = ${boxId} returning id, license_key as "licenseKey"`).then(
       ([row]) => (row ? { kind: 'removed', boxId: row.id, licenseKey: row.licenseKey, historyDeleted: true, events: [] } : { kind: 'not_found' }),
     );
   }
   return inTransaction(pool, async (client) => {
     const at = new Date();
-    const [row] = await run<{ id: number; licenseKey: string; status: BoxStatus }>(
+    const [row] = await rowsOf<{ id: number; licenseKey: string; status: BoxStatus }>(
       client,
       sql`update boxes set removed_at = ${at} where id = ${boxId} and removed_at is null returning id, license_key as "licenseKey", status`,
     );

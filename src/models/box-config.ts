@@ -1,9 +1,7 @@
-import { sql, type SQL } from 'drizzle-orm';
-import { PgDialect } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import type { BoxConfigChange, ConfigOutcome } from '../db/schema';
+import { inTransaction, run, selectRows, sql, type SQL } from '../db/sql';
 import { boxColumns, type BoxRow } from './boxes';
-import { selectRows } from '../db/sql';
 import { pagePerParentQuery, type Ordering, type PageWindow } from './query-parts';
 import { storableJson, storableText, storableTextOrNull } from './storable-text';
 
@@ -22,16 +20,9 @@ export interface BoxApiLocation {
   apiPort: number | null;
 }
 
-const dialect = new PgDialect();
-
-async function run<T extends pg.QueryResultRow>(client: pg.Pool | pg.ClientBase, query: SQL): Promise<T[]> {
-  const { sql: text, params } = dialect.sqlToQuery(query);
-  return (await client.query<T>(text, params)).rows;
-}
-
 /** The box's API location, or undefined when there is no such box or it was removed. */
 export async function boxApiLocation(pool: pg.Pool, boxId: number): Promise<BoxApiLocation | undefined> {
-  const rows = await run<BoxApiLocation>(
+  const { rows } = await run<BoxApiLocation>(
     pool,
     sql`select id, license_key as "licenseKey", address, api_address as "apiAddress", api_port as "apiPort"
         from boxes where id = ${boxId} and removed_at is null`,
@@ -80,22 +71,21 @@ export async function recordConfigChange(
   change: NewConfigChange,
   applied: AppliedMonitorSettings = {},
 ): Promise<{ change: ConfigChangeRow; box: BoxRow } | undefined> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    const sets: SQL[] = [];
-    if (applied.monitorUrl !== undefined) sets.push(sql`monitor_url = ${storableText(applied.monitorUrl)}`);
-    if (applied.reportPeriodSeconds !== undefined) sets.push(sql`report_period_seconds = ${applied.reportPeriodSeconds}`);
+  const sets: SQL[] = [];
+  if (applied.monitorUrl !== undefined) sets.push(sql`monitor_url = ${storableText(applied.monitorUrl)}`);
+  if (applied.reportPeriodSeconds !== undefined) sets.push(sql`report_period_seconds = ${applied.reportPeriodSeconds}`);
+  return inTransaction(pool, async (client) => {
     // The row lock (update, or `for no key update` like ingest) keeps a concurrent removal out until commit.
-    const [box] =
+    const {
+      rows: [box],
+    } =
       sets.length > 0
         ? await run<BoxRow>(client, sql`update boxes as b set ${sql.join(sets, sql`, `)} where b.id = ${change.boxId} and b.removed_at is null returning ${boxColumns()}`)
         : await run<BoxRow>(client, sql`select ${boxColumns()} from boxes b where b.id = ${change.boxId} and b.removed_at is null for no key update`);
-    if (!box) {
-      await client.query('rollback');
-      return undefined;
-    }
-    const [row] = await run<ConfigChangeRow>(
+    if (!box) return undefined; // nothing was written: committing the empty transaction is its end
+    const {
+      rows: [row],
+    } = await run<ConfigChangeRow>(
       client,
       sql`insert into box_config_changes as c
             (box_id, requested_by, requested_at, request, target, outcome, http_status, response, error_code, error_message, duration_ms)
@@ -105,14 +95,8 @@ export async function recordConfigChange(
                   ${storableTextOrNull(change.errorCode)}, ${storableTextOrNull(change.errorMessage)}, ${Math.max(0, Math.round(change.durationMs))})
           returning ${CHANGE_COLUMNS}`,
     );
-    await client.query('commit');
     return { change: row!, box };
-  } catch (error) {
-    await client.query('rollback').catch(() => {});
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

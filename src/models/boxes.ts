@@ -1,8 +1,7 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { selectRows, sql, type SQL } from '../db/sql';
 import type pg from 'pg';
-import { redactedSql } from '../auth/url-credentials';
+import { redactedSql } from './redacted-sql';
 import type { Box, BoxStatus, ReportFormat } from '../db/schema';
-import { selectRows } from '../db/sql';
 import { containsText, oneOf, pageQuery, textKey, timestampKey, type Ordering, type PageWindow } from './query-parts';
 
 /** The columns the read API shows of a box (not the raw last report nor the hashes). */

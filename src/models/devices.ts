@@ -1,9 +1,8 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { selectRows, sql, type SQL } from '../db/sql';
 import type pg from 'pg';
-import { redactedSql } from '../auth/url-credentials';
+import { redactedSql } from './redacted-sql';
 import type { Device, DeviceStatus, DeviceType } from '../db/schema';
 import { boxColumns, boxFromJoinedRow, type BoxColumn, type BoxRow } from './boxes';
-import { selectRows } from '../db/sql';
 import { containsText, oneOf, pagePerParentQuery, pageQuery, textKey, timestampKey, type Ordering, type PageWindow } from './query-parts';
 
 export type DeviceRow = Pick<

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { selectRows, sql } from '../db/sql';
 import type pg from 'pg';
 import {
   BOX_STATUSES,
@@ -10,7 +10,6 @@ import {
   type DeviceType,
   type ReportFormat,
 } from '../db/schema';
-import { selectRows } from '../db/sql';
 
 /** Devices by status, for one type or all of them. Removed devices count only under `removed`. */
 export interface DeviceStatusCounts {

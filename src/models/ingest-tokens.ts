@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { generateSecret, hashSecret, INGEST_TOKEN_PREFIX } from '../auth/tokens';
+import { run, sql } from '../db/sql';
 
 // Per-box ingest secrets (INGEST_POLICY=token): the box posts to `/DeviceStatus/<secret>`. Only the
 // SHA-256 is stored. pointBoxAtGateway issues a new secret, sends the URL to the box, and then keeps
@@ -13,29 +14,29 @@ export interface IngestTokenOwner {
 /** A new secret for the box; the old ones stay valid until `keepOnly`. */
 export async function issueIngestToken(pool: pg.Pool, boxId: number): Promise<string> {
   const secret = generateSecret(INGEST_TOKEN_PREFIX);
-  await pool.query('insert into box_ingest_tokens (token_hash, box_id) values ($1, $2)', [hashSecret(secret), boxId]);
+  await run(pool, sql`insert into box_ingest_tokens (token_hash, box_id) values (${hashSecret(secret)}, ${boxId})`);
   return secret;
 }
 
 /** The box now holds `secret`: its other secrets stop working. */
 export async function keepOnlyIngestToken(pool: pg.Pool, boxId: number, secret: string): Promise<void> {
-  await pool.query('delete from box_ingest_tokens where box_id = $1 and token_hash <> $2', [boxId, hashSecret(secret)]);
+  await run(pool, sql`delete from box_ingest_tokens where box_id = ${boxId} and token_hash <> ${hashSecret(secret)}`);
 }
 
 /** The box did not take `secret`: it stops working (the one the box holds stays). */
 export async function dropIngestToken(pool: pg.Pool, secret: string): Promise<void> {
-  await pool.query('delete from box_ingest_tokens where token_hash = $1', [hashSecret(secret)]);
+  await run(pool, sql`delete from box_ingest_tokens where token_hash = ${hashSecret(secret)}`);
 }
 
 /** The box a secret belongs to, unless that box was removed. */
 export async function ingestTokenOwner(pool: pg.Pool, secret: string): Promise<IngestTokenOwner | undefined> {
-  const { rows } = await pool.query<IngestTokenOwner>({
-    name: 'fleetgate_ingest_token_owner',
-    text: `select t.box_id as "boxId", b.license_key as "licenseKey"
-           from box_ingest_tokens t join boxes b on b.id = t.box_id
-           where t.token_hash = $1 and b.removed_at is null`,
-    values: [hashSecret(secret)],
-  });
+  const { rows } = await run<IngestTokenOwner>(
+    pool,
+    sql`select t.box_id as "boxId", b.license_key as "licenseKey"
+        from box_ingest_tokens t join boxes b on b.id = t.box_id
+        where t.token_hash = ${hashSecret(secret)} and b.removed_at is null`,
+    'fleetgate_ingest_token_owner',
+  );
   return rows[0];
 }
 

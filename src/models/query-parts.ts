@@ -1,4 +1,4 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { sql, type SQL } from '../db/sql';
 
 // Filters and keyset pages, as drizzle `sql` fragments that src/db/sql.ts runs.
 

@@ -1,6 +1,5 @@
-import { sql } from 'drizzle-orm';
+import { selectRows, sql } from '../db/sql';
 import type pg from 'pg';
-import { selectRows } from '../db/sql';
 
 /**
  * The database's transaction snapshot as text (`xmin:xmax:in-progress ids`). It changes whenever a

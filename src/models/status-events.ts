@@ -1,9 +1,8 @@
-import { sql, type SQL } from 'drizzle-orm';
+import { selectRows, sql, type SQL } from '../db/sql';
 import type pg from 'pg';
 import type { BoxRow } from './boxes';
 import type { DeviceRow } from './devices';
 import type { StatusEvent } from '../db/schema';
-import { selectRows } from '../db/sql';
 import { keysetConditionAt, oneOf, pagePerParentQuery, pageQuery, type Ordering, type PageWindow } from './query-parts';
 
 export type StatusEventRow = Pick<StatusEvent, 'id' | 'boxId' | 'deviceId' | 'fromStatus' | 'toStatus' | 'at'> & {

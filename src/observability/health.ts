@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { MIGRATIONS_FOLDER } from '../db/connection';
+import { run, sql } from '../db/sql';
 
 export type Readiness = { status: 'ready' } | { status: 'unavailable'; reason: string };
 
@@ -35,12 +36,12 @@ export function createReadinessCheck(pool: pg.Pool, options: ReadinessOptions = 
     });
     const query = (async (): Promise<Readiness> => {
       try {
-        await pool.query('select 1');
+        await run(pool, sql`select 1`);
       } catch (error) {
         return { status: 'unavailable', reason: `the database is unreachable: ${(error as Error).message}` };
       }
       try {
-        const { rows } = await pool.query<{ created_at: number | string }>('select created_at from drizzle.__drizzle_migrations');
+        const { rows } = await run<{ created_at: number | string }>(pool, sql`select created_at from drizzle.__drizzle_migrations`);
         const applied = new Set(rows.map((row) => Number(row.created_at)));
         const missing = expected.filter((when) => !applied.has(when)).length;
         if (missing > 0) return { status: 'unavailable', reason: `${missing} of ${expected.length} database migrations are not applied` };

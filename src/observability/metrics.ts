@@ -2,6 +2,7 @@ import { getOperationAST } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type pg from 'pg';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { run, sql } from '../db/sql';
 
 export interface MetricsSources {
   pool: pg.Pool;
@@ -64,11 +65,11 @@ export function createMetrics(sources: MetricsSources): GatewayMetrics {
   let online: { at: number; counts: Promise<{ boxes: number; devices: number } | undefined> } | undefined;
   const onlineCounts = () => {
     if (!online || Date.now() - online.at >= ttlMs) {
-      const counts = sources.pool
-        .query<{ boxes: number; devices: number }>(
-          `select (select count(*) from boxes where status = 'online' and removed_at is null) as boxes,
-                  (select count(*) from devices where status = 'online' and removed_at is null) as devices`,
-        )
+      const counts = run<{ boxes: number; devices: number }>(
+        sources.pool,
+        sql`select (select count(*) from boxes where status = 'online' and removed_at is null) as boxes,
+                   (select count(*) from devices where status = 'online' and removed_at is null) as devices`,
+      )
         .then(({ rows }) => rows[0])
         .catch(() => undefined); // database down: the gauges keep their last values
       online = { at: Date.now(), counts };

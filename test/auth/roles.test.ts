@@ -167,17 +167,31 @@ describe('subscriptions', () => {
     }
   });
 
-  it('a websocket without a token, or with a bad one, is closed with 4403 before any operation', async () => {
-    for (const connectionParams of [{}, { authorization: 'Bearer fgt_not-a-token' }, { authorization: 'Basic abc' }, { token: 12 }]) {
+  it('a websocket without a token, or with a bad one, is closed with 4403 and the payload shapes it takes, before any operation', async () => {
+    const shapes = 'connection_init takes {authorization:"Bearer T"}, {token:"T"} or {headers:{Authorization:"Bearer T"}}';
+    for (const [connectionParams, reason] of [
+      [{}, `No API token. ${shapes}`],
+      [{ headers: {} }, `No API token. ${shapes}`],
+      [{ token: 12 }, `No API token. ${shapes}`],
+      [{ authorization: 'Bearer fgt_not-a-token' }, `Bad API token. ${shapes}`],
+      [{ authorization: 'Basic abc' }, `Bad API token. ${shapes}`],
+      [{ headers: { Authorization: 'Bearer fgt_not-a-token' } }, `Bad API token. ${shapes}`],
+    ] as const) {
       const client = wsClient(gateway.url, { connectionParams });
       const sub = wsSubscribe(client, 'subscription { statusEvents { id } }');
-      expect(await client.closed).toEqual(expect.objectContaining({ code: 4403, reason: 'Forbidden' }));
+      expect(await client.closed).toEqual(expect.objectContaining({ code: 4403, reason }));
       await expect(sub.ended).resolves.toBeDefined();
     }
   });
 
-  it('takes the token as `authorization: "Bearer …"` or as `token: "…"`', async () => {
-    for (const connectionParams of [{ authorization: `Bearer ${tokens.viewer}` }, { Authorization: `Bearer ${tokens.viewer}` }, { token: tokens.viewer }]) {
+  it('takes the token as `authorization: "Bearer …"`, as `token: "…"` or as `headers: { Authorization: "Bearer …" }` (Apollo\'s shape)', async () => {
+    for (const connectionParams of [
+      { authorization: `Bearer ${tokens.viewer}` },
+      { Authorization: `Bearer ${tokens.viewer}` },
+      { token: tokens.viewer },
+      { headers: { Authorization: `Bearer ${tokens.viewer}` } },
+      { headers: { authorization: `Bearer ${tokens.viewer}` } },
+    ]) {
       const client = wsClient(gateway.url, { connectionParams });
       const result = await new Promise((resolve, reject) =>
         client.subscribe({ query: '{ currentToken { role } }' }, { next: resolve, error: reject, complete: () => {} }),

@@ -2,7 +2,8 @@ import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { afterAll, describe, expect, it } from 'vitest';
-import { redactJsonCredentials, redactUrlCredentials, redactedSql } from '../../src/auth/url-credentials';
+import { redactedSql } from '../../src/models/redacted-sql';
+import { redactJsonCredentials, redactUrlCredentials } from '../../src/redaction/url-credentials';
 import { createLogger } from '../../src/log';
 import { selectRows } from '../../src/db/sql';
 

@@ -165,7 +165,7 @@ builder.mutationFields((t) => ({
       if (typeof boxId !== 'number') throw new InvalidBoxInput([boxId]);
       const outcome = await context.boxCalls.run(boxId, () => removeBox(context.pool, boxId, args.deleteHistory === true));
       if (outcome.kind === 'not_found') throw unknownBox();
-      context.ingestTrust.forget(); // its ingest secret stops working here at once (other replicas: within seconds)
+      context.ingestSecretsChanged(); // its ingest secret stops working here at once (other replicas: within seconds)
       return new RemoveBoxSuccess(outcome.boxId, outcome.licenseKey, outcome.historyDeleted);
     },
   }),

@@ -1,10 +1,11 @@
 import { decodeGlobalID } from '@pothos/plugin-relay';
 import { isIPv6 } from 'node:net';
-import { readsCredentials, redactUrlCredentials } from '../../auth/url-credentials';
+import { readsCredentials } from '../../auth/roles';
+import { redactUrlCredentials } from '../../redaction/url-credentials';
 import { DEFAULT_BOX_API_PORT } from '../../box-api/client';
-import { MEDIA_DEVICE_MONITOR_URL, type ConfigFieldError } from '../../box-api/config-keys';
+import type { ConfigFieldError } from '../../box-api/config-keys';
 import { configureBox, readBoxConfig, type BoxConfigDeps } from '../../box-api/configure';
-import { dropIngestToken, issueIngestToken, keepOnlyIngestToken } from '../../models/ingest-tokens';
+import { pointBoxAtGateway } from '../../box-api/point-at-gateway';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { BoxRef } from './box';
@@ -12,7 +13,8 @@ import { boxConfigResult, BoxConfigResult, ConfigureBoxResult, configureResult, 
 
 // configureBox, pointBoxAtGateway and boxConfig: a box's settings through its own REST API, with
 // every attempt to change them kept as a BoxConfigChange (./box-config-change.ts) and answered as a
-// member of a result union (./box-call-results.ts). The work is in src/box-api/configure.ts.
+// member of a result union (./box-call-results.ts). The work is in src/box-api/configure.ts and
+// src/box-api/point-at-gateway.ts; this file maps arguments and results.
 
 // ---------------------------------------------------------------------------------------------
 // Where a box's REST API is
@@ -55,7 +57,6 @@ export function boxIdFrom(globalId: string, field = 'boxId'): number | ConfigFie
 export function boxConfigDeps(context: GraphQLContext): BoxConfigDeps {
   return { pool: context.pool, log: context.log, call: { timeoutMs: context.config.boxApiTimeoutMs, networks: context.boxNetworks }, queue: context.boxCalls };
 }
-
 
 /**
  * The URL boxes reach this gateway's ingest at: PUBLIC_URL, else `http://<HOST>:<PORT>` as it
@@ -123,26 +124,10 @@ builder.mutationFields((t) => ({
       if (typeof boxId !== 'number') throw new InvalidConfig([boxId]);
       const ingestUrl = gatewayIngestUrl(context);
       if (!ingestUrl) throw new InvalidConfig([{ field: 'monitorUrl', message: 'The gateway cannot tell its own URL here; set PUBLIC_URL.' }]);
-      if (context.config.ingestPolicy !== 'token') {
-        return configureResult(await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl: ingestUrl }, requestedBy: context.actor }));
-      }
-      // INGEST_POLICY=token: the URL carries a new secret of this box's. Until the box is known to hold
-      // it, the secret it had keeps working too; a box that did not take the new one keeps the old.
-      const secret = await issueIngestToken(context.pool, boxId).catch((error: unknown) => {
-        if ((error as { code?: string }).code === '23503') throw new InvalidConfig([{ field: 'boxId', message: 'There is no box with this id.' }]);
-        throw error;
-      });
-      const outcome = await configureBox(boxConfigDeps(context), { boxId, input: { monitorUrl: `${ingestUrl}/${secret}` }, requestedBy: context.actor });
-      const took =
-        (outcome.kind === 'applied' && !outcome.unconfirmedKeys.includes(MEDIA_DEVICE_MONITOR_URL)) ||
-        ('readBack' in outcome && outcome.readBack?.appliedKeys.includes(MEDIA_DEVICE_MONITOR_URL) === true);
-      const mayHave =
-        outcome.kind === 'timed_out' ||
-        (outcome.kind === 'unreachable' && outcome.requestSent && !outcome.readBack?.values) ||
-        (outcome.kind === 'applied' && !took && !outcome.readBack?.values);
-      if (took) await keepOnlyIngestToken(context.pool, boxId, secret);
-      else if (!mayHave) await dropIngestToken(context.pool, secret);
-      context.ingestTrust.forget();
+      const outcome = await pointBoxAtGateway(
+        { ...boxConfigDeps(context), secretsChanged: context.ingestSecretsChanged },
+        { boxId, ingestUrl, withSecret: context.config.ingestPolicy === 'token', requestedBy: context.actor },
+      );
       return configureResult(outcome);
     },
   }),

@@ -1,4 +1,5 @@
-import { readsCredentials, redactJsonCredentials, redactUrlCredentials } from '../../auth/url-credentials';
+import { readsCredentials } from '../../auth/roles';
+import { redactJsonCredentials, redactUrlCredentials } from '../../redaction/url-credentials';
 import {
   boxByLicenseKey,
   boxesByIds,

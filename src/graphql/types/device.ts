@@ -1,5 +1,6 @@
 import type { GraphQLResolveInfo } from 'graphql';
-import { readsCredentials, redactUrlCredentials } from '../../auth/url-credentials';
+import { readsCredentials } from '../../auth/roles';
+import { redactUrlCredentials } from '../../redaction/url-credentials';
 import type { DeviceStatus as DeviceStatusValue, DeviceType as DeviceTypeValue } from '../../db/schema';
 import type { BoxRow } from '../../models/boxes';
 import {

@@ -1,6 +1,5 @@
-import type { SQL } from 'drizzle-orm';
+import { queryKey, selectRows, type SQL } from '../../db/sql';
 import DataLoader from 'dataloader';
-import { queryKey, selectRows } from '../../db/sql';
 import type { CursorValue, PageWindow } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';

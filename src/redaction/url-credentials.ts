@@ -1,17 +1,14 @@
-import { sql, type SQL } from 'drizzle-orm';
-import type { Principal } from './roles';
-import { roleAllows } from './roles';
-
 // Camera URLs carry credentials (rtsp://admin:Hunter2@10.0.0.9/live, ...?user=admin&password=...), and
 // they reach other values too: a device reported without `media_device_id` has its URL as its id. A
-// role that may not read URLs (see `readsCredentials`) is shown every such value with the credentials
-// masked, and searches and orders by the masked text only, so neither a result nor a count can test
-// a guess. The rules are written once and run both here (values shown) and in Postgres (search, sort).
+// role that may not read URLs (see `readsCredentials` in auth/roles.ts) is shown every such value with
+// the credentials masked, and searches and orders by the masked text only, so neither a result nor a
+// count can test a guess. The rules are written once and run both here (values shown, log lines) and
+// in Postgres (search, sort: models/redacted-sql.ts). This file imports nothing: the logger uses it.
 
 /** What a masked credential reads as. */
 export const MASK = '***';
 
-interface Rule {
+export interface Rule {
   /** A regular expression both JavaScript and Postgres (ARE) read alike; matched case-insensitively. */
   pattern: string;
   /** The replacement, with `$1` for the first group. */
@@ -35,12 +32,13 @@ const rules = (stop: string): readonly Rule[] => [
   { pattern: '(fg[ti]_[a-z0-9_-]{4})[a-z0-9_-]{39}', replacement: `$1${MASK}` },
 ];
 
-const RULES = rules('\\s');
+/** The rules for a value's words (they end at white space). */
+export const CREDENTIAL_RULES = rules('\\s');
 /** Every rule needs one of these: most names and addresses have none and are returned untouched, at the cost of one test. */
 const MAY_HOLD_CREDENTIALS = /[@=]|fg[ti]_/i;
 
 const compile = (list: readonly Rule[]) => list.map(({ pattern, replacement }) => ({ regex: new RegExp(pattern, 'gi'), replacement }));
-const JS_RULES = compile(RULES);
+const JS_RULES = compile(CREDENTIAL_RULES);
 const LOG_RULES = compile(rules('\\s"'));
 
 /** A JSON log line with URL credentials masked inside its strings: no log line holds a camera password. */
@@ -69,18 +67,4 @@ export function redactJsonCredentials(value: unknown): unknown {
     return Object.fromEntries(Object.entries(value).map(([key, inner]) => [redactUrlCredentials(key), redactJsonCredentials(inner)]));
   }
   return value;
-}
-
-/** The same masking in Postgres, for searching and ordering by what a role is shown. */
-export function redactedSql(expr: SQL): SQL {
-  let result = expr;
-  for (const { pattern, replacement } of RULES) {
-    result = sql`regexp_replace(${result}, ${sql.raw(`'${pattern.replace(/'/g, "''")}'`)}, ${sql.raw(`'${replacement.replace(/\$1/g, '\\1')}'`)}, 'gi')`;
-  }
-  return result;
-}
-
-/** Whether `principal` may read camera URLs and what holds them unmasked: operators and admins. */
-export function readsCredentials(principal: Principal | undefined): boolean {
-  return principal !== undefined && roleAllows(principal.role, 'operator');
 }

@@ -4,12 +4,12 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import { CloseCode, type ServerOptions } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Authenticator } from '../auth/authenticator';
+import type { Authentication, Authenticator } from '../auth/authenticator';
 import { clientAddress } from '../auth/client-address';
 import type { Cap, RateLimit } from '../auth/rate-limits';
 import type { Principal } from '../auth/roles';
-import { MAX_VARIABLES_DEPTH, variablesTooDeep } from '../graphql/request-checks';
 import type { Logger } from '../log';
+import { MAX_VARIABLES_DEPTH, variablesTooDeep } from './request-checks';
 
 type OperationResult = ReturnType<NonNullable<ServerOptions['execute']>>;
 type EnvelopedArgs = ExecutionArgs & {
@@ -63,13 +63,28 @@ export const WS_CLOSE = {
 
 type SocketExtra = Extra & { principal?: Principal; untrack?: () => void; address: string };
 
-/** The token in a connection_init payload: `{ authorization: "Bearer …" }` (any letter case) or `{ token: "…" }`. */
+/** The authorization in a connection_init payload, in any of the shapes clients send (key case ignored). */
 function tokenIn(params: Record<string, unknown> | undefined): string | undefined {
   if (!params || typeof params !== 'object') return undefined;
   for (const [key, value] of Object.entries(params)) {
-    if (typeof value === 'string' && (key.toLowerCase() === 'authorization' || key === 'token')) return value;
+    const name = key.toLowerCase();
+    // `{ authorization: "Bearer …" }`, `{ token: "…" }`
+    if (typeof value === 'string' && (name === 'authorization' || name === 'token')) return value;
+    // `{ headers: { Authorization: "Bearer …" } }`: Apollo's examples
+    if (name === 'headers' && value && typeof value === 'object' && !Array.isArray(value)) {
+      const inner = tokenIn(value as Record<string, unknown>);
+      if (inner !== undefined) return inner;
+    }
   }
   return undefined;
+}
+
+/** The shapes tokenIn reads (T: the token), for a close reason: a reason holds at most 123 bytes. */
+const ACCEPTED_SHAPES = 'connection_init takes {authorization:"Bearer T"}, {token:"T"} or {headers:{Authorization:"Bearer T"}}';
+
+/** Why a socket is refused (4403), saying what connection_init must hold. */
+export function refusalReason(reason: Extract<Authentication, { ok: false }>['reason']): string {
+  return reason === 'missing' ? `No API token. ${ACCEPTED_SHAPES}` : `Bad API token. ${ACCEPTED_SHAPES}`;
 }
 
 export function attachWebSocketTransport(
@@ -95,7 +110,8 @@ export function attachWebSocketTransport(
   });
   const disposable = useServer<Record<string, unknown> | undefined, SocketExtra & Record<PropertyKey, unknown>>(
     {
-      // The token comes in connection_init; without a good one the socket is closed with 4403.
+      // The token comes in connection_init; without a good one the socket is closed with 4403 and a
+      // reason that says which payload shapes are read.
       onConnect: async (ctx) => {
         const socket = ctx.extra.socket;
         let authentication;
@@ -106,7 +122,10 @@ export function attachWebSocketTransport(
           closeWithReason(socket, WS_CLOSE.unavailable, 'The database is unreachable, so the token cannot be checked; reconnect later');
           return false;
         }
-        if (!authentication.ok) return false; // graphql-ws closes with 4403 Forbidden
+        if (!authentication.ok) {
+          closeWithReason(socket, WS_CLOSE.forbidden, refusalReason(authentication.reason));
+          return false;
+        }
         const principal = authentication.principal;
         const key = String(principal.tokenId);
         if (!auth.perToken.acquire(key)) {
