@@ -1,9 +1,11 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiToken } from '../../src/auth/tokens';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
+import { waitForMetric, waitForWebsockets } from '../helpers/metrics';
 import { storedState } from '../helpers/snapshot';
-import { wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { createToken } from '../helpers/tokens';
 
 // Rates per token and per address (429 with Retry-After), and caps on websockets and subscriptions.
@@ -39,11 +41,11 @@ describe('GraphQL, per token and per address', () => {
   afterAll(() => gateway?.close());
 
   it('limits each token on its own, then the address as a whole', async () => {
-    await new Promise((r) => setTimeout(r, 1_100)); // the admin token's own requests in startGateway are behind us
-    const one = await createToken(gateway.url, 'viewer', 'one');
-    const two = await createToken(gateway.url, 'viewer', 'two');
-    const three = await createToken(gateway.url, 'viewer', 'three');
-    await new Promise((r) => setTimeout(r, 1_100));
+    // Made in the database, so no request of this address has been counted before the first below.
+    const token = async (name: string) => (await createApiToken(gateway.sql, { name, role: 'viewer', createdBy: 'rate-limits.test' })).token;
+    const one = { token: await token('one') };
+    const two = { token: await token('two') };
+    const three = { token: await token('three') };
     const ask = (token: string) => graphql(gateway.url, '{ fleetSummary { boxes { total } } }', undefined, { token });
     const first = [];
     for (let i = 0; i < 5; i++) first.push(await ask(one.token));
@@ -82,7 +84,7 @@ describe('websockets and subscriptions', () => {
     expect(await c.closed).toEqual(expect.objectContaining({ code: 4429, reason: 'Token has 2 websockets open, its limit' }));
     await a.dispose();
     await a.closed;
-    await new Promise((r) => setTimeout(r, 100));
+    await waitForWebsockets(gateway.url, 1); // the gateway has seen a close and given its slot back
     const d = wsClient(gateway.url, { token });
     expect(await ask(d)).toEqual({ data: { currentToken: { name: 'sockets' } } });
     await b.dispose();
@@ -97,7 +99,7 @@ describe('websockets and subscriptions', () => {
         socket.once('open', () => resolve({ ok: true, socket }));
         socket.once('unexpected-response', (_req, res) => resolve({ ok: false, status: res.statusCode, socket }));
       });
-    await new Promise((r) => setTimeout(r, 200)); // sockets of the test before are gone
+    await waitForWebsockets(gateway.url, 0); // sockets of the test before are gone
     for (let i = 0; i < 4; i++) {
       const opened = await open();
       expect(opened.ok).toBe(true);
@@ -112,12 +114,13 @@ describe('websockets and subscriptions', () => {
   });
 
   it('refuses a token’s subscription past its cap with TOO_MANY_SUBSCRIPTIONS, over any socket, and counts ended ones out', async () => {
-    await new Promise((r) => setTimeout(r, 3_500)); // the held sockets of the test before are closed
+    await waitForWebsockets(gateway.url, 0); // the held sockets of the test before are closed
     const { token } = await createToken(gateway.url, 'viewer', 'subscriptions');
     const a = wsClient(gateway.url, { token });
     const b = wsClient(gateway.url, { token });
+    const setUps = await subscriptionSetUps(gateway.url);
     const subs = [wsSubscribe(a, 'subscription { statusEvents { id } }'), wsSubscribe(a, 'subscription { statusEvents { id } }'), wsSubscribe(b, 'subscription { boxStatusChanged { id } }')];
-    await new Promise((r) => setTimeout(r, 200));
+    await setUps.reach(3);
     const over = wsSubscribe(b, 'subscription { deviceStatusChanged { id } }');
     expect((await over.next()).errors).toEqual([
       expect.objectContaining({
@@ -127,9 +130,10 @@ describe('websockets and subscriptions', () => {
     ]);
     expect(await over.ended).toBeUndefined();
     subs[0]!.close();
-    await new Promise((r) => setTimeout(r, 200));
+    await waitForMetric(gateway.url, 'fleetgate_live_subscriptions', (running) => running === 2); // its slot is given back
+    const setUpAgain = await subscriptionSetUps(gateway.url);
     const again = wsSubscribe(b, 'subscription { deviceStatusChanged { toStatus } }');
-    await new Promise((r) => setTimeout(r, 200));
+    await setUpAgain.reach(1);
     await postReport(gateway.url, report('SUBS-CAP-1'));
     expect((await again.next()).data.deviceStatusChanged.toStatus).toBe('ONLINE');
     await a.dispose();
