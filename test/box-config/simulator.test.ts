@@ -70,6 +70,8 @@ function watchReports(licenseKey: string) {
   const seen: number[] = [];
   let last: number | undefined;
   let running = true;
+  let firstRead!: () => void;
+  const ready = new Promise<void>((resolve) => (firstRead = resolve));
   const done = (async () => {
     while (running) {
       const { rows } = await gateway.sql.query('select last_report_at from boxes where license_key = $1', [licenseKey]);
@@ -78,11 +80,14 @@ function watchReports(licenseKey: string) {
         if (last !== undefined) seen.push(at);
         last = at;
       }
+      firstRead();
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   })();
   return {
     seen,
+    /** Resolves once the current state has been read: later reports are the ones counted. */
+    ready,
     async stop() {
       running = false;
       await done;
@@ -123,7 +128,7 @@ it('a box configured to a 2 s period reports every 2 s, from within one old peri
   }, OLD_PERIOD_MS + 2_000, 'first reports');
 
   const fastReports = watchReports(fast!.licenseKey);
-  await new Promise((resolve) => setTimeout(resolve, 100)); // the watchers have read the current state
+  await fastReports.ready;
   const configuredAt = Date.now();
   const result = await configure(gateway, { boxId: idOf(fast!.licenseKey), reportPeriodSeconds: NEW_PERIOD_S });
   expect(result).toMatchObject({ __typename: 'ConfigureBoxSuccess', reportPeriodSeconds: NEW_PERIOD_S, box: { configuredReportPeriodSeconds: NEW_PERIOD_S } });

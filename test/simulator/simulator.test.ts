@@ -134,8 +134,10 @@ describe('runSimulator', () => {
   it('stops when its signal aborts, and after its duration', async () => {
     const receiver = await startReceiver();
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
-    const stopped = await runSimulator(options(receiver.url, { reportsPerBox: undefined }), { signal: controller.signal });
+    const running = runSimulator(options(receiver.url, { reportsPerBox: undefined }), { signal: controller.signal });
+    await until(() => receiver.received.length >= 3); // under way
+    controller.abort();
+    const stopped = await running;
     expect(stopped.stoppedBy).toBe('signal');
     expect(stopped.elapsedMs).toBeLessThan(2_000);
     expect(stopped.sent).toBe(stopped.acked + stopped.failed);
