@@ -1,9 +1,11 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiToken } from '../../src/auth/tokens';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
+import { waitForMetric, waitForWebsockets } from '../helpers/metrics';
 import { storedState } from '../helpers/snapshot';
-import { wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { createToken } from '../helpers/tokens';
 
 // Rates per token and per address (429 with Retry-After), and caps on websockets and subscriptions.
@@ -19,13 +21,15 @@ describe('ingest, per address', () => {
   afterAll(() => gateway?.close());
 
   it('answers 429 with Retry-After past the rate, stores nothing of the refused, and takes reports again a second later', async () => {
-    const answers = [];
-    for (let i = 0; i < 8; i++) answers.push(await postReport(gateway.url, report(`RATE-${i}`)));
-    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
-    expect(answers[5]!.headers.get('retry-after')).toBe('1');
-    expect(answers[5]!.json).toEqual({ error: { code: 'RATE_LIMITED', message: 'Too many reports from this address; retry in 1 s.', path: null } });
+    // Sent together, so they fall in one window of a second however slowly they are answered.
+    const keys = Array.from({ length: 8 }, (_, i) => `RATE-${i}`);
+    const answers = await Promise.all(keys.map((key) => postReport(gateway.url, report(key))));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    const refused = answers.find((a) => a.status === 429)!;
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.json).toEqual({ error: { code: 'RATE_LIMITED', message: 'Too many reports from this address; retry in 1 s.', path: null } });
     const { boxes } = await storedState(gateway.sql);
-    expect(boxes.map((b) => b.license_key).sort()).toEqual(['RATE-0', 'RATE-1', 'RATE-2', 'RATE-3', 'RATE-4']);
+    expect(boxes.map((b) => b.license_key).sort()).toEqual(keys.filter((_, i) => answers[i]!.status === 200));
     await new Promise((r) => setTimeout(r, 1_100));
     expect((await postReport(gateway.url, report('RATE-8'))).status).toBe(200);
   });
@@ -39,23 +43,24 @@ describe('GraphQL, per token and per address', () => {
   afterAll(() => gateway?.close());
 
   it('limits each token on its own, then the address as a whole', async () => {
-    await new Promise((r) => setTimeout(r, 1_100)); // the admin token's own requests in startGateway are behind us
-    const one = await createToken(gateway.url, 'viewer', 'one');
-    const two = await createToken(gateway.url, 'viewer', 'two');
-    const three = await createToken(gateway.url, 'viewer', 'three');
-    await new Promise((r) => setTimeout(r, 1_100));
+    // Made in the database, and each used once (its lookup and the first query's compilation are slow
+    // on a busy machine); then the rate windows, a second long, start afresh: time is the event here.
+    const token = async (name: string) => (await createApiToken(gateway.sql, { name, role: 'viewer', createdBy: 'rate-limits.test' })).token;
+    const [one, two, three] = await Promise.all(['one', 'two', 'three'].map(async (name) => ({ token: await token(name) })));
     const ask = (token: string) => graphql(gateway.url, '{ fleetSummary { boxes { total } } }', undefined, { token });
-    const first = [];
-    for (let i = 0; i < 5; i++) first.push(await ask(one.token));
-    expect(first.map((r) => r.status)).toEqual([200, 200, 200, 200, 429]);
-    expect(first[4]!.headers.get('retry-after')).toBe('1');
-    expect(first[4]!.body).toEqual({ errors: [{ message: `Too many requests for token ${one.token.slice(0, 8)}…; retry in 1 s.`, extensions: { code: 'RATE_LIMITED' } }] });
+    expect((await Promise.all([one, two, three].map((t) => ask(t!.token)))).map((r) => r.status)).toEqual([200, 200, 200]);
+    await new Promise((r) => setTimeout(r, 1_100));
+    // Sent together, so they fall in one window however slowly they are answered.
+    const first = await Promise.all(Array.from({ length: 5 }, () => ask(one!.token)));
+    expect(first.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 429]);
+    const refused = first.find((r) => r.status === 429)!;
+    expect(refused.headers.get('retry-after')).toBe('1');
+    expect(refused.body).toEqual({ errors: [{ message: `Too many requests for token ${one!.token.slice(0, 8)}…; retry in 1 s.`, extensions: { code: 'RATE_LIMITED' } }] });
     // Another token is not held back by the first one's rate...
-    const second = [];
-    for (let i = 0; i < 4; i++) second.push(await ask(two.token));
+    const second = await Promise.all(Array.from({ length: 4 }, () => ask(two!.token)));
     expect(second.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     // ... but the address is: 9 requests a second from it, whatever the token (and without one).
-    const third = await ask(three.token);
+    const third = await ask(three!.token);
     expect(third.status).toBe(429);
     expect(third.body.errors?.[0]?.message).toBe('Too many requests from 127.0.0.1; retry in 1 s.');
     const anonymous = await graphql(gateway.url, '{ fleetSummary { boxes { total } } }', undefined, { token: null });
@@ -82,7 +87,7 @@ describe('websockets and subscriptions', () => {
     expect(await c.closed).toEqual(expect.objectContaining({ code: 4429, reason: 'Token has 2 websockets open, its limit' }));
     await a.dispose();
     await a.closed;
-    await new Promise((r) => setTimeout(r, 100));
+    await waitForWebsockets(gateway.url, 1); // the gateway has seen a close and given its slot back
     const d = wsClient(gateway.url, { token });
     expect(await ask(d)).toEqual({ data: { currentToken: { name: 'sockets' } } });
     await b.dispose();
@@ -97,7 +102,7 @@ describe('websockets and subscriptions', () => {
         socket.once('open', () => resolve({ ok: true, socket }));
         socket.once('unexpected-response', (_req, res) => resolve({ ok: false, status: res.statusCode, socket }));
       });
-    await new Promise((r) => setTimeout(r, 200)); // sockets of the test before are gone
+    await waitForWebsockets(gateway.url, 0); // sockets of the test before are gone
     for (let i = 0; i < 4; i++) {
       const opened = await open();
       expect(opened.ok).toBe(true);
@@ -112,12 +117,13 @@ describe('websockets and subscriptions', () => {
   });
 
   it('refuses a token’s subscription past its cap with TOO_MANY_SUBSCRIPTIONS, over any socket, and counts ended ones out', async () => {
-    await new Promise((r) => setTimeout(r, 3_500)); // the held sockets of the test before are closed
+    await waitForWebsockets(gateway.url, 0); // the held sockets of the test before are closed
     const { token } = await createToken(gateway.url, 'viewer', 'subscriptions');
     const a = wsClient(gateway.url, { token });
     const b = wsClient(gateway.url, { token });
+    const setUps = await subscriptionSetUps(gateway.url);
     const subs = [wsSubscribe(a, 'subscription { statusEvents { id } }'), wsSubscribe(a, 'subscription { statusEvents { id } }'), wsSubscribe(b, 'subscription { boxStatusChanged { id } }')];
-    await new Promise((r) => setTimeout(r, 200));
+    await setUps.reach(3);
     const over = wsSubscribe(b, 'subscription { deviceStatusChanged { id } }');
     expect((await over.next()).errors).toEqual([
       expect.objectContaining({
@@ -127,9 +133,10 @@ describe('websockets and subscriptions', () => {
     ]);
     expect(await over.ended).toBeUndefined();
     subs[0]!.close();
-    await new Promise((r) => setTimeout(r, 200));
+    await waitForMetric(gateway.url, 'fleetgate_live_subscriptions', (running) => running === 2); // its slot is given back
+    const setUpAgain = await subscriptionSetUps(gateway.url);
     const again = wsSubscribe(b, 'subscription { deviceStatusChanged { toStatus } }');
-    await new Promise((r) => setTimeout(r, 200));
+    await setUpAgain.reach(1);
     await postReport(gateway.url, report('SUBS-CAP-1'));
     expect((await again.next()).data.deviceStatusChanged.toStatus).toBe('ONLINE');
     await a.dispose();

@@ -4,7 +4,7 @@ import { schema } from '../../src/graphql/schema';
 import { encodeGlobalId } from '../../src/graphql/global-id';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql, graphqlRaw } from '../helpers/graphql';
-import { sseSubscribe, wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { createToken } from '../helpers/tokens';
 
 // Who may do what: every root field, for each role, and the fields with rules of their own.
@@ -154,10 +154,11 @@ describe('fields with rules of their own', () => {
 describe('subscriptions', () => {
   it('every subscription is a viewer’s, over websockets and SSE', async () => {
     for (const field of SUBSCRIPTIONS) {
+      const setUps = await subscriptionSetUps(gateway.url);
       const client = wsClient(gateway.url, { token: tokens.viewer });
       const sub = wsSubscribe(client, `subscription { ${field} { toStatus } }`);
       const sse = sseSubscribe(gateway.url, `subscription { ${field} { toStatus } }`, undefined, { token: tokens.viewer });
-      await new Promise((r) => setTimeout(r, 150));
+      await setUps.reach(2);
       await postReport(gateway.url, { mq_license_key: `ROLES-SUB-${field}`, media_devices: [{ media_device_id: 'cam', media_device_status: 'online' }] });
       expect((await sub.next()).data[field].toStatus).toBe('ONLINE');
       expect((await sse.next()).data[field].toStatus).toBe('ONLINE');

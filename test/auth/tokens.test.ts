@@ -7,8 +7,9 @@ import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
 import { freePort } from '../helpers/net';
 import { runScript, spawnGateway } from '../helpers/process';
-import { sseSubscribe, wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { createToken, revokeToken } from '../helpers/tokens';
+import { until } from '../helpers/wait';
 
 type TestDatabase = Awaited<ReturnType<typeof createTestDatabase>>;
 
@@ -35,6 +36,8 @@ describe('revoking a token', () => {
   it('ends its websockets (4403) and SSE subscriptions on every replica within seconds, and refuses its requests', async () => {
     const viewer = await createToken(a.url, 'viewer', 'wall dashboard');
     const other = await createToken(a.url, 'viewer', 'other dashboard');
+    const setUpsOnA = await subscriptionSetUps(a.url);
+    const setUpsOnB = await subscriptionSetUps(b.url);
     const onA = wsClient(a.url, { token: viewer.token });
     const onB = wsClient(b.url, { token: viewer.token });
     const untouched = wsClient(b.url, { token: other.token });
@@ -42,7 +45,7 @@ describe('revoking a token', () => {
     const subB = wsSubscribe(onB, 'subscription { statusEvents(filter: { subject: DEVICE }) { toStatus } }');
     const subUntouched = wsSubscribe(untouched, 'subscription { statusEvents(filter: { subject: DEVICE }) { toStatus } }');
     const sseB = sseSubscribe(b.url, 'subscription { statusEvents(filter: { subject: DEVICE }) { toStatus } }', undefined, { token: viewer.token });
-    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([setUpsOnA.reach(1), setUpsOnB.reach(3)]);
     await postReport(a.url, { mq_license_key: 'REVOKE-0001', media_devices: [{ media_device_id: 'cam', media_device_status: 'online' }] });
     for (const sub of [subA, subB, subUntouched, sseB]) expect((await sub.next()).data.statusEvents.toStatus).toBe('ONLINE');
     expect((await graphql(b.url, '{ boxes { totalCount } }', undefined, { token: viewer.token })).status).toBe(200);
@@ -129,8 +132,10 @@ describe('npm run token', () => {
     const id = /#(\d+)\t[^\n]*ci pipeline/.exec(listed.stdout)![1]!;
     const revoked = await tokenCli(['revoke', id], env);
     expect(revoked).toMatchObject({ code: 0, stdout: `Revoked token #${id} "ci pipeline"; gateways refuse it within seconds.\n` });
-    await new Promise((r) => setTimeout(r, 2_500)); // the gateway's next revocation check
-    expect((await graphql(gateway.url, '{ currentToken { name } }', undefined, { token })).status).toBe(401);
+    // Refused from the gateway's next revocation check on.
+    await until(async () => (await graphql(gateway.url, '{ currentToken { name } }', undefined, { token })).status === 401, 'the gateway to refuse the revoked token', {
+      intervalMs: 100,
+    });
   });
 
   it('explains a bad command, with exit status 2', async () => {
@@ -158,9 +163,8 @@ describe('the first start', () => {
     const env = { PORT: '0', FLEETGATE_DATA_DIR: path.join(dataDir, 'postgres'), EMBEDDED_PG_PORT: String(await freePort()), ADMIN_TOKEN: '' };
     const first = await spawnGateway(env);
     try {
-      await new Promise((r) => setTimeout(r, 200));
-      const match = /No API token existed, so an admin token was created\. It is shown this once; keep it:\n\n {4}(fgt_[A-Za-z0-9_-]{43})\n/.exec(first.output());
-      expect(match, first.output()).not.toBeNull();
+      const printed = /No API token existed, so an admin token was created\. It is shown this once; keep it:\n\n {4}(fgt_[A-Za-z0-9_-]{43})\n/;
+      const match = await until(() => printed.exec(first.output()), () => `the admin token to be printed; output:\n${first.output()}`);
       const token = match![1]!;
       const jsonLines = first.output().split('\n').filter((line) => line.startsWith('{'));
       expect(jsonLines.length).toBeGreaterThan(0);

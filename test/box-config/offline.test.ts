@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
+import { until } from '../helpers/wait';
 import { newerReport, post } from '../graphql/fleet-fixture';
 import { closeFakeBoxes, configure, fakeBox, UpdateBoxMutation } from './operations';
 
@@ -32,12 +33,8 @@ it('a box configured to report every second goes offline 3 s after its last repo
   // One report, no observed period: without a configured one it would be 3 x 60 s.
   expect(await configure(gateway, { boxId, reportPeriodSeconds: 1 })).toMatchObject({ __typename: 'ConfigureBoxSuccess', reportPeriodSeconds: 1 });
 
-  const deadline = Date.now() + 10_000;
   let configured = await boxStatus('OFF-CONFIGURED');
-  while (configured.offline_at === null && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    configured = await boxStatus('OFF-CONFIGURED');
-  }
+  await until(async () => (configured = await boxStatus('OFF-CONFIGURED')).offline_at !== null, 'the configured box to go offline', { intervalMs: 50 });
   expect(configured.status).toBe('offline');
   const silentFor = configured.offline_at!.getTime() - configured.last_report_at.getTime();
   expect(silentFor).toBeGreaterThanOrEqual(3_000);

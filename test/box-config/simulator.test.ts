@@ -7,6 +7,7 @@ import { registerApiPorts, type RegisteredBox } from '../../tools/simulator/regi
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorTotals } from '../../tools/simulator/run';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
+import { until } from '../helpers/wait';
 import { BoxConfigQuery, configure } from './operations';
 
 // End to end: a gateway and a simulated fleet of two boxes reporting every 5 s, each box serving its
@@ -70,6 +71,8 @@ function watchReports(licenseKey: string) {
   const seen: number[] = [];
   let last: number | undefined;
   let running = true;
+  let firstRead!: () => void;
+  const ready = new Promise<void>((resolve) => (firstRead = resolve));
   const done = (async () => {
     while (running) {
       const { rows } = await gateway.sql.query('select last_report_at from boxes where license_key = $1', [licenseKey]);
@@ -78,24 +81,19 @@ function watchReports(licenseKey: string) {
         if (last !== undefined) seen.push(at);
         last = at;
       }
+      firstRead();
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   })();
   return {
     seen,
+    /** Resolves once the current state has been read: later reports are the ones counted. */
+    ready,
     async stop() {
       running = false;
       await done;
     },
   };
-}
-
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 it('registers each simulated box with its own API port', async () => {
@@ -120,10 +118,10 @@ it('a box configured to a 2 s period reports every 2 s, from within one old peri
   await until(async () => {
     const { rows } = await gateway.sql.query('select count(*)::int as n from boxes where report_count > 0');
     return rows[0].n === 2;
-  }, OLD_PERIOD_MS + 2_000, 'first reports');
+  }, 'first reports', { timeoutMs: OLD_PERIOD_MS + 2_000 });
 
   const fastReports = watchReports(fast!.licenseKey);
-  await new Promise((resolve) => setTimeout(resolve, 100)); // the watchers have read the current state
+  await fastReports.ready;
   const configuredAt = Date.now();
   const result = await configure(gateway, { boxId: idOf(fast!.licenseKey), reportPeriodSeconds: NEW_PERIOD_S });
   expect(result).toMatchObject({ __typename: 'ConfigureBoxSuccess', reportPeriodSeconds: NEW_PERIOD_S, box: { configuredReportPeriodSeconds: NEW_PERIOD_S } });
@@ -133,7 +131,7 @@ it('a box configured to a 2 s period reports every 2 s, from within one old peri
   expect(moved!.monitorUrl).toBe(elsewhere);
 
   // Four reports at the new period: the first within one old period (here within one new one).
-  await until(() => fastReports.seen.length >= 4, OLD_PERIOD_MS + 4 * NEW_PERIOD_S * 1000, 'four reports at the new period');
+  await until(() => fastReports.seen.length >= 4, 'four reports at the new period', { timeoutMs: OLD_PERIOD_MS + 4 * NEW_PERIOD_S * 1000 });
   await fastReports.stop();
   const [first, ...rest] = fastReports.seen;
   expect(first! - configuredAt).toBeLessThan(OLD_PERIOD_MS);
@@ -146,7 +144,7 @@ it('a box configured to a 2 s period reports every 2 s, from within one old peri
   }
 
   // The other box's next report went to the receiver it was given, within one old period (±10%).
-  await until(() => received.some((r) => r.licenseKey === moved!.licenseKey), OLD_PERIOD_MS * 1.1 + 2_000, 'a report at the new monitor URL');
+  await until(() => received.some((r) => r.licenseKey === moved!.licenseKey), 'a report at the new monitor URL', { timeoutMs: OLD_PERIOD_MS * 1.1 + 2_000 });
   expect(received.find((r) => r.licenseKey === moved!.licenseKey)!.at - configuredAt).toBeLessThan(OLD_PERIOD_MS * 1.1 + 1_000);
   expect(received.every((r) => r.licenseKey === moved!.licenseKey)).toBe(true);
 });

@@ -10,7 +10,7 @@ import { postReport } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
 import { freePort } from '../helpers/net';
 import { spawnGateway, type GatewayProcess } from '../helpers/process';
-import { wsClient, wsSubscribe, type Subscription } from '../helpers/subscriptions';
+import { subscriptionSetUps, wsClient, wsSubscribe, type Subscription } from '../helpers/subscriptions';
 
 // A Postgres of this file's own, stopped for OUTAGE_MS in the middle of the test. The gateways run as
 // processes of their own, as in production: a gateway that dies of the outage shows as one.
@@ -96,9 +96,10 @@ it(
     for (const [name, gateway] of [['a', a], ['b', b]] as const) {
       const client = wsClient(gateway.url);
       clients.push(client);
+      const setUps = await subscriptionSetUps(gateway.url);
       subscriptions[name] = { client, sub: wsSubscribe(client, CHANGES, { boxes }) };
+      await setUps.reach(1);
     }
-    await new Promise((r) => setTimeout(r, 300));
     expect((await postReport(a.url, probe('offline'))).status).toBe(200);
     for (const { sub } of Object.values(subscriptions)) expect((await sub.next(15_000)).data.deviceStatusChanged.toStatus).toBe('OFFLINE');
     expect((await graphql<any, never>(a.url, SUMMARY)).body.data?.fleetSummary.boxes.total).toBeGreaterThan(0);

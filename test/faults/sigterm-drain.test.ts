@@ -5,7 +5,7 @@ import { checkStored, describeTally, ReportLoad } from '../../bench/lib/acknowle
 import { createTestDatabase } from '../helpers/database';
 import { postReport } from '../helpers/gateway';
 import { spawnGateway, type GatewayProcess } from '../helpers/process';
-import { wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
 
 /** The issue's bound: SIGTERM to exit. */
 const EXIT_BOUND_MS = 10_000;
@@ -79,8 +79,9 @@ it('SIGTERM under load: answers the reports in flight, closes websockets with 10
   expect(first.status).toBe(200);
   const client = wsClient(url);
   clients.push(client);
+  const setUps = await subscriptionSetUps(url);
   const sub = wsSubscribe(client, `subscription ($boxes: [ID!]) { deviceStatusChanged(filter: { boxes: $boxes }) { toStatus } }`, { boxes: [first.json.boxId] });
-  await new Promise((r) => setTimeout(r, 300));
+  await setUps.reach(1);
   expect((await postReport(url, probe('FAULT-TERM-PROBE', 'offline'))).status).toBe(200);
   expect((await sub.next(15_000)).data.deviceStatusChanged.toStatus).toBe('OFFLINE');
 

@@ -1,6 +1,5 @@
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type DocumentNode } from 'graphql';
-import type pg from 'pg';
 import { authorization } from './auth';
 
 export interface GraphQLErrorBody {
@@ -128,24 +127,4 @@ export async function query<TData, TVariables>(
     throw new Error(`GraphQL request failed (${response.status}): ${JSON.stringify(response.body.errors ?? response.body)}`);
   }
   return response.body.data;
-}
-
-/**
- * Records the statements the GraphQL layer runs on `pool` (its reads are named `fleetgate_read_*`;
- * ingest, the sweeper and the event hub are left out) while `run` runs.
- */
-export async function countStatements(pool: pg.Pool, run: () => Promise<unknown>): Promise<string[]> {
-  const statements: string[] = [];
-  const original = pool.query;
-  pool.query = function (this: pg.Pool, ...args: unknown[]) {
-    const config = args[0] as { name?: string; text?: string } | string;
-    if (typeof config === 'object' && config.name?.startsWith('fleetgate_read_')) statements.push(config.text ?? '');
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof pool.query;
-  try {
-    await run();
-  } finally {
-    pool.query = original;
-  }
-  return statements;
 }

@@ -2,6 +2,7 @@ import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { authorization } from './auth';
+import { metric, waitForMetric } from './metrics';
 
 export interface Subscription<T = any> {
   /** The next result, or an error after `timeoutMs`. */
@@ -96,4 +97,21 @@ export function sseSubscribe<T = any>(
   const client = createSseClient({ url: `${baseUrl}/graphql`, retryAttempts: 0, headers: authorization(baseUrl, token) });
   const subscription = track<T>((payload, sink) => client.subscribe(payload, sink as never), query, variables);
   return Object.assign(subscription, { client });
+}
+
+/** Subscriptions a gateway has set up or refused since it started: a counter that an end never lowers. */
+const SUBSCRIPTIONS_SET_UP = 'fleetgate_graphql_operation_duration_seconds_count{operation_type="subscription"}';
+
+/**
+ * Counts the subscriptions the gateway at `baseUrl` sets up from now on; `reach(n)` resolves once n
+ * more are set up. By then each is registered with the live feed, so a change committed afterwards
+ * reaches it. (Neither graphql-ws nor graphql-sse acknowledges a subscription: this is the gateway's word.)
+ */
+export async function subscriptionSetUps(baseUrl: string): Promise<{ reach(count: number, timeoutMs?: number): Promise<void> }> {
+  const start = await metric(baseUrl, SUBSCRIPTIONS_SET_UP);
+  return {
+    async reach(count, timeoutMs) {
+      await waitForMetric(baseUrl, SUBSCRIPTIONS_SET_UP, (setUp) => setUp >= start + count, timeoutMs);
+    },
+  };
 }

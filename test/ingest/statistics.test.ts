@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
+import { poolIsIdle, watchStatements } from '../helpers/statements';
+import { until } from '../helpers/wait';
 
 let gateway: TestGateway;
 beforeAll(async () => {
@@ -22,10 +24,24 @@ async function reportNewBoxes(prefix: string, count: number): Promise<void> {
   expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
 }
 
+/**
+ * The ANALYZE statements the gateway sent during `run`. An ANALYZE is decided as a batch commits, before
+ * its reports are answered, and holds a client of the pool until it is done: once the pool is idle
+ * after the answers, any it decided has been sent and has finished.
+ */
+async function analyzesSent(run: () => Promise<void>): Promise<string[]> {
+  const sent = watchStatements(gateway.app.pool);
+  try {
+    await run();
+    await until(() => poolIsIdle(gateway.app.pool), 'the ingest to give its connections back');
+  } finally {
+    sent.stop();
+  }
+  return sent.statements.filter((text) => /^\s*analyze/i.test(text));
+}
+
 it('analyzes boxes and devices once a burst of new boxes passes 50 plus 10% of the table, not before', async () => {
-  await reportNewBoxes('FEW', 40);
-  // Statistics counters reach pg_stat_user_tables within a second; give a wrong ANALYZE time to show.
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  expect(await analyzesSent(() => reportNewBoxes('FEW', 40))).toEqual([]);
   expect(await analyzes()).toBe(0);
 
   await reportNewBoxes('MANY', 30); // 70 new boxes in all
@@ -35,7 +51,6 @@ it('analyzes boxes and devices once a burst of new boxes passes 50 plus 10% of t
 
   // Reports from boxes it knows create none: no further ANALYZE.
   const before = await analyzes();
-  await reportNewBoxes('MANY', 30);
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  expect(await analyzesSent(() => reportNewBoxes('MANY', 30))).toEqual([]);
   expect(await analyzes()).toBe(before);
 });

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LiveEvent } from '../../src/live/event-hub';
 import { createTestDatabase } from '../helpers/database';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
+import { waitForRefusedSweep, waitForSweeps } from '../helpers/sweeps';
+import { until } from '../helpers/wait';
 
 // Two gateways on one database, as two replicas behind a load balancer.
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -82,7 +84,7 @@ describe('events between replicas', () => {
 
 describe('offline sweep', () => {
   it('runs on exactly one replica, marks a silent box offline once, and back online with its next report', async () => {
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForRefusedSweep(a.sql); // one replica holds the sweep, the other asked and was refused
     expect([a.app.sweeper.isLeader, b.app.sweeper.isLeader].filter(Boolean)).toHaveLength(1);
     const events = a.app.events.subscribe((e) => e.box.licenseKey === 'HUB-SILENT' && e.deviceId === null, 100);
     await postReport(b.url, report('HUB-SILENT', 'online'));
@@ -90,7 +92,7 @@ describe('offline sweep', () => {
     expect([first!.fromStatus, first!.toStatus]).toEqual([null, 'online']);
     expect([offline!.fromStatus, offline!.toStatus]).toEqual(['online', 'offline']);
     // Several more sweeps pass: still exactly one offline event.
-    await new Promise((r) => setTimeout(r, 500));
+    await waitForSweeps(a.sql, 3);
     const { rows } = await a.sql.query(
       `select count(*)::int as n from status_events e join boxes b on b.id = e.box_id where b.license_key = 'HUB-SILENT' and e.to_status = 'offline'`,
     );
@@ -106,9 +108,7 @@ describe('offline sweep', () => {
     const leader = a.app.sweeper.isLeader ? a : b;
     const other = leader === a ? b : a;
     await leader.app.sweeper.stop();
-    const deadline = Date.now() + 3000;
-    while (!other.app.sweeper.isLeader && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(other.app.sweeper.isLeader).toBe(true);
+    await until(() => other.app.sweeper.isLeader, 'the other replica to take the sweep', { timeoutMs: 3_000 });
     leader.app.sweeper.start();
   });
 });

@@ -1,11 +1,16 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database';
 import { postReport } from '../helpers/gateway';
 import { spawnGateway, type GatewayProcess } from '../helpers/process';
-import { wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { waitForRefusedSweep, waitForSweeps } from '../helpers/sweeps';
+import { until } from '../helpers/wait';
 
 // Two gateway processes on one database, as replicas behind a load balancer.
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
+/** The test's own connections, to watch the replicas' sweepers. */
+let sql: pg.Pool;
 const processes: GatewayProcess[] = [];
 const env = () => ({
   PORT: '0',
@@ -18,10 +23,12 @@ const env = () => ({
 
 beforeAll(async () => {
   database = await createTestDatabase();
+  sql = new pg.Pool({ connectionString: database.url, max: 1 });
 });
 afterAll(async () => {
   for (const p of processes) if (p.child.exitCode === null) p.child.kill('SIGKILL');
   await Promise.all(processes.map((p) => p.exited));
+  await sql?.end();
   await database?.drop();
 });
 
@@ -33,26 +40,19 @@ async function start(): Promise<GatewayProcess> {
 
 const SWEEPING = 'this replica now runs the offline sweep';
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('two replicas on one Postgres', () => {
   it('an ingest on A reaches a subscriber on B; killing the sweeping A hands the sweep to B', { timeout: 90_000 }, async () => {
     const a = await start();
-    await until(() => a.output().includes(SWEEPING), 10_000, 'A to take the sweep');
+    await until(() => a.output().includes(SWEEPING), 'A to take the sweep');
     const b = await start();
-    await new Promise((r) => setTimeout(r, 300));
+    await waitForRefusedSweep(sql); // B asked for the sweep and was refused
     expect(b.output()).not.toContain(SWEEPING);
 
     const client = wsClient(b.url);
+    const setUps = await subscriptionSetUps(b.url);
     const devices = wsSubscribe(client, `subscription { deviceStatusChanged { box { licenseKey } device { externalId } toStatus } }`);
     const boxes = wsSubscribe(client, `subscription { boxStatusChanged { box { licenseKey } fromStatus toStatus } }`);
-    await new Promise((r) => setTimeout(r, 200));
+    await setUps.reach(2);
 
     const report = (status: string) => ({ mq_license_key: 'REPLICA-1', media_devices: [{ media_device_id: 'cam', media_device_status: status, media_device_type: 'rtsp' }] });
     expect((await postReport(a.url, report('online'))).status).toBe(200);
@@ -62,10 +62,12 @@ describe('two replicas on one Postgres', () => {
     // A dies hard while the box is online; B must notice the box fall silent, once.
     a.child.kill('SIGKILL');
     await a.exited;
-    await until(() => b.output().includes(SWEEPING), 10_000, 'B to take the sweep');
+    await until(() => b.output().includes(SWEEPING), 'B to take the sweep');
     expect((await boxes.next(10_000)).data.boxStatusChanged).toEqual({ box: { licenseKey: 'REPLICA-1' }, fromStatus: 'ONLINE', toStatus: 'OFFLINE' });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(boxes.pending).toEqual([]);
+    // More sweeps pass; a second offline event would come before the box's return.
+    await waitForSweeps(sql, 3);
+    expect((await postReport(b.url, report('online'))).status).toBe(200);
+    expect((await boxes.next()).data.boxStatusChanged).toEqual({ box: { licenseKey: 'REPLICA-1' }, fromStatus: 'OFFLINE', toStatus: 'ONLINE' });
     await client.dispose();
   });
 });

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { authorization } from '../helpers/auth';
-import { wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { until } from '../helpers/wait';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let a: TestGateway;
@@ -35,7 +36,9 @@ const flip = (key: string, n: number, devices = 1) => ({
 describe('a replica whose LISTEN connection drops', () => {
   it('reconnects by itself and its subscribers miss nothing', async () => {
     const client = wsClient(b.url);
+    const setUps = await subscriptionSetUps(b.url);
     const sub = wsSubscribe(client, `subscription { deviceStatusChanged { device { externalId } toStatus } }`);
+    await setUps.reach(1);
     await postReport(a.url, flip('LISTEN-1', 0));
     expect((await sub.next()).data.deviceStatusChanged.toStatus).toBe('ONLINE');
 
@@ -74,8 +77,7 @@ describe('a websocket subscriber that stops reading', () => {
     const fine = wsSubscribe(healthy, `subscription { deviceStatusChanged { device { externalId } toStatus } }`);
     // Both subscriptions are running (on a busy machine, authentication and setup take a while).
     const running = () => a.app.events.subscriberCount >= before + 1 && b.app.events.subscriberCount >= beforeB + 1;
-    for (const deadline = Date.now() + 10_000; !running() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
-    await new Promise((r) => setTimeout(r, 200));
+    await until(running, 'both subscriptions to run');
     const subscribers = a.app.events.subscriberCount;
     expect(subscribers).toBe(before + 1);
     (slow as unknown as { _socket: import('node:net').Socket })._socket.pause(); // stop reading
@@ -103,8 +105,7 @@ describe('shutdown', () => {
     const own = await startGateway({}, database.url);
     const client = wsClient(own.url);
     const sub = wsSubscribe(client, `subscription { deviceStatusChanged { id } }`);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(own.app.events.subscriberCount).toBe(1);
+    await until(() => own.app.events.subscriberCount === 1, 'the subscription to be registered');
     await own.close();
     expect((await client.closed).code).toBe(1001);
     sub.close();

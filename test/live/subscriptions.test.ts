@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { authorization } from '../helpers/auth';
-import { sseSubscribe, wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
+import { waitForSweeps } from '../helpers/sweeps';
+import { until } from '../helpers/wait';
 
 let gateway: TestGateway;
 const clients: Array<{ dispose(): void | Promise<void> }> = [];
@@ -47,8 +49,9 @@ async function deviceIdOf(key: string, externalId: string): Promise<string> {
 describe('deviceStatusChanged over websockets', () => {
   it('pushes a change the moment its report is stored, with its device and box', async () => {
     const { boxId } = await post('WS-ONE', [{ id: 'a' }]);
+    const setUps = await subscriptionSetUps(gateway.url);
     const sub = wsSubscribe(client(), `subscription($b: [ID!]) { deviceStatusChanged(filter: { boxes: $b }) { ${EVENT} } }`, { b: [boxId] });
-    await new Promise((r) => setTimeout(r, 100)); // the subscription is registered before the change
+    await setUps.reach(1); // the subscription is registered before the change
     await post('WS-ONE', [{ id: 'a', status: 'offline' }]);
     const { data } = await sub.next();
     expect(data.deviceStatusChanged).toMatchObject({
@@ -66,21 +69,24 @@ describe('deviceStatusChanged over websockets', () => {
     const b = await post('WS-F-B', [{ id: 'cam1', type: 'rtsp' }]);
     const cam2 = await deviceIdOf('WS-F-A', 'cam2');
     const c = client();
+    const setUps = await subscriptionSetUps(gateway.url);
     const byBox = wsSubscribe(c, `subscription($b: [ID!]) { deviceStatusChanged(filter: { boxes: $b }) { box { licenseKey } device { externalId } toStatus } }`, { b: [b.boxId] });
     const byDevice = wsSubscribe(c, `subscription($d: [ID!]) { deviceStatusChanged(filter: { devices: $d }) { box { licenseKey } device { externalId } toStatus } }`, { d: [cam2] });
     const byType = wsSubscribe(c, `subscription { deviceStatusChanged(filter: { types: [PHOTO] }) { box { licenseKey } device { externalId } toStatus } }`);
     const byStatus = wsSubscribe(c, `subscription($b: [ID!]) { deviceStatusChanged(filter: { boxes: $b, statuses: [ONLINE] }) { box { licenseKey } device { externalId } toStatus } }`, { b: [a.boxId, b.boxId] });
     const boxes = wsSubscribe(c, `subscription($b: [ID!]) { boxStatusChanged(boxes: $b) { box { licenseKey } toStatus } }`, { b: [a.boxId] });
-    await new Promise((r) => setTimeout(r, 150));
+    await setUps.reach(5);
 
     await post('WS-F-A', [{ id: 'cam1', type: 'rtsp', status: 'offline' }, { id: 'cam2', type: 'photo', status: 'offline' }]);
     await post('WS-F-B', [{ id: 'cam1', type: 'rtsp', status: 'offline' }]);
     await post('WS-F-A', [{ id: 'cam1', type: 'rtsp' }, { id: 'cam2', type: 'photo', status: 'offline' }]);
-    // A sentinel change everyone's filter would see last, so "nothing else arrived" is checked, not assumed.
+    // A sentinel change seen last, so "nothing else arrived" is checked, not assumed. The hub hands
+    // events out in id order, so once a subscription has the sentinel it has had all before it; the two
+    // it does not match (one device, box A's status) have had theirs by the time their neighbours on
+    // the same socket have it.
     await post('WS-F-B', [{ id: 'cam1', type: 'rtsp' }, { id: 'cam9', type: 'photo' }]);
-    await new Promise((r) => setTimeout(r, 300));
-
     const seen = (s: { pending: Array<{ data: any }> }) => s.pending.map((r) => Object.values(r.data)[0] as any).map((e) => `${e.box.licenseKey}/${e.device?.externalId ?? '-'}:${e.toStatus}`);
+    for (const sub of [byBox, byType, byStatus]) await until(() => seen(sub).includes('WS-F-B/cam9:ONLINE'), () => `the sentinel; saw ${seen(sub)}`, { timeoutMs: 5_000 });
     expect(seen(byBox)).toEqual(['WS-F-B/cam1:OFFLINE', 'WS-F-B/cam1:ONLINE', 'WS-F-B/cam9:ONLINE']);
     expect(seen(byDevice)).toEqual(['WS-F-A/cam2:OFFLINE']);
     expect(seen(byType)).toEqual(['WS-F-A/cam2:OFFLINE', 'WS-F-B/cam9:ONLINE']);
@@ -92,12 +98,9 @@ describe('deviceStatusChanged over websockets', () => {
     const c = client();
     const before = gateway.app.events.subscriberCount;
     const sub = wsSubscribe(c, `subscription { deviceStatusChanged(filter: { statuses: [UNKNOWN] }) { id } }`);
-    const deadline = Date.now() + 3000;
-    while (gateway.app.events.subscriberCount === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    expect(gateway.app.events.subscriberCount).toBe(before + 1);
+    await until(() => gateway.app.events.subscriberCount === before + 1, 'the subscription to be registered', { timeoutMs: 3_000 });
     sub.close();
-    while (gateway.app.events.subscriberCount !== before && Date.now() < deadline + 3000) await new Promise((r) => setTimeout(r, 20));
-    expect(gateway.app.events.subscriberCount).toBe(before);
+    await until(() => gateway.app.events.subscriberCount === before, 'the subscription to be let go', { timeoutMs: 3_000 });
   });
 
   it('refuses a bad filter with a clear error, not an internal one', async () => {
@@ -112,8 +115,9 @@ describe('deviceStatusChanged over websockets', () => {
 
 describe('boxStatusChanged', () => {
   it('a box that falls silent produces exactly one offline event, and its next report one online event', async () => {
+    const setUps = await subscriptionSetUps(gateway.url);
     const sub = wsSubscribe(client(), `subscription { boxStatusChanged { fromStatus toStatus box { licenseKey status } } }`);
-    await new Promise((r) => setTimeout(r, 100));
+    await setUps.reach(1);
     await post('WS-SILENT', [{ id: 'a' }]);
     const ofThisBox = async () => {
       for (;;) {
@@ -124,8 +128,8 @@ describe('boxStatusChanged', () => {
     expect(await ofThisBox()).toEqual({ fromStatus: null, toStatus: 'ONLINE', box: expect.anything() });
     const offline = { data: { boxStatusChanged: await ofThisBox() } };
     expect(offline.data.boxStatusChanged).toEqual({ fromStatus: 'ONLINE', toStatus: 'OFFLINE', box: { status: 'OFFLINE' } });
-    await new Promise((r) => setTimeout(r, 600)); // more sweeps pass
-    expect(sub.pending.filter((r) => r.data.boxStatusChanged.box.licenseKey === 'WS-SILENT')).toEqual([]);
+    // More sweeps pass; a second offline event would come before the online one awaited below.
+    await waitForSweeps(gateway.sql, 3);
     // Its devices keep their status and say it is stale.
     const res = await fetch(`${gateway.url}/graphql`, {
       method: 'POST',
@@ -143,8 +147,9 @@ describe('statusEvents: replay from a cursor, then live', () => {
     const { boxId } = await post('WS-RESUME', [{ id: 'a' }]);
     const query = `subscription($after: String, $b: [ID!]) { statusEvents(after: $after, filter: { box: $b }) { id cursor device { externalId } toStatus } }`;
     const first = client();
+    const setUps = await subscriptionSetUps(gateway.url);
     const sub = wsSubscribe(first, query, { b: [boxId] });
-    await new Promise((r) => setTimeout(r, 100));
+    await setUps.reach(1);
     await post('WS-RESUME', [{ id: 'a', status: 'offline' }]);
     const seen = [(await sub.next()).data.statusEvents];
     await first.dispose();
@@ -160,12 +165,14 @@ describe('statusEvents: replay from a cursor, then live', () => {
     await post('WS-RESUME', [{ id: 'b', status: 'offline' }]);
     seen.push((await resumed.next()).data.statusEvents);
 
-    expect(seen.map((e) => `${e.device.externalId}:${e.toStatus}`)).toEqual(['a:OFFLINE', 'a:ONLINE', 'b:ONLINE', 'a:REMOVED', 'b:OFFLINE']);
+    // And then a last change: a duplicate of any of the above would arrive before it.
+    await post('WS-RESUME', [{ id: 'b' }]);
+    seen.push((await resumed.next()).data.statusEvents);
+
+    expect(seen.map((e) => `${e.device.externalId}:${e.toStatus}`)).toEqual(['a:OFFLINE', 'a:ONLINE', 'b:ONLINE', 'a:REMOVED', 'b:OFFLINE', 'b:ONLINE']);
     const ids = seen.map((e) => Number(Buffer.from(e.id, 'base64').toString().split(':')[1]));
     expect(ids).toEqual([...ids].sort((x, y) => x - y));
     expect(new Set(ids).size).toBe(ids.length);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(resumed.pending).toEqual([]);
   });
 
   it('takes the cursor of an event from the history query', async () => {
@@ -192,9 +199,10 @@ describe('statusEvents: replay from a cursor, then live', () => {
 describe('SSE (graphql-sse, distinct connections)', () => {
   it('delivers the same events with the same filters', async () => {
     const { boxId } = await post('SSE-ONE', [{ id: 'a' }]);
+    const setUps = await subscriptionSetUps(gateway.url);
     const sub = sseSubscribe(gateway.url, `subscription($b: [ID!]) { deviceStatusChanged(filter: { boxes: $b }) { toStatus device { externalId } box { licenseKey } } }`, { b: [boxId] });
     clients.push(sub.client);
-    await new Promise((r) => setTimeout(r, 300));
+    await setUps.reach(1);
     await post('SSE-OTHER', [{ id: 'z' }]);
     await post('SSE-ONE', [{ id: 'a', status: 'offline' }]);
     expect((await sub.next()).data.deviceStatusChanged).toEqual({ toStatus: 'OFFLINE', device: { externalId: 'a' }, box: { licenseKey: 'SSE-ONE' } });

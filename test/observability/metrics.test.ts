@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql as send } from '../helpers/graphql';
+import { waitForMetric } from '../helpers/metrics';
 import { wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { newerReport } from '../graphql/fleet-fixture';
 import { createMetrics } from '../../src/observability/metrics';
@@ -25,16 +26,7 @@ async function scrape(): Promise<Map<string, number>> {
   return series;
 }
 
-async function eventually(series: string, value: number): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  let last: number | undefined;
-  while (Date.now() < deadline) {
-    last = (await scrape()).get(series);
-    if (last === value) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${series} was ${last}, not ${value}, after 5 s`);
-}
+const eventually = (series: string, value: number) => waitForMetric(gateway.url, series, (seen) => seen === value, 5_000);
 
 it('counts reports by outcome, batches, GraphQL operations, online boxes and devices, and live connections', async () => {
   expect((await postReport(gateway.url, newerReport('M-BOX-1', [{ id: 'm1' }, { id: 'm2', status: 'offline' }]))).status).toBe(200);

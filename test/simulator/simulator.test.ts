@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFleet } from '../../tools/simulator/fleet';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions } from '../../tools/simulator/run';
+import { until } from '../helpers/wait';
 
 interface Received {
   at: number;
@@ -69,15 +70,6 @@ function options(url: string, overrides: Partial<SimulatorOptions> = {}): Simula
   };
 }
 
-/** Polls `condition` every 10 ms; fails after 5 s. */
-async function until(condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 5 s');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 const licenseKey = (body: Record<string, unknown>) => (body.mq_license_key ?? body.dev_sno) as string;
 
 describe('runSimulator', () => {
@@ -134,8 +126,10 @@ describe('runSimulator', () => {
   it('stops when its signal aborts, and after its duration', async () => {
     const receiver = await startReceiver();
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 300);
-    const stopped = await runSimulator(options(receiver.url, { reportsPerBox: undefined }), { signal: controller.signal });
+    const running = runSimulator(options(receiver.url, { reportsPerBox: undefined }), { signal: controller.signal });
+    await until(() => receiver.received.length >= 3, 'reports under way', { timeoutMs: 5_000 });
+    controller.abort();
+    const stopped = await running;
     expect(stopped.stoppedBy).toBe('signal');
     expect(stopped.elapsedMs).toBeLessThan(2_000);
     expect(stopped.sent).toBe(stopped.acked + stopped.failed);
@@ -151,7 +145,7 @@ describe('runSimulator', () => {
     const fleet = createFleet({ boxes: 1, devicesPerBox: 2, format: 'new', seed: 1, reportPeriodSeconds: 0.1, monitorUrl: first.url });
     const box = fleet[0]!;
     const run = runSimulator(options(first.url, { boxes: 1, reportsPerBox: 4, reportPeriodSeconds: 0.1 }), { fleet });
-    await until(() => first.received.length >= 1);
+    await until(() => first.received.length >= 1, 'a first report', { timeoutMs: 5_000 });
     box.monitorUrl = second.url;
     box.reportPeriodSeconds = 0.05;
     const totals = await run;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatChange, startWatcher, type WatchedChange, type Watcher, type WatchOptions } from '../../tools/simulator/watch';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { runScript } from '../helpers/process';
+import { until } from '../helpers/wait';
 
 let gateway: TestGateway;
 const watchers: Watcher[] = [];
@@ -25,17 +26,6 @@ async function post(key: string, devices: Dev[]): Promise<void> {
     media_devices: devices.map((d) => ({ media_device_id: d.id, media_device_status: d.status ?? 'online', media_device_type: 'rtsp', media_device_name: `cam ${d.id}` })),
   });
   expect(res.status, res.text).toBe(200);
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits for `done()` to hold, polling, with a deadline that says what was seen instead. */
-async function until(done: () => boolean, what: () => string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms; saw: ${what()}`);
-    await sleep(20);
-  }
 }
 
 const describeChange = (c: WatchedChange) => `${c.device?.externalId ?? 'box'}:${c.fromStatus ?? 'NEW'}→${c.toStatus}`;
@@ -85,6 +75,8 @@ interface Proxy {
   url: string;
   /** Closes every connection through it and refuses new ones until `restore()`. */
   drop(): void;
+  /** Connections refused since the last `drop()`. */
+  readonly refused: number;
   restore(): void;
   close(): Promise<void>;
 }
@@ -94,8 +86,12 @@ async function startProxy(target: string): Promise<Proxy> {
   const { hostname, port } = new URL(target);
   const sockets = new Set<net.Socket>();
   let refusing = false;
+  let refused = 0;
   const server = net.createServer((client) => {
-    if (refusing) return void client.destroy();
+    if (refusing) {
+      refused++;
+      return void client.destroy();
+    }
     const upstream = net.connect(Number(port), hostname);
     for (const [a, b] of [
       [client, upstream],
@@ -113,8 +109,12 @@ async function startProxy(target: string): Promise<Proxy> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const proxy: Proxy = {
     url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    get refused() {
+      return refused;
+    },
     drop() {
       refusing = true;
+      refused = 0;
       for (const socket of sockets) socket.destroy();
     },
     restore() {
@@ -163,7 +163,7 @@ describe('the simulator watcher', () => {
     await post('WATCH-R', [{ id: 'a' }]);
     await post('WATCH-R', [{ id: 'a' }, { id: 'b' }]);
     await post('WATCH-R', [{ id: 'a' }, { id: 'b', status: 'offline' }]);
-    await sleep(300); // a few refused reconnect attempts
+    await until(() => proxy.refused >= 3, () => `3 refused reconnects; saw ${proxy.refused}`);
     expect(w.of('WATCH-R')).toHaveLength(1);
 
     proxy.restore();
@@ -171,7 +171,9 @@ describe('the simulator watcher', () => {
     // Live again after the replay: the resumed subscription carries new changes too.
     await post('WATCH-R', [{ id: 'a', status: 'offline' }, { id: 'b', status: 'offline' }]);
     await until(() => w.of('WATCH-R').length === 5, () => w.of('WATCH-R').join(', '));
-    await sleep(200); // nothing arrives twice
+    // Nothing arrives twice: a change of another box posted last comes after any repeat would.
+    await post('WATCH-R-LAST', [{ id: 'z' }]);
+    await until(() => w.of('WATCH-R-LAST').length >= 1, () => w.changes.map(describeChange).join(', '));
 
     expect(w.of('WATCH-R')).toEqual(['a:ONLINE→OFFLINE', 'a:OFFLINE→ONLINE', 'b:NEW→ONLINE', 'b:ONLINE→OFFLINE', 'a:ONLINE→OFFLINE']);
     const missed = w.changes.filter((c) => c.licenseKey === 'WATCH-R').map((c) => c.missedWhileDisconnected);
