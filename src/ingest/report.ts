@@ -78,11 +78,6 @@ const DIALECTS = {
 } as const;
 type Dialect = (typeof DIALECTS)[keyof typeof DIALECTS];
 
-/** The field a device's status is read from: its dialect's, by the prefix of its keys. */
-export function statusFieldOf(device: Record<string, unknown>, format: ReportFormat): string {
-  return dialectOf(device, format).status;
-}
-
 function dialectOf(device: Record<string, unknown>, format: ReportFormat): Dialect {
   for (const key in device) {
     if (key.startsWith('media_device_')) return DIALECTS.new;
