@@ -59,10 +59,11 @@ export function routeBatch(batch: readonly ReceivedReport[], committed: Committe
  */
 function lockAndRead(pipeline: Pipeline, reports: ReceivedReport[]): Promise<[pg.QueryResult, pg.QueryResult]> {
   const keys = [...new Set(reports.map((r) => r.report.licenseKey))].sort();
-  return Promise.all([
+  // Tracked as a whole too: a batch that fails before awaiting it must not leave its rejection unhandled.
+  return pipeline.track(Promise.all([
     lockBoxes(pipeline, keys),
     selectChangedDevices(pipeline, reports.map((r) => r.report.licenseKey), reports.map((r) => r.report.devicesHash)),
-  ]);
+  ]));
 }
 
 /**
