@@ -232,6 +232,9 @@ async function applyDiffPath(
   // Last, because it serializes event writers across replicas until commit.
   const inserted = pipeline.track(insertStatusEvents(pipeline.client, rows));
   const committing = transaction.commit();
-  const [, , , recorded] = await Promise.all([insert, update, boxUpdate, inserted, committing]);
+  // A failed write is the error to report (the COMMIT then answers ROLLBACK), whichever settles first.
+  committing.catch(() => {});
+  const [, , , recorded] = await Promise.all([insert, update, boxUpdate, inserted]);
+  await committing;
   return { events: recorded, created };
 }
