@@ -54,17 +54,6 @@ export const boxes = pgTable(
     gatewayExtData: jsonb('gateway_ext_data').$type<Record<string, unknown>>(),
     /** Hash of the last report body (the body itself is in box_last_reports). */
     lastReportHash: text('last_report_hash'),
-    /**
-     * An older box's health figures change at every report and nothing else does, so its stored body
-     * is not rewritten for them: this is the `gateway_ext_data` value of the last body as text, which
-     * replaces the value in box_last_reports.body (the bytes after the first `lastReportExtPrefix` and
-     * before the last `lastReportExtSuffix`) to give the last body. Valid while `lastReportExtFor`
-     * equals `lastReportHash`; null when the stored body is the last body as it is.
-     */
-    lastReportExtData: text('last_report_ext_data'),
-    lastReportExtPrefix: integer('last_report_ext_prefix'),
-    lastReportExtSuffix: integer('last_report_ext_suffix'),
-    lastReportExtFor: text('last_report_ext_for'),
     /** Hash of the normalized device list; equal means no device can have changed. */
     devicesHash: text('devices_hash'),
     /** Where the box's own REST API listens, when an operator set it; else `address`. */
@@ -87,22 +76,16 @@ export const boxes = pgTable(
 );
 
 /**
- * Each box's last report as received, for debugging. Apart from `boxes` so that the box row, updated
- * on every report, stays narrow enough for HOT updates; written only when the body changed.
- * `body` is the JSON text itself (`body::jsonb` to query into it), kept as text so that storing it costs
- * no parse, and uncompressed inline up to 8 KB (migration 0003): no compression either.
- * It was received at the box's `last_report_at` (a body is rewritten whenever it differs).
+ * Each box's last report as received, for debugging (Box.lastReport). Apart from `boxes` so that the
+ * box row, updated on every report, stays narrow enough for HOT updates; written only when the body
+ * changed, so it was received at the box's `last_report_at`. `body` is the JSON text as the box sent
+ * it (`body::jsonb` to query into it): text, so storing it costs no parse, and uncompressed inline up
+ * to 8 KB (migration 0003).
  */
 export const boxLastReports = pgTable('box_last_reports', {
   boxId: integer('box_id')
     .primaryKey()
     .references(() => boxes.id, { onDelete: 'cascade' }),
-  /**
-   * No longer written (null in rows made since migration 0004); kept while replicas of an older
-   * version may still write it during a rolling upgrade. Leaving the row's other bytes alone lets
-   * Postgres log only the part of a body that changed (an older box's health figures), not all of it.
-   */
-  receivedAt: timestamptz('received_at'),
   body: text('body').notNull(),
 });
 

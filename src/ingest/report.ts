@@ -37,30 +37,6 @@ export interface Report {
   /** Hash of the normalized device list. */
   devicesHash: string;
   warnings: ReportWarning[];
-  /** Set when the body differs from its box's previous one only in `gateway_ext_data`. */
-  extDataOnly?: ExtDataChange;
-  /** Set when the device list is its box's previous report's but for the statuses of some devices. */
-  statusChanges?: StatusChanges;
-}
-
-/**
- * A device list that is another one (`previousDevicesHash`) with only these devices' statuses
- * changed, in list order. Where that list is the stored one, these are all the list's changes.
- */
-export interface StatusChanges {
-  previousDevicesHash: string;
-  changed: ReadonlyArray<{ device: ReportedDevice; from: DeviceStatus }>;
-}
-
-/**
- * A body that is its box's previous body (`previousHash`) with another `gateway_ext_data` value:
- * `text`, after the first `prefixBytes` bytes and before the last `suffixBytes`, which both bodies share.
- */
-export interface ExtDataChange {
-  previousHash: string;
-  text: string;
-  prefixBytes: number;
-  suffixBytes: number;
 }
 
 export interface ReportLimits {
@@ -101,11 +77,6 @@ const DIALECTS = {
   },
 } as const;
 type Dialect = (typeof DIALECTS)[keyof typeof DIALECTS];
-
-/** The field a device's status is read from: its dialect's, by the prefix of its keys. */
-export function statusFieldOf(device: Record<string, unknown>, format: ReportFormat): string {
-  return dialectOf(device, format).status;
-}
 
 function dialectOf(device: Record<string, unknown>, format: ReportFormat): Dialect {
   for (const key in device) {
@@ -266,21 +237,9 @@ const byExternalId = (a: ReportedDevice, b: ReportedDevice) => (a.externalId < b
 /** A text field for the device list's hash: its length first, so no two different lists read alike. */
 const field = (value: string | null) => (value === null ? '-' : `${value.length}:${value}`);
 
-/**
- * A device's part of its list's hash, as UTF-8, made once per device. A Report's devices are frozen,
- * and a new report's list shares the objects of the devices that did not change with the last one's,
- * so a list with one new status encodes one part, not sixteen. A device that could still change is
- * encoded every time.
- */
-const hashParts = new WeakMap<ReportedDevice, Buffer>();
-
+/** A device's part of its list's hash. */
 function hashPart(d: ReportedDevice): Buffer {
-  let part = hashParts.get(d);
-  if (part === undefined) {
-    part = Buffer.from(`${field(d.externalId)}${field(d.name)}${field(d.ip)}${d.type}|${field(d.url)}${field(d.permissionId)}${d.status}|${field(d.reportedStatus)}${field(d.reportedType)}`);
-    if (Object.isFrozen(d)) hashParts.set(d, part);
-  }
-  return part;
+  return Buffer.from(`${field(d.externalId)}${field(d.name)}${field(d.ip)}${d.type}|${field(d.url)}${field(d.permissionId)}${d.status}|${field(d.reportedStatus)}${field(d.reportedType)}`);
 }
 
 function inIdOrder(devices: readonly ReportedDevice[]): boolean {

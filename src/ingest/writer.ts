@@ -5,7 +5,8 @@ import { ReportError } from './errors';
 import { maskLicenseKey } from './license-key';
 import { GroupCommit, type GroupCommitOptions } from './group-commit';
 import { StatisticsKeeper } from './statistics';
-import { applyReports, PartlyAppliedError, type AppliedReport, type CommittedHashes, type ReceivedReport, type RecordedEvent } from './store';
+import { applyReports, type CommittedHashes, type RecordedEvent } from './store/apply-reports';
+import { PartlyAppliedError, type AppliedReport, type ReceivedReport } from './store/outcome';
 
 /** Postgres asks the transaction to be run again: deadlock between replicas, serialization. */
 const RETRYABLE = new Set(['40P01', '40001']);

@@ -138,32 +138,12 @@ export interface LastReportRow {
   body: string;
 }
 
-interface StoredLastReport extends LastReportRow {
-  boxId: number;
-  /** The last body's `gateway_ext_data` value, to put in place of the stored body's (see boxes.lastReportExtData). */
-  extData: string | null;
-  extPrefix: number | null;
-  extSuffix: number | null;
-}
-
-/** The last body: the stored one, or the stored one with the last health figures in place of its own. */
-function lastBody({ body, extData, extPrefix, extSuffix }: StoredLastReport): string {
-  if (extData === null || extPrefix === null || extSuffix === null) return body;
-  // Byte offsets: the value starts with `{` and ends with `}`, so both cuts fall between characters.
-  const bytes = Buffer.from(body, 'utf8');
-  return Buffer.concat([bytes.subarray(0, extPrefix), Buffer.from(extData, 'utf8'), bytes.subarray(bytes.length - extSuffix)]).toString('utf8');
-}
-
 export async function lastReportsByBoxIds(pool: pg.Pool, boxIds: readonly number[]): Promise<Map<number, LastReportRow>> {
-  // The last body is always the last report's (the stored one is rewritten, or its health figures
-  // replaced, whenever a report's differs), so it was received at last_report_at. The figures apply
-  // only while they are the last report's: a replica of an earlier version rewrites the body alone.
-  const rows = await selectRows<StoredLastReport>(
+  // The stored body is rewritten whenever a report's differs, so it was received at last_report_at.
+  const rows = await selectRows<LastReportRow & { boxId: number }>(
     pool,
-    sql`select r.box_id as "boxId", b.last_report_at as "receivedAt", r.body,
-               case when b.last_report_ext_for = b.last_report_hash then b.last_report_ext_data end as "extData",
-               b.last_report_ext_prefix as "extPrefix", b.last_report_ext_suffix as "extSuffix"
+    sql`select r.box_id as "boxId", b.last_report_at as "receivedAt", r.body
         from box_last_reports r join boxes b on b.id = r.box_id where r.box_id = any(${sql.param(boxIds)}::int4[])`,
   );
-  return new Map(rows.map((row) => [row.boxId, { receivedAt: row.receivedAt, body: lastBody(row) }]));
+  return new Map(rows.map(({ boxId, ...row }) => [boxId, row]));
 }

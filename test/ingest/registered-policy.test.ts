@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReportError } from '../../src/ingest/errors';
 import { maskLicenseKey } from '../../src/ingest/license-key';
 import { normalizeReport } from '../../src/ingest/report';
-import type { AppliedReport, ReceivedReport } from '../../src/ingest/store';
+import type { AppliedReport, ReceivedReport } from '../../src/ingest/store/outcome';
 import type { ReportWriter } from '../../src/ingest/writer';
 import { registerBox, removeBox } from '../../src/models/box-admin';
 import { startWriter, type TestWriter } from '../helpers/writer';

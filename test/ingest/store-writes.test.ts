@@ -4,7 +4,7 @@ import { normalizeReport } from '../../src/ingest/report';
 import { ReportReader } from '../../src/ingest/report-reader';
 import { ReportWriter } from '../../src/ingest/writer';
 import { createLogger } from '../../src/log';
-import type { AppliedReport, ReceivedReport } from '../../src/ingest/store';
+import type { AppliedReport, ReceivedReport } from '../../src/ingest/store/outcome';
 import { startWriter, type TestWriter } from '../helpers/writer';
 
 // What the store writes, seen at the ReportWriter with a real Postgres: device times kept or set
@@ -117,7 +117,7 @@ describe('the two paths in one batch', () => {
   });
 });
 
-describe('statuses changed from the list this process stored last', () => {
+describe('the statements of each path', () => {
   /** Statement names the writers send, recorded at each pooled client (observed, not replaced). */
   const sent: string[] = [];
   beforeAll(() => {
@@ -146,17 +146,26 @@ describe('statuses changed from the list this process stored last', () => {
       [key],
     )).rows.map((r) => `${r.external_id}: ${r.from_status} → ${r.to_status}`);
 
-  it('sets them by key in one statement, with their history, and reads no devices', async () => {
+  it('stores a report of an unchanged box with one statement, outside any transaction', async () => {
+    const key = 'T-STATUSES-00';
+    const reader = new ReportReader({ maxDevices: 4096 });
+    await writeTogether([{ report: reader.read(body(key, ['online', 'online'])), receivedAt: time('2026-04-01T00:00:00Z'), address: null }]);
+    sent.length = 0;
+    const [result] = await writeTogether([{ report: reader.read(body(key, ['online', 'online'])), receivedAt: time('2026-04-01T00:01:00Z'), address: null }]);
+    expect(result).toMatchObject({ changes: 0, devices: 2 });
+    expect(sent).toEqual(['ingest_update_unchanged_boxes']);
+  });
+
+  it('diffs a changed status against the stored devices in one transaction, with its history', async () => {
     const key = 'T-STATUSES-01';
     const reader = new ReportReader({ maxDevices: 4096 });
     await writeTogether([{ report: reader.read(body(key, ['online', 'online', 'online'])), receivedAt: time('2026-05-01T00:00:00Z'), address: null }]);
     const report = reader.read(body(key, ['online', 'offline', 'online']));
-    expect(report.statusChanges?.changed.map((c) => `${c.device.externalId}: ${c.from} → ${c.device.status}`)).toEqual(['cam-1: online → offline']);
 
     sent.length = 0;
     const [result] = await writeTogether([{ report, receivedAt: time('2026-05-01T00:01:00Z'), address: null }]);
     expect(result).toMatchObject({ changes: 1, devices: 3 });
-    expect(sent).toEqual(['begin', 'ingest_update_unchanged_boxes', 'events_insert', 'commit']);
+    expect(sent).toEqual(['begin', 'ingest_select_boxes', 'ingest_select_changed_devices', 'ingest_update_devices', 'ingest_update_boxes', 'events_insert', 'commit']);
     expect(await history(key)).toEqual(['cam-1: online → offline']);
     const devices = await deviceTimes(key);
     const [at0, at1] = [await pgTime(time('2026-05-01T00:00:00Z')), await pgTime(time('2026-05-01T00:01:00Z'))];
@@ -166,16 +175,14 @@ describe('statuses changed from the list this process stored last', () => {
     expect(box).toEqual({ devices_hash: report.devicesHash, report_count: 2 });
   });
 
-  it('diffs against the stored devices instead when another replica changed them since', async () => {
+  it('diffs against what another replica stored since, not against what this one stored last', async () => {
     const key = 'T-STATUSES-02';
     const reader = new ReportReader({ maxDevices: 4096 });
     const replica = new ReportWriter(pool, createLogger('silent'), { windowMs: 0, maxItems: 100 });
     await writeTogether([{ report: reader.read(body(key, ['online', 'online', 'online'])), receivedAt: time('2026-06-01T00:00:00Z'), address: null }]);
     // The other replica stores cam-0 offline; this one still remembers all three online.
     await replica.write({ report: new ReportReader({ maxDevices: 4096 }).read(body(key, ['offline', 'online', 'online'])), receivedAt: time('2026-06-01T00:01:00Z'), address: null });
-    // Read from this process's last body: only cam-2 changed (online → offline), from a list no longer stored.
     const report = reader.read(body(key, ['online', 'online', 'offline']));
-    expect(report.statusChanges?.changed.map((c) => c.device.externalId)).toEqual(['cam-2']);
 
     sent.length = 0;
     const [result] = await writeTogether([{ report, receivedAt: time('2026-06-01T00:02:00Z'), address: null }]);

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { toQuery, type SQL } from '../../db/sql';
 
 /**
  * pg's pipeline mode on a pooled client for the span of one batch: each statement is written at once,
@@ -17,8 +18,10 @@ export class Pipeline {
     setPipelineMode(client, true);
   }
 
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
-    return this.track(this.client.query<R>(config));
+  /** Sends one statement (see src/db/sql.ts `run`); a fixed `name` keeps it prepared on the connection. */
+  run<R extends pg.QueryResultRow = pg.QueryResultRow>(query: SQL, name?: string): Promise<pg.QueryResult<R>> {
+    const { text, values } = toQuery(query);
+    return this.track(this.client.query<R>(name ? { name, text, values } : { text, values }));
   }
 
   /** A statement sent by other code on this client (e.g. insertStatusEvents), so `end()` waits for it too. */
