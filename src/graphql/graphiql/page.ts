@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 import type { GraphiQLOptions } from 'graphql-yoga';
 import { TOKEN_PLACEHOLDER } from './options';
 import { tokenGateScript } from './token-gate';
@@ -15,9 +17,31 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 }
 
+type Assets = typeof import('@graphql-yoga/render-graphiql/graphiql');
+
+/**
+ * The assets, loaded on the first page request (the API itself never needs them) in a worker thread:
+ * compiling their 9 MB module takes most of a second, which on the main thread would stall every
+ * report and query meanwhile. Only the finished strings cross back.
+ */
+function loadAssets(): Promise<Assets> {
+  const file = createRequire(import.meta.url).resolve('@graphql-yoga/render-graphiql/graphiql');
+  const source = `const { parentPort, workerData } = require('node:worker_threads');
+    const { css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker } = require(workerData);
+    parentPort.postMessage({ css, editorWorkerService, favicon, graphqlWorker, js, jsonWorker });`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(source, { eval: true, workerData: file });
+    worker.once('message', (assets: Assets) => {
+      resolve(assets);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the GraphiQL asset loader exited with ${code}`)));
+  });
+}
+
 async function buildPage(options: GraphiQLOptions): Promise<string> {
-  // Imported on the first page request: the assets are a 9 MB module the API itself never needs.
-  const assets = await import('@graphql-yoga/render-graphiql/graphiql');
+  const assets = await loadAssets();
   return `<!doctype html>
 <html lang="en">
   <head>
