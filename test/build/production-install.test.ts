@@ -90,8 +90,10 @@ async function emptyDatabase(): Promise<{ url: string; drop(): Promise<void> }> 
 
 beforeAll(async () => {
   install = await mkdtemp(path.join(os.tmpdir(), 'fleetgate-production-'));
-  // dist/ is the run's build (`npm run build`, test/helpers/global-build.ts).
-  const copies = ['package.json', 'package-lock.json', ...pkg.files.filter((f) => f !== 'dist')].map((f) => [path.join(ROOT, f), path.join(install, f)]);
+  // dist/ is the run's build (`npm run build`, test/helpers/global-build.ts); the lock is package-lock.json
+  // itself (`npm run package` ships it as npm-shrinkwrap.json).
+  const shipped = pkg.files.filter((f) => !f.startsWith('dist/') && f !== 'npm-shrinkwrap.json');
+  const copies = ['package.json', 'package-lock.json', ...shipped].map((f) => [path.join(ROOT, f), path.join(install, f)]);
   await Promise.all([...copies, [inject('gatewayBuild'), path.join(install, 'dist')]].map(([from, to]) => cp(from!, to!, { recursive: true })));
   await Promise.all([
     // From npm's cache, which the project's own `npm ci` filled.
