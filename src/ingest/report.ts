@@ -37,6 +37,17 @@ export interface Report {
   /** Hash of the normalized device list. */
   devicesHash: string;
   warnings: ReportWarning[];
+  /** Set when the device list is its box's previous report's but for the statuses of some devices. */
+  statusChanges?: StatusChanges;
+}
+
+/**
+ * A device list that is another one (`previousDevicesHash`) with only these devices' statuses
+ * changed, in list order. Where that list is the stored one, these are all the list's changes.
+ */
+export interface StatusChanges {
+  previousDevicesHash: string;
+  changed: ReadonlyArray<{ device: ReportedDevice; from: DeviceStatus }>;
 }
 
 export interface ReportLimits {
@@ -77,6 +88,11 @@ const DIALECTS = {
   },
 } as const;
 type Dialect = (typeof DIALECTS)[keyof typeof DIALECTS];
+
+/** The field a device's status is read from: its dialect's, by the prefix of its keys. */
+export function statusFieldOf(device: Record<string, unknown>, format: ReportFormat): string {
+  return dialectOf(device, format).status;
+}
 
 function dialectOf(device: Record<string, unknown>, format: ReportFormat): Dialect {
   for (const key in device) {

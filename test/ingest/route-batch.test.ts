@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeReport } from '../../src/ingest/report';
+import { ReportReader } from '../../src/ingest/report-reader';
 import { routeBatch, type CommittedHashes } from '../../src/ingest/store/apply-reports';
 import type { ReceivedReport } from '../../src/ingest/store/outcome';
 
@@ -29,5 +30,26 @@ describe('routeBatch', () => {
     const route = routeBatch([changed, ...twice], committedAs(received('R-4')));
     expect(route.toDiff).toEqual([changed, ...twice]);
     expect(route.unchanged).toEqual([]);
+  });
+
+  it('sets only the statuses of a list this process stored last, and diffs it when that list is not the one committed', () => {
+    // Read in turn as a box sends them: the second body differs only in a status, read with the template.
+    const reader = new ReportReader({ maxDevices: 10 });
+    const bodyOf = (key: string, status: string) =>
+      Buffer.from(JSON.stringify({ mq_license_key: key, media_devices: [{ media_device_id: 'cam', media_device_status: status, media_device_type: 'rtsp' }] }));
+    const readAs = (key: string, status: string): ReceivedReport => ({ report: reader.read(bodyOf(key, status)), receivedAt: new Date(0), address: null });
+    const before = readAs('R-6', 'online');
+    for (const key of ['R-7', 'R-8']) readAs(key, 'online');
+    const [after6, after7, after8] = ['R-6', 'R-7', 'R-8'].map((key) => readAs(key, 'offline'));
+    expect(after7!.report.statusChanges).toBeDefined();
+    expect(after6!.report.statusChanges?.previousDevicesHash).toBe(before.report.devicesHash);
+    const committed = committedAs(before).set('R-7', { rawHash: 'another body', devicesHash: 'another list' });
+    const route = routeBatch([after6!, after7!, after8!], committed);
+    // the stored list's statuses; R-7: from a list this process did not store last; R-8: nothing known, its own list expected.
+    expect(route.unchanged.map(({ received, withBody, statusChanges }) => [received.report.licenseKey, withBody, statusChanges])).toEqual([
+      ['R-6', true, after6!.report.statusChanges],
+      ['R-8', true, undefined],
+    ]);
+    expect(route.toDiff).toEqual([after7]);
   });
 });

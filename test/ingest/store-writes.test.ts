@@ -156,16 +156,17 @@ describe('the statements of each path', () => {
     expect(sent).toEqual(['ingest_update_unchanged_boxes']);
   });
 
-  it('diffs a changed status against the stored devices in one transaction, with its history', async () => {
+  it('sets statuses changed from the list this process stored last by key in one statement, with their history, and reads no devices', async () => {
     const key = 'T-STATUSES-01';
     const reader = new ReportReader({ maxDevices: 4096 });
     await writeTogether([{ report: reader.read(body(key, ['online', 'online', 'online'])), receivedAt: time('2026-05-01T00:00:00Z'), address: null }]);
     const report = reader.read(body(key, ['online', 'offline', 'online']));
+    expect(report.statusChanges?.changed.map((c) => `${c.device.externalId}: ${c.from} → ${c.device.status}`)).toEqual(['cam-1: online → offline']);
 
     sent.length = 0;
     const [result] = await writeTogether([{ report, receivedAt: time('2026-05-01T00:01:00Z'), address: null }]);
     expect(result).toMatchObject({ changes: 1, devices: 3 });
-    expect(sent).toEqual(['begin', 'ingest_select_boxes', 'ingest_select_changed_devices', 'ingest_update_devices', 'ingest_update_boxes', 'events_insert', 'commit']);
+    expect(sent).toEqual(['begin', 'ingest_update_unchanged_boxes', 'events_insert', 'commit']);
     expect(await history(key)).toEqual(['cam-1: online → offline']);
     const devices = await deviceTimes(key);
     const [at0, at1] = [await pgTime(time('2026-05-01T00:00:00Z')), await pgTime(time('2026-05-01T00:01:00Z'))];
@@ -182,7 +183,9 @@ describe('the statements of each path', () => {
     await writeTogether([{ report: reader.read(body(key, ['online', 'online', 'online'])), receivedAt: time('2026-06-01T00:00:00Z'), address: null }]);
     // The other replica stores cam-0 offline; this one still remembers all three online.
     await replica.write({ report: new ReportReader({ maxDevices: 4096 }).read(body(key, ['offline', 'online', 'online'])), receivedAt: time('2026-06-01T00:01:00Z'), address: null });
+    // Read from this process's last body: only cam-2 changed (online → offline), from a list no longer stored.
     const report = reader.read(body(key, ['online', 'online', 'offline']));
+    expect(report.statusChanges?.changed.map((c) => c.device.externalId)).toEqual(['cam-2']);
 
     sent.length = 0;
     const [result] = await writeTogether([{ report, receivedAt: time('2026-06-01T00:02:00Z'), address: null }]);

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { StatusChanges } from '../report';
 import { insertStatusEvents, type EventRow, type RecordedEvent } from '../../live/events-table';
 import type { ReportError } from '../errors';
 import { BatchTransaction } from './batch-transaction';
@@ -6,6 +7,7 @@ import { applyReport, devicesToWrite, type BoxState, type DeviceState, type Stat
 import { appliedReport, unknownBox, type AppliedReport, type ReceivedReport } from './outcome';
 import { Pipeline } from './pipeline';
 import { ReportColumns } from './report-columns';
+import { StatusColumns, statusDeviceIds, statusEvents } from './status-changes';
 import {
   boxState,
   deviceState,
@@ -30,14 +32,15 @@ export type CommittedHashes = Map<string, { rawHash: string; devicesHash: string
 
 /** The two paths of a batch's reports (see applyReports). */
 interface Route {
-  /** Reports expected to find their box online with the device list they carry, and whether to send their body. */
-  unchanged: Array<{ received: ReceivedReport; withBody: boolean }>;
+  /** Reports expected to find their box online with their device list (or the one `statusChanges` changed), and whether to send their body. */
+  unchanged: Array<{ received: ReceivedReport; withBody: boolean; statusChanges?: StatusChanges }>;
   toDiff: ReceivedReport[];
 }
 
 /**
  * A box reporting twice in one batch takes the diff path, which orders its reports, and so does a
- * device list known to differ from the one this process stored last.
+ * device list known to differ from the one this process stored last, unless it is that list with
+ * only some statuses changed (the update checks the stored list is still that one).
  */
 export function routeBatch(batch: readonly ReceivedReport[], committed: CommittedHashes): Route {
   const perBox = new Map<string, number>();
@@ -46,8 +49,11 @@ export function routeBatch(batch: readonly ReceivedReport[], committed: Committe
   for (const received of batch) {
     const { report } = received;
     const last = committed.get(report.licenseKey);
-    if (perBox.get(report.licenseKey) !== 1 || (last !== undefined && last.devicesHash !== report.devicesHash)) route.toDiff.push(received);
-    else route.unchanged.push({ received, withBody: last?.rawHash !== report.rawHash });
+    const changes = report.statusChanges;
+    const listChanged = last !== undefined && last.devicesHash !== report.devicesHash;
+    const statusesOnly = changes !== undefined && listChanged && last.devicesHash === changes.previousDevicesHash;
+    if (perBox.get(report.licenseKey) !== 1 || (listChanged && !statusesOnly)) route.toDiff.push(received);
+    else route.unchanged.push({ received, withBody: last?.rawHash !== report.rawHash, statusChanges: statusesOnly ? changes : undefined });
   }
   return route;
 }
@@ -68,16 +74,17 @@ function lockAndRead(pipeline: Pipeline, reports: ReceivedReport[]): Promise<[pg
 
 /**
  * Applies a batch of reports, in order, on a client with no transaction open:
- * 1. reports of online boxes whose device list is the stored one: one conditional UPDATE, no reads;
+ * 1. reports of online boxes whose device list is the stored one, or that with some statuses changed:
+ *    one conditional UPDATE, no reads;
  * 2. the rest, and those step 1 did not match (box or devices changed meanwhile): lock their boxes
  *    (creating new ones), diff device lists against the stored ones (diff.ts), and write devices,
  *    boxes and history with one multi-row statement each.
- * With reports for step 2 known in advance, both steps share one transaction (one commit to wait
- * for); otherwise step 1 commits alone, and its misses take step 2 in a transaction of their own
- * (see BatchTransaction for the phases). Statements go out in pipeline mode: step 1's UPDATE and
- * step 2's locks and reads in one round trip, the writes and the COMMIT in another. A report that
- * must find its box and does not (`mustExist`) is answered with a ReportError and leaves nothing
- * behind. Also returns the history recorded and how many boxes the batch created.
+ * With reports for step 2 known in advance, or statuses set by step 1 (their history is written last,
+ * see insertStatusEvents), both steps share one transaction (one commit to wait for); otherwise step
+ * 1 commits alone, and its misses take step 2 in a transaction of their own (see BatchTransaction).
+ * Statements go out in pipeline mode: step 1's UPDATE and step 2's locks and reads in one round trip,
+ * the writes and the COMMIT in another. A report that must find its box and does not (`mustExist`)
+ * is answered with a ReportError and leaves nothing behind. Also returns the history recorded and how many boxes the batch created.
  */
 export async function applyReports(
   client: pg.ClientBase,
@@ -90,26 +97,33 @@ export async function applyReports(
   const transaction = new BatchTransaction(pipeline);
   try {
     const sent: Array<Promise<unknown>> = [];
-    if (toDiff.length > 0) sent.push(transaction.begin());
-    let updated: Promise<pg.QueryResult> | undefined;
-    if (unchanged.length > 0) {
-      const columns = new ReportColumns();
-      for (const { received, withBody } of unchanged) columns.add(received.report, received.receivedAt, received.address, 1, withBody);
-      updated = updateUnchangedBoxes(pipeline, unchanged.map(({ received }) => received.report.licenseKey), columns);
+    const columns = new ReportColumns();
+    const statuses = new StatusColumns();
+    for (const { received, withBody, statusChanges } of unchanged) {
+      columns.add(received.report, received.receivedAt, received.address, 1, withBody);
+      if (statusChanges) statuses.add(received.report.licenseKey, statusChanges, received.receivedAt);
     }
+    if (toDiff.length > 0 || statuses.size > 0) sent.push(transaction.begin());
+    const keys = unchanged.map(({ received }) => received.report.licenseKey);
+    const expected = unchanged.map(({ received, statusChanges }) => statusChanges?.previousDevicesHash ?? received.report.devicesHash);
+    const updated = unchanged.length > 0 ? updateUnchangedBoxes(pipeline, keys, expected, columns, statuses) : undefined;
+    const setStatuses: EventRow[] = [];
     const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
     if (toDiff.length > 0) reads.push(lockAndRead(pipeline, toDiff));
     if (updated) {
-      const ids = new Map((await updated).rows.map((r) => [r.license_key as string, r.id as number]));
+      const { rows } = await updated;
+      const ids = new Map(rows.filter((r) => r.device_id === null).map((r) => [r.license_key as string, r.id as number]));
+      const deviceIds = statusDeviceIds(rows);
       const stored: Array<[ReceivedReport, AppliedReport]> = [];
       const missed: ReceivedReport[] = [];
-      for (const { received } of unchanged) {
+      for (const { received, statusChanges } of unchanged) {
         const id = ids.get(received.report.licenseKey);
         if (id === undefined) {
           missed.push(received);
           continue;
         }
-        const result = appliedReport(id, received.report, 0);
+        if (statusChanges) setStatuses.push(...statusEvents(id, statusChanges, received.receivedAt, deviceIds));
+        const result = appliedReport(id, received.report, statusChanges?.changed.length ?? 0);
         results.set(received, result);
         stored.push([received, result]);
       }
@@ -124,7 +138,7 @@ export async function applyReports(
       return { applied: batch.map((r) => results.get(r)!), events: [], created: 0 };
     }
     await Promise.all(sent);
-    const diffed = await applyDiffPath(pipeline, transaction, batch.filter((r) => !results.has(r)), await Promise.all(reads), results);
+    const diffed = await applyDiffPath(pipeline, transaction, batch.filter((r) => !results.has(r)), await Promise.all(reads), results, setStatuses);
     return { applied: batch.map((r) => results.get(r)!), ...diffed };
   } catch (error) {
     await pipeline.end();
@@ -141,6 +155,8 @@ async function applyDiffPath(
   batch: ReceivedReport[],
   reads: Array<[pg.QueryResult, pg.QueryResult]>,
   results: Map<ReceivedReport, AppliedReport | ReportError>,
+  /** History of the statuses step 1 set, written first. */
+  setStatuses: EventRow[],
 ): Promise<{ events: RecordedEvent[]; created: number }> {
   const boxes = new Map<string, BoxState>();
   for (const [locked] of reads) for (const r of locked.rows) boxes.set(r.license_key, boxState(r, false));
@@ -222,13 +238,13 @@ async function applyDiffPath(
   for (const r of insert ? (await insert).rows : []) deviceIds.set(idKey(r.box_id, r.external_id), r.id);
   const deviceId = ({ id, licenseKey }: BoxState, externalId: string) =>
     boxes.get(licenseKey)!.devices!.get(externalId)!.id ?? deviceIds.get(idKey(id, externalId)) ?? null;
-  const rows: EventRow[] = history.map(({ box, change }) => ({
+  const rows: EventRow[] = [...setStatuses, ...history.map(({ box, change }) => ({
     box_id: box.id,
     device_id: change.externalId === null ? null : deviceId(box, change.externalId),
     from_status: change.from,
     to_status: change.to,
     at: change.at,
-  }));
+  }))];
   // Last, because it serializes event writers across replicas until commit.
   const inserted = pipeline.track(insertStatusEvents(pipeline.client, rows));
   const committing = transaction.commit();

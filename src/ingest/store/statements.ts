@@ -5,6 +5,7 @@ import { int4Array, textArray, timestamptzArray } from '../binary-arrays';
 import type { BoxState, DeviceState } from './diff';
 import type { Pipeline } from './pipeline';
 import { REPORT_FIELD_NAMES, ReportColumns } from './report-columns';
+import type { StatusColumns } from './status-changes';
 
 /**
  * The SQL of a batch of reports, one multi-row statement each. Every statement has a fixed name, so
@@ -154,24 +155,42 @@ const STORE_BODIES = sql`
     on conflict (box_id) do update set body = excluded.body)`;
 
 /**
- * The common case in one statement, without reading first: a box that is online and reports the
- * device list it has stored, with a body that is either sent or the stored one. A box that does not
- * match (devices changed, offline, removed, new, or its body omitted but not the stored one) is not
- * updated, and takes the diff path. Returns the boxes updated.
+ * The common cases in one statement, without reading first: a box that is online and reports either
+ * the device list it has stored (`expected_devices_hash` the report's own) or that list with some
+ * statuses changed (`statuses`, see StatusColumns), with a body either sent or the stored one. The
+ * device rows are the stored list's (only the ingest writes them, always with that list's hash), so
+ * the statuses are set by key. A box that does not match (devices changed otherwise, offline, removed,
+ * new, or its body omitted but not the stored one) is not updated, and takes the diff path. Returns
+ * the boxes updated (`device_id` null) and the devices whose status was set.
  */
-export function updateUnchangedBoxes(pipeline: Pipeline, licenseKeys: string[], columns: ReportColumns): Promise<pg.QueryResult> {
+export function updateUnchangedBoxes(
+  pipeline: Pipeline,
+  licenseKeys: string[],
+  expectedDevicesHashes: string[],
+  columns: ReportColumns,
+  statuses: StatusColumns,
+): Promise<pg.QueryResult> {
   const keys = textArray(licenseKeys);
   return pipeline.run(
     sql`with updated as (
           update boxes b set ${REPORT_COLUMNS}
-          from unnest(${keys}::text[], ${columns.arrays()}) as v(license_key, ${REPORT_FIELD_NAMES})
+          from unnest(${keys}::text[], ${textArray(expectedDevicesHashes)}::text[], ${columns.arrays()})
+               as v(license_key, expected_devices_hash, ${REPORT_FIELD_NAMES})
           where b.license_key = any(${keys}::text[]) -- the keys as an array too: the rows are found by index, not by scanning every box
             and b.license_key = v.license_key and b.status = 'online' and b.removed_at is null
-            and b.devices_hash = v.devices_hash
+            and b.devices_hash = v.expected_devices_hash
             and (v.body is not null or b.last_report_hash = v.last_report_hash)
           returning b.id, b.license_key, v.body),
-        ${STORE_BODIES}
-        select id, license_key from updated`,
+        ${STORE_BODIES},
+        statuses as (
+          update devices d set status = s.status, reported_status = s.reported_status, status_since = s.at, updated_at = s.at
+          from unnest(${statuses.arrays()}) as s(license_key, external_id, status, reported_status, at)
+          join updated u on u.license_key = s.license_key
+          where d.box_id = u.id and d.external_id = s.external_id -- by the unique index
+          returning d.box_id, d.id, d.external_id)
+        select id, license_key, null::int4 as device_id, null::text as external_id from updated
+        union all
+        select box_id, null, id, external_id from statuses`,
     'ingest_update_unchanged_boxes',
   );
 }
