@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql as send } from '../helpers/graphql';
-import { waitForMetric } from '../helpers/metrics';
+import { scrapeMetrics, waitForMetric } from '../helpers/metrics';
 import { wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { newerReport } from '../graphql/fleet-fixture';
 import { createMetrics } from '../../src/observability/metrics';
@@ -12,20 +12,6 @@ beforeAll(async () => {
 });
 afterAll(() => gateway?.close());
 
-/** `/metrics` as a map from series (`name{labels}`) to value. */
-async function scrape(): Promise<Map<string, number>> {
-  const response = await fetch(`${gateway.url}/metrics`);
-  expect(response.status).toBe(200);
-  expect(response.headers.get('content-type')).toContain('text/plain; version=0.0.4');
-  const series = new Map<string, number>();
-  for (const line of (await response.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const cut = line.lastIndexOf(' ');
-    series.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return series;
-}
-
 const eventually = (series: string, value: number) => waitForMetric(gateway.url, series, (seen) => seen === value, 5_000);
 
 it('counts reports by outcome, batches, GraphQL operations, online boxes and devices, and live connections', async () => {
@@ -35,7 +21,8 @@ it('counts reports by outcome, batches, GraphQL operations, online boxes and dev
   const answer = await send(gateway.url, '{ fleetSummary { boxes { total } } }');
   expect(answer.body.errors).toBeUndefined();
 
-  const metrics = await scrape();
+  const metrics = await scrapeMetrics(gateway.url);
+  expect((await fetch(`${gateway.url}/metrics`)).headers.get('content-type')).toContain('text/plain; version=0.0.4');
   expect(metrics.get('fleetgate_ingest_reports_total{status="200"}')).toBe(2);
   expect(metrics.get('fleetgate_ingest_reports_total{status="400"}')).toBe(1);
   expect(metrics.get('fleetgate_ingest_report_duration_seconds_count')).toBe(3);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authorization } from '../helpers/auth';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { createToken } from '../helpers/tokens';
+import { until } from '../helpers/wait';
 
 // graphql-sse's single connection mode (one event stream, operations POSTed onto it) as its own client
 // uses it, with the same token, limits and refusals as the other transports.
@@ -44,13 +45,9 @@ function firstResult(client: ReturnType<typeof createClient>, query: string, var
   });
 }
 
-/** Waits, with a deadline, until the gateway has `count` more subscribers than `before`. */
+/** Waits, with a deadline, until the gateway has `count` subscribers. */
 async function subscribersReach(count: number): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (gateway.app.events.subscriberCount < count) {
-    if (Date.now() > deadline) throw new Error(`subscriberCount stayed ${gateway.app.events.subscriberCount}, expected ${count}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await until(() => gateway.app.events.subscriberCount >= count, () => `${count} subscribers; there are ${gateway.app.events.subscriberCount}`, { timeoutMs: 5_000, intervalMs: 10 });
 }
 
 describe('graphql-sse single connection mode', () => {
@@ -135,12 +132,11 @@ describe('a reservation never opened', () => {
     expect(first.status).toBe(201);
     const streamToken = await first.text();
     expect((await put()).status).toBe(429);
-    const deadline = Date.now() + 5_000;
-    let again = await put();
-    while (again.status === 429 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      again = await put();
-    }
+    // The reservation expires after the test's 50 ms; until then every PUT is refused.
+    const again = await until(async () => {
+      const answer = await put();
+      return answer.status === 429 ? undefined : answer;
+    }, 'the unopened reservation to expire', { timeoutMs: 5_000, intervalMs: 10 });
     expect(again.status).toBe(201);
     const stale = await yoga.fetch('http://localhost/graphql', { headers: { accept: 'text/event-stream', 'x-graphql-event-stream-token': streamToken } });
     expect(stale.status).toBe(404);
