@@ -4,10 +4,12 @@ import {
   bigserial,
   check,
   customType,
+  doublePrecision,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   real,
   serial,
   text,
@@ -132,28 +134,80 @@ export const devices = pgTable(
  * One row per change: a device first seen (`from_status` null), online<->offline, gone from its
  * box's list (`to_status` = 'removed') and back; box events have `device_id` null.
  * The id is the cursor subscribers resume from.
+ *
+ * Partitioned by month of `at` (src/history/partitions.ts); retention drops whole months. Hence the
+ * primary key (id, at), and no foreign keys: detaching a partition that has them would lock `boxes`
+ * and `devices`, and so ingest. Deleting a box deletes its history in the same statement (box-admin).
+ * drizzle-kit cannot write `partition by`: migration 0007 creates the table by hand.
  */
 export const statusEvents = pgTable(
   'status_events',
   {
-    id: bigserial('id', { mode: 'number' }).primaryKey(),
-    boxId: integer('box_id')
-      .notNull()
-      .references(() => boxes.id, { onDelete: 'cascade' }),
-    deviceId: integer('device_id').references(() => devices.id, { onDelete: 'cascade' }),
+    id: bigserial('id', { mode: 'number' }).notNull(),
+    boxId: integer('box_id').notNull(),
+    deviceId: integer('device_id'),
     fromStatus: text('from_status'),
     toStatus: text('to_status').notNull(),
     at: timestamptz('at').notNull(),
   },
   (t) => [
+    primaryKey({ name: 'status_events_pkey', columns: [t.id, t.at] }),
     index('status_events_box_idx').on(t.boxId, t.id),
     index('status_events_device_idx').on(t.deviceId, t.id),
-    index('status_events_at_idx').on(t.at),
+    index('status_events_at_idx').on(t.at, t.id),
     // A device's or box's history over a time range.
     index('status_events_device_at_idx').on(t.deviceId, t.at, t.id),
     index('status_events_box_at_idx').on(t.boxId, t.at, t.id),
   ],
 );
+
+/** The health figures older boxes send in `gateway_ext_data`, each kept as min/max/sum/count per hour. */
+export const HEALTH_FIGURES = ['cpu', 'memory', 'disk', 'temperature'] as const;
+export type HealthFigure = (typeof HEALTH_FIGURES)[number];
+
+/**
+ * Box health over time: one row per box per hour, folded from every report of that hour that carried
+ * health figures (min, max, sum and count of each, so an average over any number of hours is exact).
+ * Partitioned by month of `hour` and dropped with the status history.
+ */
+export const boxHealth = pgTable(
+  'box_health',
+  {
+    boxId: integer('box_id').notNull(),
+    /** The hour's start (UTC). */
+    hour: timestamptz('hour').notNull(),
+    /** Reports folded into the row. */
+    reports: integer('reports').notNull(),
+    // Per figure: min, max, sum, and how many reports of the hour carried it (0: a gap, not a zero).
+    cpuMin: real('cpu_min'),
+    cpuMax: real('cpu_max'),
+    cpuSum: doublePrecision('cpu_sum'),
+    cpuCount: integer('cpu_count').notNull().default(0),
+    memoryMin: real('memory_min'),
+    memoryMax: real('memory_max'),
+    memorySum: doublePrecision('memory_sum'),
+    memoryCount: integer('memory_count').notNull().default(0),
+    diskMin: real('disk_min'),
+    diskMax: real('disk_max'),
+    diskSum: doublePrecision('disk_sum'),
+    diskCount: integer('disk_count').notNull().default(0),
+    temperatureMin: real('temperature_min'),
+    temperatureMax: real('temperature_max'),
+    temperatureSum: doublePrecision('temperature_sum'),
+    temperatureCount: integer('temperature_count').notNull().default(0),
+  },
+  (t) => [primaryKey({ name: 'box_health_pkey', columns: [t.boxId, t.hour] })],
+);
+
+/**
+ * What retention has dropped from each partitioned history table: everything before `dropped_before`,
+ * and (status_events) every id up to `dropped_through_id`, so a cursor from before it is told so.
+ */
+export const historyHorizon = pgTable('history_horizon', {
+  tableName: text('table_name').primaryKey(),
+  droppedBefore: timestamptz('dropped_before').notNull(),
+  droppedThroughId: bigint('dropped_through_id', { mode: 'number' }),
+});
 
 /** Outcomes of a configureBox attempt, as kept in the audit trail. */
 export const CONFIG_OUTCOMES = ['applied', 'rejected', 'unreachable', 'timed_out', 'bad_answer', 'invalid', 'refused'] as const;
@@ -237,4 +291,5 @@ export type Box = typeof boxes.$inferSelect;
 export type BoxConfigChange = typeof boxConfigChanges.$inferSelect;
 export type Device = typeof devices.$inferSelect;
 export type StatusEvent = typeof statusEvents.$inferSelect;
+export type BoxHealth = typeof boxHealth.$inferSelect;
 export type ApiToken = typeof apiTokens.$inferSelect;
