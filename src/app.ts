@@ -15,6 +15,7 @@ import { IngestTrust } from './ingest/trust';
 import { ReportWriter } from './ingest/writer';
 import { EventHub } from './live/event-hub';
 import { OfflineSweeper } from './live/offline-sweeper';
+import { HistoryMaintainer, prepareHistory } from './history/maintainer';
 import { createLogger, type Logger } from './log';
 import { createProbeEndpoints } from './observability/endpoints';
 import { createReadinessCheck } from './observability/health';
@@ -35,6 +36,8 @@ export interface App {
   readonly log: Logger;
   readonly events: EventHub;
   readonly sweeper: OfflineSweeper;
+  /** Partitions of the history: made ahead, dropped past the retention (on one replica). */
+  readonly history: HistoryMaintainer;
   readonly authenticator: Authenticator;
   readonly ingestTrust: IngestTrust;
   /** What start-up did about the first admin token (main.ts prints a new one once). */
@@ -45,6 +48,9 @@ function notFound(res: ServerResponse): void {
   res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
   res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'No such route. Reports go to POST /DeviceStatus.', path: null } }));
 }
+
+/** How often the history maintainer looks for months to make or drop; a start runs it at once too. */
+const HISTORY_MAINTENANCE_INTERVAL_MS = 3_600_000;
 
 /** Time to receive a request's headers, and the whole request; past it Node answers 408 and closes. */
 export const HEADERS_TIMEOUT_MS = 10_000;
@@ -70,6 +76,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let writer: ReportWriter | undefined;
   let events: EventHub | undefined;
   let sweeper: OfflineSweeper | undefined;
+  let history: HistoryMaintainer | undefined;
   let server: Server | undefined;
   let websockets: WebSocketTransport | undefined;
   let authenticator: Authenticator | undefined;
@@ -97,6 +104,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     if (!config.databaseUrl) ownPorts.add(config.embeddedPostgresPort);
     pool = createPool(databaseUrl, config.dbPoolSize, log);
     await migrateDatabase(pool, log);
+    await prepareHistory(pool, log);
     bootstrap = await bootstrapAdminToken(pool, config.adminToken);
     authenticator = new Authenticator(pool, log.child({ part: 'auth' }), { checkMs: config.tokenCheckMs });
     authenticator.start();
@@ -122,6 +130,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       hub.published,
     );
     sweeper.start();
+    history = new HistoryMaintainer(databaseUrl, log, { retentionDays: config.historyRetentionDays, intervalMs: HISTORY_MAINTENANCE_INTERVAL_MS });
+    history.start();
     const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
     writer = new ReportWriter(
       pool,
@@ -207,6 +217,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     clearTimeout(timer);
     await sweeper?.stop();
     sweeper = undefined;
+    await history?.stop();
+    history = undefined;
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
@@ -243,6 +255,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get sweeper() {
       if (!sweeper) throw new Error('app not started');
       return sweeper;
+    },
+    get history() {
+      if (!history) throw new Error('app not started');
+      return history;
     },
     get authenticator() {
       if (!authenticator) throw new Error('app not started');

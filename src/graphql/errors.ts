@@ -5,7 +5,7 @@ import { GraphQLError, responsePathAsArray, type GraphQLResolveInfo } from 'grap
  * `GRAPHQL_VALIDATION_FAILED`, `BAD_REQUEST`, ...). Anything unexpected is answered as
  * `INTERNAL_SERVER_ERROR` with a generic message; the cause goes to the log only.
  */
-export type ErrorCode = 'BAD_USER_INPUT' | 'INTERNAL_SERVER_ERROR';
+export type ErrorCode = 'BAD_USER_INPUT' | 'HISTORY_EXPIRED' | 'INTERNAL_SERVER_ERROR';
 
 /**
  * An error the client caused and can act on, made without a stack trace: nobody reads one, and a

@@ -60,29 +60,34 @@ export async function listPartitions(client: pg.ClientBase, table: string): Prom
 /**
  * Makes sure `table` has a partition for every month from the one holding `from` to the one holding
  * `until` (inclusive); returns the names it created. Safe to run from several sessions only under one
- * lock (the migration's or the maintainer's): two creating the same month would collide.
+ * lock (the migration's or the maintainer's): two creating the same month would collide. Partitions are
+ * named after `namePrefix` (the table's name once src/history/upgrade.ts has renamed it).
  */
-export async function ensurePartitions(client: pg.ClientBase, table: string, from: Date, until: Date): Promise<string[]> {
-  const existing = await listPartitions(client, table);
-  const created: string[] = [];
-  for (let month = monthStart(from); month <= until; month = monthStart(month, 1)) {
-    const end = monthStart(month, 1);
-    if (existing.some((p) => p.from < end && p.to > month)) continue;
-    const name = partitionName(table, month);
-    await run(client, sql`set lock_timeout = ${sql.raw(`'${DDL_LOCK_TIMEOUT}'`)}`);
-    try {
-      await run(client, sql`create table if not exists ${sql.identifier(name)} (like ${sql.identifier(table)})`);
-      await run(
-        client,
-        sql`alter table ${sql.identifier(table)} attach partition ${sql.identifier(name)}
-            for values from (${sql.raw(`'${month.toISOString()}'`)}) to (${sql.raw(`'${end.toISOString()}'`)})`,
-      );
-    } finally {
-      await run(client, sql`reset lock_timeout`);
+export async function ensurePartitions(db: pg.Pool | pg.ClientBase, table: string, from: Date, until: Date, namePrefix = table): Promise<string[]> {
+  const client = 'totalCount' in db ? await db.connect() : db;
+  try {
+    const existing = await listPartitions(client, table);
+    const created: string[] = [];
+    for (let month = monthStart(from); month <= until; month = monthStart(month, 1)) {
+      const end = monthStart(month, 1);
+      if (existing.some((p) => p.from < end && p.to > month)) continue;
+      const name = partitionName(namePrefix, month);
+      await run(client, sql`begin`);
+      try {
+        await run(client, sql.raw(`set local lock_timeout = '${DDL_LOCK_TIMEOUT}'`));
+        await run(client, sql`create table if not exists ${sql.identifier(name)} (like ${sql.identifier(table)})`);
+        await run(client, sql.raw(`alter table "${table}" attach partition "${name}" for values from ('${month.toISOString()}') to ('${end.toISOString()}')`));
+        await run(client, sql`commit`);
+      } catch (error) {
+        await run(client, sql`rollback`).catch(() => {});
+        throw error;
+      }
+      created.push(name);
     }
-    created.push(name);
+    return created;
+  } finally {
+    if (client !== db) (client as pg.PoolClient).release();
   }
-  return created;
 }
 
 /** Whether `table` is partitioned (status_events is not until src/history/upgrade.ts has run). */

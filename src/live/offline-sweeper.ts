@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { SingletonJob } from '../db/leader';
 import { run, sql } from '../db/sql';
 import type { Logger } from '../log';
 import { insertStatusEvents, type RecordedEvent } from './events-table';
@@ -31,69 +32,33 @@ function markSilentBoxesOffline(now: Date, { periods, minSeconds, defaultPeriodS
 }
 
 /**
- * Marks boxes offline when they fall silent, on exactly one replica at a time. Every replica runs
- * one; the one that holds the advisory lock sweeps, the others keep asking, so the job moves when
- * the holder's connection (and so its lock) goes away.
+ * Marks boxes offline when they fall silent, on exactly one replica at a time (a SingletonJob): the
+ * replica that holds the advisory lock sweeps, the others keep asking.
  */
 export class OfflineSweeper {
-  private client: pg.Client | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private leader = false;
+  private readonly job: SingletonJob;
 
   constructor(
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly log: Logger,
     private readonly options: SweeperOptions,
     /** Told of the events a sweep committed (EventHub.published). */
     private readonly onCommitted: (events: RecordedEvent[]) => void = () => {},
-  ) {}
+  ) {
+    this.job = new SingletonJob({ databaseUrl, lockKey: SWEEP_LOCK, name: 'offline sweep', applicationName: 'fleetgate-sweeper', intervalMs: options.intervalMs, log, work: (client) => this.sweep(client, new Date()) });
+  }
 
   /** Whether this replica currently holds the sweep. */
   get isLeader(): boolean {
-    return this.leader;
+    return this.job.isLeader;
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
-    this.tick();
+    this.job.start();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
-    // Ending the session releases the lock at once, so another replica takes over on its next tick.
-    await this.client?.end().catch(() => {});
-    this.client = undefined;
-    this.leader = false;
-  }
-
-  private tick(): void {
-    if (this.running || !this.timer) return;
-    this.running = this.round()
-      .catch((error) => {
-        this.log.warn({ err: (error as Error).message }, 'offline sweep failed; will retry');
-        this.leader = false;
-        this.client?.end().catch(() => {});
-        this.client = undefined;
-      })
-      .finally(() => (this.running = undefined));
-  }
-
-  private async round(): Promise<void> {
-    if (!this.client) {
-      const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'fleetgate-sweeper' });
-      client.on('error', () => {}); // surfaces on the next query, which the round catches
-      await client.connect();
-      this.client = client;
-    }
-    if (!this.leader) {
-      const { rows } = await run<{ locked: boolean }>(this.client, sql`select pg_try_advisory_lock(${SWEEP_LOCK}) as locked`);
-      this.leader = rows[0]!.locked;
-      if (this.leader) this.log.info('this replica now runs the offline sweep');
-    }
-    if (this.leader) await this.sweep(this.client, new Date());
+  stop(): Promise<void> {
+    return this.job.stop();
   }
 
   /** Marks silent boxes offline with one event each, in one transaction. */

@@ -85,11 +85,15 @@ export type RemoveOutcome =
 /**
  * Soft removal hides the box and everything of it from every read, keeps its rows, and records a
  * box event to REMOVED. With `deleteHistory` the row goes, and with it (by cascade) its devices,
- * status history, last report and config audit trail; a box removed earlier can be deleted so too.
+ * last report and config audit trail, and (in the same statement: the partitioned history tables have no
+ * foreign keys) its status history and health; a box removed earlier can be deleted so too.
  */
 export function removeBox(pool: pg.Pool, boxId: number, deleteHistory: boolean): Promise<RemoveOutcome> {
   if (deleteHistory) {
-    return rowsOf<{ id: number; licenseKey: string }>(pool, sql`delete from boxes where id = ${boxId} returning id, license_key as "licenseKey"`).then(
+    return rowsOf<{ id: number; licenseKey: string }>(pool, sql`with box as (delete from boxes where id = ${boxId} returning id, license_key),
+          history as (delete from status_events where box_id = (select id from box)),
+          health as (delete from box_health where box_id = (select id from box))
+          select id, license_key as "licenseKey" from box`).then(
       ([row]) => (row ? { kind: 'removed', boxId: row.id, licenseKey: row.licenseKey, historyDeleted: true, events: [] } : { kind: 'not_found' }),
     );
   }

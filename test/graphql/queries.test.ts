@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGlobalId } from '../../src/graphql/global-id';
 import { encodeStatusEventCursor } from '../../src/graphql/cursors';
+import { ensurePartitions } from '../../src/history/partitions';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
 import { newerReport, olderReport, post } from './fleet-fixture';
@@ -48,7 +49,8 @@ beforeAll(async () => {
   await post(gateway, newerReport('Q-NEW-2', [{ id: 'm1', name: 'dock' }, { id: 'm2', name: 'stairs' }]));
   await post(gateway, newerReport('Q-GONE', [{ id: 'g1', name: 'gone camera' }]));
   await gateway.sql.query(`update boxes set removed_at = now() where license_key = 'Q-GONE'`);
-  // Old history of n1, as if it had been watched for days before.
+  // Old history of n1, as if it had been watched for days before (in months that need their partition).
+  await ensurePartitions(gateway.sql, 'status_events', new Date('2024-01-01T00:00:00Z'), new Date('2024-01-31T00:00:00Z'));
   await gateway.sql.query(
     `insert into status_events (box_id, device_id, from_status, to_status, at)
      select d.box_id, d.id, e.from_status, e.to_status, e.at::timestamptz

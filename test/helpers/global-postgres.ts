@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { createPool, migrateDatabase } from '../../src/db/connection';
+import { prepareHistory } from '../../src/history/maintainer';
 import { startEmbeddedPostgres } from '../../src/db/embedded';
 import { createLogger } from '../../src/log';
 import { freePort } from './net';
@@ -36,6 +37,7 @@ export default async function setup(project: TestProject) {
   await admin.end();
   const pool = createPool(withDatabase(postgres.url, TEMPLATE_DATABASE), 2, log);
   await migrateDatabase(pool, log);
+  await prepareHistory(pool, log);
   await pool.end();
 
   project.provide('postgresUrl', postgres.url);

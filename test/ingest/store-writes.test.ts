@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensurePartitions } from '../../src/history/partitions';
 import { normalizeReport } from '../../src/ingest/report';
 import { ReportReader } from '../../src/ingest/report-reader';
 import { ReportWriter } from '../../src/ingest/writer';
@@ -20,6 +21,8 @@ let setup: TestWriter | undefined;
 beforeAll(async () => {
   setup = await startWriter();
   ({ pool, writer, batches } = setup);
+  // The reports here arrive in the first half of 2026: their history needs those months' partitions.
+  await ensurePartitions(pool, 'status_events', new Date('2025-12-01T00:00:00Z'), new Date('2026-06-30T00:00:00Z'));
 });
 afterAll(() => setup?.close());
 

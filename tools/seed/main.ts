@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../../src/config';
 import { createPool, migrateDatabase } from '../../src/db/connection';
+import { prepareHistory } from '../../src/history/maintainer';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded';
 import { createLogger } from '../../src/log';
 import { seedFleet } from './fleet';
@@ -89,6 +90,7 @@ const bar = progressBar('seed');
 let exitCode = 0;
 try {
   await migrateDatabase(pool, log);
+  await prepareHistory(pool, log);
   const result = await seedFleet(pool, options, bar.update);
   bar.finish(
     `seeded ${result.boxes} boxes, ${result.devices} devices and ${result.statusEvents} status events (${options.days} days) in ${(result.ms / 1000).toFixed(1)} s` +

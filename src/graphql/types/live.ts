@@ -2,6 +2,7 @@ import { GraphQLError } from 'graphql';
 import { SlowConsumerError, type LiveEvent } from '../../live/event-hub';
 import { statusEventsBetween, type StatusEventFilter as StatusEventFilterShape, type StatusEventRow } from '../../models/status-events';
 import { builder } from '../builder';
+import { assertCursorKept } from '../history-horizon';
 import type { GraphQLContext } from '../context';
 import { decodeStatusEventCursor } from '../cursors';
 import { BoxRef } from './box';
@@ -225,8 +226,9 @@ builder.subscriptionField('statusEvents', (t) =>
       after: t.arg.string({ description: 'Replay from after this cursor; omit to start with the next event.' }),
       filter: t.arg({ type: StatusEventFilter }),
     },
-    subscribe: (_root, { after, filter }, context) => {
+    subscribe: async (_root, { after, filter }, context) => {
       const afterId = after ? decodeStatusEventCursor(after) : undefined;
+      if (afterId !== undefined) await assertCursorKept(context, afterId, 'after');
       return follow(
         context,
         {

@@ -12,7 +12,8 @@ import {
 } from '../../models/status-events';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
-import { encodeStatusEventCursor, STATUS_EVENT_CURSOR_SCOPE } from '../cursors';
+import { decodeStatusEventCursor, encodeStatusEventCursor, STATUS_EVENT_CURSOR_SCOPE } from '../cursors';
+import { assertCursorKept } from '../history-horizon';
 import { parseDatabaseId } from '../global-id';
 import { BoxRef } from './box';
 import { DeviceRef } from './device';
@@ -155,6 +156,12 @@ function statusEventList(args: StatusEventListArgs) {
 
 const cursorOf = (event: StatusEventRow) => encodeStatusEventCursor(event.id);
 
+/** Refuses a cursor from before what retention dropped (HISTORY_EXPIRED) rather than page over the gap. */
+async function assertCursorsKept(context: GraphQLContext, args: StatusEventListArgs): Promise<void> {
+  if (args.after != null) await assertCursorKept(context, decodeStatusEventCursor(args.after, 'after'), 'after');
+  if (args.before != null) await assertCursorKept(context, decodeStatusEventCursor(args.before, 'before'), 'before');
+}
+
 builder.queryField('statusEvents', (t) =>
   t.field({
     type: StatusEventConnection,
@@ -162,6 +169,7 @@ builder.queryField('statusEvents', (t) =>
     args: statusEventListArgs,
     resolve: async (_root, args, context) => {
       const { filter, ordering, window } = statusEventList(args);
+      await assertCursorsKept(context, args);
       const rows = await statusEventsPage(context.pool, filter, ordering, window);
       return connectionFromRows(rows, window, cursorOf, () => countRows(context, countStatusEventsQuery(filter)));
     },
@@ -176,6 +184,7 @@ function historyField(parent: 'box' | 'device', description: string) {
     byPath: true as const,
     load: async (parentIds: number[], context: GraphQLContext, args: StatusEventListArgs) => {
       const { filter, ordering, window } = statusEventList(args);
+      await assertCursorsKept(context, args);
       const rows = await statusEventsPagePerParent(context.pool, parent, parentIds, filter, ordering, window);
       const byParent = groupBy(rows, (event) => (parent === 'box' ? event.boxId : event.deviceId));
       const counts = batchLoader(context, `${parent}.statusEvents.totalCount:${JSON.stringify(filter)}`, (ids) =>

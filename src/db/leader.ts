@@ -1,0 +1,85 @@
+import pg from 'pg';
+import type { Logger } from '../log';
+import { run, sql } from './sql';
+
+/**
+ * A job that runs on exactly one replica at a time: every replica keeps a session that asks for the
+ * job's advisory lock each round; the one holding it does the job, and when its connection (and so its
+ * lock) goes away, another takes over on its next round. Postgres elects; no cluster layer.
+ */
+export class SingletonJob {
+  private client: pg.Client | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private leader = false;
+
+  constructor(
+    private readonly options: {
+      databaseUrl: string;
+      /** The session-level advisory lock that elects the replica. */
+      lockKey: number;
+      /** Said in the log lines. */
+      name: string;
+      /** The session's name in pg_stat_activity. */
+      applicationName: string;
+      intervalMs: number;
+      log: Logger;
+      /** One round of the job, on the leader's session. */
+      work: (client: pg.Client) => Promise<void>;
+    },
+  ) {}
+
+  /** Whether this replica currently holds the job. */
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    this.tick();
+  }
+
+  /** Runs a round now (or waits for the one under way) and resolves when it is over. */
+  async runNow(): Promise<void> {
+    await this.running;
+    this.tick();
+    await this.running;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.running;
+    // Ending the session releases the lock at once, so another replica takes over on its next round.
+    await this.client?.end().catch(() => {});
+    this.client = undefined;
+    this.leader = false;
+  }
+
+  private tick(): void {
+    if (this.running || !this.timer) return;
+    this.running = this.round()
+      .catch((error) => {
+        this.options.log.warn({ err: (error as Error).message }, `${this.options.name} failed; will retry`);
+        this.leader = false;
+        this.client?.end().catch(() => {});
+        this.client = undefined;
+      })
+      .finally(() => (this.running = undefined));
+  }
+
+  private async round(): Promise<void> {
+    if (!this.client) {
+      const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: this.options.applicationName });
+      client.on('error', () => {}); // surfaces on the next query, which the round catches
+      await client.connect();
+      this.client = client;
+    }
+    if (!this.leader) {
+      const { rows } = await run<{ locked: boolean }>(this.client, sql`select pg_try_advisory_lock(${this.options.lockKey}) as locked`);
+      this.leader = rows[0]!.locked;
+      if (this.leader) this.options.log.info(`this replica now runs the ${this.options.name}`);
+    }
+    if (this.leader) await this.options.work(this.client);
+  }
+}

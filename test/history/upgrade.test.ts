@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { migrate } from 'drizzle-orm/node-postgres/migrator';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { MIGRATIONS_FOLDER } from '../../src/db/connection';
+import { listPartitions } from '../../src/history/partitions';
+import { newerReport, post } from '../graphql/fleet-fixture';
+import { startGateway, type TestGateway } from '../helpers/gateway';
+import { withDatabase } from '../helpers/global-postgres';
+import { capturedLogger } from '../helpers/log-capture';
+
+// A database of the version before migration 0007, with a status history too large to partition
+// before serving (more than 100,000 rows), is upgraded while boxes keep reporting: every row and id is
+// kept, and every event ingest wrote meanwhile too.
+
+const serverUrl = inject('postgresUrl');
+const name = `t_${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+const url = withDatabase(serverUrl, name);
+const ROWS = 120_000;
+let db: pg.Client;
+let gateway: TestGateway | undefined;
+
+/** Migrates `db` with drizzle's migrator up to (and without) migration `firstLeftOut`, as that version did. */
+async function migrateBefore(firstLeftOut: number): Promise<void> {
+  const folder = await mkdtemp(path.join(os.tmpdir(), 'fleetgate-migrations-'));
+  await cp(MIGRATIONS_FOLDER, folder, { recursive: true });
+  const journalFile = path.join(folder, 'meta', '_journal.json');
+  const journal = JSON.parse(await readFile(journalFile, 'utf8'));
+  journal.entries = journal.entries.filter((entry: { idx: number }) => entry.idx < firstLeftOut);
+  await writeFile(journalFile, JSON.stringify(journal));
+  await migrate(drizzle(db), { migrationsFolder: folder });
+  await rm(folder, { recursive: true, force: true });
+}
+
+/** Every event, as one digest: ids, subjects, statuses and times. */
+async function digest(where = 'true'): Promise<{ rows: number; md5: string }> {
+  const { rows } = await db.query(
+    `select count(*)::int as rows, md5(coalesce(string_agg(concat_ws(',', id, box_id, device_id, from_status, to_status, at), ';' order by id), '')) as md5
+     from status_events where ${where}`,
+  );
+  return rows[0];
+}
+
+beforeAll(async () => {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  db = new pg.Client({ connectionString: url });
+  await db.connect();
+  await migrateBefore(7);
+  // Two boxes of 8 devices, and their history over the last 75 days: three months at least.
+  await db.query(`insert into boxes (license_key, status, status_since) select 'UPG-' || g, 'online', now() from generate_series(1, 2) g`);
+  await db.query(
+    `insert into devices (box_id, external_id, type, status, status_since, first_seen_at, updated_at)
+     select b.id, 'cam-' || g, 'rtsp', 'online', now(), now(), now() from boxes b, generate_series(1, 8) g`,
+  );
+  await db.query(
+    `insert into status_events (box_id, device_id, from_status, to_status, at)
+     select d.box_id, d.id, case when g % 2 = 0 then 'online' else 'offline' end, case when g % 2 = 0 then 'offline' else 'online' end,
+            now() - interval '75 days' * (1 - g::float8 / $1)
+     from generate_series(1, $1) g join devices d on d.id = (select min(id) from devices) + g % 16`,
+    [ROWS],
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await gateway?.close();
+  await db?.end();
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.end();
+});
+
+it('partitions a populated history by month while ingest writes to it, keeping every row and id', { timeout: 120_000 }, async () => {
+  const before = await digest();
+  expect(before.rows).toBe(ROWS);
+  const { rows: maxRows } = await db.query('select max(id)::int8 as id from status_events');
+  const lastOldId = Number(maxRows[0].id);
+
+  const { log, lines } = capturedLogger('info');
+  gateway = await startGateway({}, url, { log });
+  // Served before the copy is done: the large history is partitioned in the background.
+  expect(lines.some((line) => line.includes('partitioned in the background'))).toBe(true);
+
+  // Boxes keep reporting, each report a status change, until the swap is over.
+  let acknowledged = 0;
+  let during = 0;
+  const partitioned = async () => (await db.query(`select relkind::text as kind from pg_class where oid = 'status_events'::regclass`)).rows[0].kind === 'p';
+  for (let i = 0; !(await partitioned()); i++) {
+    const { changes } = await post(gateway, newerReport('UPG-LIVE', [{ id: 'door', status: i % 2 ? 'offline' : 'online' }]));
+    acknowledged += changes;
+    during++;
+    if (i > 10_000) throw new Error('the history was not partitioned');
+  }
+  for (let i = 0; i < 5; i++) acknowledged += (await post(gateway, newerReport('UPG-LIVE', [{ id: 'door', status: i % 2 ? 'online' : 'offline' }]))).changes;
+
+  // Every old row, unchanged, with its id.
+  expect(await digest(`id <= ${lastOldId}`)).toEqual(before);
+  // And every event acknowledged meanwhile (a box's first report is two: the box and its device).
+  const { rows: written } = await db.query(`select count(*)::int as n from status_events e join boxes b on b.id = e.box_id where b.license_key = 'UPG-LIVE'`);
+  expect(written[0].n).toBe(acknowledged);
+  expect(during).toBeGreaterThan(1);
+
+  // Months from the oldest event to two ahead, the old table gone, the names and the sequence taken over.
+  const partitions = await listPartitions(db, 'status_events');
+  expect(partitions.length).toBeGreaterThanOrEqual(5);
+  expect(partitions.every((p) => /^status_events_p\d{4}_\d{2}$/.test(p.name))).toBe(true);
+  const { rows: indexes } = await db.query(`select indexname from pg_indexes where tablename = 'status_events' order by 1`);
+  expect(indexes.map((r) => r.indexname)).toEqual([
+    'status_events_at_idx',
+    'status_events_box_at_idx',
+    'status_events_box_idx',
+    'status_events_device_at_idx',
+    'status_events_device_idx',
+    'status_events_pkey',
+  ]);
+  expect((await db.query(`select to_regclass('status_events_partitioned') as t`)).rows[0].t).toBeNull();
+  const { rows: owner } = await db.query(`select pg_get_serial_sequence('status_events', 'id') as seq`);
+  expect(owner[0].seq).toBe('public.status_events_id_seq');
+
+  // It said how far it was while it copied, and how long the swap held ingest.
+  expect(lines.some((line) => line.includes('"msg":"partitioning the status history"') && line.includes('"of":120000'))).toBe(true);
+  const done = lines.map((line) => JSON.parse(line)).find((entry) => entry.msg === 'status history partitioned by month');
+  expect(done).toMatchObject({ rows: expect.any(Number), ms: expect.any(Number), swapMs: expect.any(Number) });
+  expect(done.rows).toBeGreaterThanOrEqual(ROWS);
+});
