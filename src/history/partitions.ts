@@ -40,7 +40,7 @@ export function partitionName(table: string, month: Date): string {
 }
 
 /** The partitions of `table`, oldest first. Bounds are read from the catalog, so any partition is seen. */
-export async function listPartitions(client: pg.ClientBase, table: string): Promise<Partition[]> {
+export async function listPartitions(client: pg.Pool | pg.ClientBase, table: string): Promise<Partition[]> {
   const { rows } = await run<{ name: string; bound: string; detachPending: boolean }>(
     client,
     sql`select c.relname as name, pg_get_expr(c.relpartbound, c.oid) as bound, i.inhdetachpending as "detachPending"

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { ensurePartitions, isPartitioned } from '../../src/history/partitions';
 
 /** What `npm run seed` makes: `boxes` boxes of `devicesPerBox` devices each, with `days` days of history. */
 export interface SeedOptions {
@@ -241,6 +242,10 @@ export async function seedFleet(
       if (size.boxes > 0 || size.devices > 0 || size.statusEvents > 0) {
         throw new Error(`the database already holds ${size.boxes} boxes and ${size.devices} devices; pass --reset to replace them`);
       }
+    }
+    // The months of the history need their partitions (the gateway makes only the current ones).
+    if (await isPartitioned(client, 'status_events')) {
+      await ensurePartitions(client, 'status_events', new Date(now.getTime() - (options.days + 2) * 86_400_000), now);
     }
     await client.query('begin');
     // The data is consistent by construction; skipping foreign-key triggers halves the time (needs superuser).
