@@ -63,7 +63,9 @@ export async function partitionStatusEvents(client: pg.ClientBase, log: Logger, 
     if (upto === null || upto <= last) break;
     last = upto;
     copied += n;
-    if (Date.now() - lastLog >= 2_000 || copied >= total) {
+    // Caught up but for what ingest writes meanwhile: the swap copies that, under its lock.
+    if (n < BATCH_ROWS / 10) break;
+    if (Date.now() - lastLog >= 2_000) {
       lastLog = Date.now();
       const seconds = (Date.now() - started) / 1000;
       const rate = copied / Math.max(seconds, 0.001);

@@ -1,13 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { MIGRATIONS_FOLDER } from '../../src/db/connection';
+import { fillOldHistory, migrateBefore } from '../../bench/lib/old-schema';
 import { listPartitions } from '../../src/history/partitions';
 import { newerReport, post } from '../graphql/fleet-fixture';
 import { startGateway, type TestGateway } from '../helpers/gateway';
@@ -25,18 +20,6 @@ const ROWS = 120_000;
 let db: pg.Client;
 let gateway: TestGateway | undefined;
 
-/** Migrates `db` with drizzle's migrator up to (and without) migration `firstLeftOut`, as that version did. */
-async function migrateBefore(firstLeftOut: number): Promise<void> {
-  const folder = await mkdtemp(path.join(os.tmpdir(), 'fleetgate-migrations-'));
-  await cp(MIGRATIONS_FOLDER, folder, { recursive: true });
-  const journalFile = path.join(folder, 'meta', '_journal.json');
-  const journal = JSON.parse(await readFile(journalFile, 'utf8'));
-  journal.entries = journal.entries.filter((entry: { idx: number }) => entry.idx < firstLeftOut);
-  await writeFile(journalFile, JSON.stringify(journal));
-  await migrate(drizzle(db), { migrationsFolder: folder });
-  await rm(folder, { recursive: true, force: true });
-}
-
 /** Every event, as one digest: ids, subjects, statuses and times. */
 async function digest(where = 'true'): Promise<{ rows: number; md5: string }> {
   const { rows } = await db.query(
@@ -53,20 +36,9 @@ beforeAll(async () => {
   await admin.end();
   db = new pg.Client({ connectionString: url });
   await db.connect();
-  await migrateBefore(7);
+  await migrateBefore(db, 7);
   // Two boxes of 8 devices, and their history over the last 75 days: three months at least.
-  await db.query(`insert into boxes (license_key, status, status_since) select 'UPG-' || g, 'online', now() from generate_series(1, 2) g`);
-  await db.query(
-    `insert into devices (box_id, external_id, type, status, status_since, first_seen_at, updated_at)
-     select b.id, 'cam-' || g, 'rtsp', 'online', now(), now(), now() from boxes b, generate_series(1, 8) g`,
-  );
-  await db.query(
-    `insert into status_events (box_id, device_id, from_status, to_status, at)
-     select d.box_id, d.id, case when g % 2 = 0 then 'online' else 'offline' end, case when g % 2 = 0 then 'offline' else 'online' end,
-            now() - interval '75 days' * (1 - g::float8 / $1)
-     from generate_series(1, $1) g join devices d on d.id = (select min(id) from devices) + g % 16`,
-    [ROWS],
-  );
+  await fillOldHistory(db, { boxes: 2, devicesPerBox: 8, rows: ROWS, days: 75 });
 }, 60_000);
 
 afterAll(async () => {
