@@ -8,6 +8,7 @@
 const TEXT_OID = 25;
 const INT4_OID = 23;
 const TIMESTAMPTZ_OID = 1184;
+const FLOAT8_OID = 701;
 /** Postgres counts time in microseconds from 2000-01-01 UTC. */
 const POSTGRES_EPOCH_MS = Date.UTC(2000, 0, 1);
 
@@ -76,6 +77,23 @@ export function timestamptzArray(values: readonly Date[]): Buffer {
     offset = out.writeInt32BE(8, offset);
     offset = out.writeInt32BE(high, offset);
     offset = out.writeUInt32BE(micros - high * 2 ** 32, offset);
+  }
+  return out;
+}
+
+/** `float8[]` from numbers, or nulls. */
+export function float8Array(values: ReadonlyArray<number | null>): Buffer {
+  let count = 0;
+  for (const value of values) if (value !== null) count++;
+  const { out, offset: start } = arrayBuffer(FLOAT8_OID, values.length, count < values.length, 8 * count);
+  let offset = start;
+  for (const value of values) {
+    if (value === null) {
+      offset = out.writeInt32BE(-1, offset);
+      continue;
+    }
+    offset = out.writeInt32BE(8, offset);
+    offset = out.writeDoubleBE(value, offset);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { int4Array, textArray, timestamptzArray } from '../../src/ingest/binary-arrays';
+import { float8Array, int4Array, textArray, timestamptzArray } from '../../src/ingest/binary-arrays';
 import { createTestDatabase } from '../helpers/database';
 
 // The ingest sends its batches' columns as arrays in Postgres's binary format. Each encoder is read
@@ -46,6 +46,14 @@ describe('binary arrays', () => {
     ];
     const back = await readBack('timestamptz', timestamptzArray(dates));
     expect(back.map((text) => new Date(text!.replace(' ', 'T').replace(/\+00$/, 'Z')).toISOString())).toEqual(dates.map((d) => d.toISOString()));
+  });
+
+  it('float8[]: every double exactly, and nulls', async () => {
+    await client.query('set extra_float_digits = 1'); // the shortest text that reads back as the same double
+    const values = [0, -0.5, 23.5, 41.2, 1 / 3, Number.MAX_VALUE, -Number.MIN_VALUE, null, 52];
+    const back = await readBack('float8', float8Array(values));
+    expect(back.map((text) => (text === null ? null : Number(text)))).toEqual(values);
+    expect(await readBack('float8', float8Array([]))).toEqual([]);
   });
 
   it('text[]: strings and UTF-8 bytes as they are, and nulls', async () => {

@@ -13,6 +13,7 @@ import {
   type BoxRow,
   type LastReportRow,
 } from '../../models/boxes';
+import { reportedNumber } from '../../models/health-figures';
 import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
@@ -139,12 +140,6 @@ function shownText(context: GraphQLContext, value: unknown): string | null {
   return readsCredentials(context.principal) ? shown : redactUrlCredentials(shown);
 }
 
-/** Numbers as boxes send them: 23.5, "23.5" or "52℃". */
-function number(value: unknown): number | null {
-  const parsed = typeof value === 'number' ? value : typeof value === 'string' ? Number.parseFloat(value) : Number.NaN;
-  return Number.isFinite(parsed) ? parsed : null;
-}
-
 const BoxGateway = builder.objectRef<BoxRow>('BoxGateway').implement({
   description: "An older box's own details from its last report that had them. Typed fields are null when absent or unreadable.",
   fields: (t) => {
@@ -160,17 +155,17 @@ const BoxGateway = builder.objectRef<BoxRow>('BoxGateway').implement({
         nullable: true,
         description: '`gateway_port`: the port of its REST API',
         resolve: (box) => {
-          const port = number(field('gateway_port')(box));
+          const port = reportedNumber(field('gateway_port')(box));
           return port !== null && Number.isInteger(port) && port > 0 && port < 65536 ? port : null;
         },
       }),
       swVersion: t.string({ nullable: true, description: '`gateway_ext_data.sw_version`', resolve: shown(ext('sw_version')) }),
       sdkVersion: t.string({ nullable: true, description: '`gateway_ext_data.sdk_version`', resolve: shown(ext('sdk_version')) }),
       mac: t.string({ nullable: true, description: '`gateway_ext_data.gateway_mac`', resolve: shown(ext('gateway_mac')) }),
-      cpuUsage: t.float({ nullable: true, description: '`gateway_ext_data.cpu_usage`, percent', resolve: (box) => number(ext('cpu_usage')(box)) }),
-      memoryUsage: t.float({ nullable: true, description: '`gateway_ext_data.memory_usage`, percent', resolve: (box) => number(ext('memory_usage')(box)) }),
-      diskUsage: t.float({ nullable: true, description: '`gateway_ext_data.disk_usage`, percent', resolve: (box) => number(ext('disk_usage')(box)) }),
-      temperature: t.float({ nullable: true, description: '`gateway_ext_data.temperature`, °C', resolve: (box) => number(ext('temperature')(box)) }),
+      cpuUsage: t.float({ nullable: true, description: '`gateway_ext_data.cpu_usage`, percent', resolve: (box) => reportedNumber(ext('cpu_usage')(box)) }),
+      memoryUsage: t.float({ nullable: true, description: '`gateway_ext_data.memory_usage`, percent', resolve: (box) => reportedNumber(ext('memory_usage')(box)) }),
+      diskUsage: t.float({ nullable: true, description: '`gateway_ext_data.disk_usage`, percent', resolve: (box) => reportedNumber(ext('disk_usage')(box)) }),
+      temperature: t.float({ nullable: true, description: '`gateway_ext_data.temperature`, °C', resolve: (box) => reportedNumber(ext('temperature')(box)) }),
       raw: t.field({
         type: 'JSON',
         description: 'The `gateway_*` fields as sent, with `gateway_ext_data` inside; URL credentials masked for roles that may not read URLs.',

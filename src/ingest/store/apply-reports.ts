@@ -5,6 +5,7 @@ import type { ReportError } from '../errors';
 import { BatchTransaction } from './batch-transaction';
 import { applyReport, devicesToWrite, type BoxState, type DeviceState, type StatusChange } from './diff';
 import { appliedReport, unknownBox, type AppliedReport, type ReceivedReport } from './outcome';
+import { HealthColumns } from './health-columns';
 import { Pipeline } from './pipeline';
 import { ReportColumns } from './report-columns';
 import { StatusColumns, statusDeviceIds, statusEvents } from './status-changes';
@@ -79,6 +80,7 @@ function lockAndRead(pipeline: Pipeline, reports: ReceivedReport[]): Promise<[pg
  * 2. the rest, and those step 1 did not match (box or devices changed meanwhile): lock their boxes
  *    (creating new ones), diff device lists against the stored ones (diff.ts), and write devices,
  *    boxes and history with one multi-row statement each.
+ * Each box update also folds its reports' health figures into box_health (see health-columns.ts).
  * With reports for step 2 known in advance, or statuses set by step 1 (their history is written last,
  * see insertStatusEvents), both steps share one transaction (one commit to wait for); otherwise step
  * 1 commits alone, and its misses take step 2 in a transaction of their own (see BatchTransaction).
@@ -99,14 +101,16 @@ export async function applyReports(
     const sent: Array<Promise<unknown>> = [];
     const columns = new ReportColumns();
     const statuses = new StatusColumns();
+    const health = new HealthColumns();
     for (const { received, withBody, statusChanges } of unchanged) {
       columns.add(received.report, received.receivedAt, received.address, 1, withBody);
+      health.add(received.report.licenseKey, received.report, received.receivedAt);
       if (statusChanges) statuses.add(received.report.licenseKey, statusChanges, received.receivedAt);
     }
     if (toDiff.length > 0 || statuses.size > 0) sent.push(transaction.begin());
     const keys = unchanged.map(({ received }) => received.report.licenseKey);
     const expected = unchanged.map(({ received, statusChanges }) => statusChanges?.previousDevicesHash ?? received.report.devicesHash);
-    const updated = unchanged.length > 0 ? updateUnchangedBoxes(pipeline, keys, expected, columns, statuses) : undefined;
+    const updated = unchanged.length > 0 ? updateUnchangedBoxes(pipeline, keys, expected, columns, statuses, health) : undefined;
     const setStatuses: EventRow[] = [];
     const reads: Array<Promise<[pg.QueryResult, pg.QueryResult]>> = [];
     if (toDiff.length > 0) reads.push(lockAndRead(pipeline, toDiff));
@@ -205,6 +209,7 @@ async function applyDiffPath(
   }
 
   const history: Array<{ box: BoxState; change: StatusChange }> = [];
+  const health = new HealthColumns();
   for (const received of batch) {
     const { report, receivedAt, address } = received;
     const box = boxes.get(report.licenseKey);
@@ -216,6 +221,7 @@ async function applyDiffPath(
     const { box: after, changes } = applyReport(box, report, receivedAt, address);
     boxes.set(report.licenseKey, after);
     for (const change of changes) history.push({ box, change });
+    health.add(report.licenseKey, report, receivedAt);
     results.set(received, appliedReport(box.id, report, changes.length));
   }
 
@@ -230,7 +236,7 @@ async function applyDiffPath(
   }
   const insert = added.length > 0 ? insertDevices(pipeline, added) : undefined;
   const update = changed.length > 0 ? updateDevices(pipeline, changed) : undefined;
-  const boxUpdate = reported.length > 0 ? updateBoxes(pipeline, reported) : undefined;
+  const boxUpdate = reported.length > 0 ? updateBoxes(pipeline, reported, health) : undefined;
 
   // History names devices by id: a device seen for the first time has one once the insert answers.
   const deviceIds = new Map<string, number>();

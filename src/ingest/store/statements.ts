@@ -5,6 +5,7 @@ import { int4Array, textArray, timestamptzArray } from '../binary-arrays';
 import type { BoxState, DeviceState } from './diff';
 import type { Pipeline } from './pipeline';
 import { REPORT_FIELD_NAMES, ReportColumns } from './report-columns';
+import { upsertHealth, type HealthColumns } from './health-columns';
 import type { StatusColumns } from './status-changes';
 
 /**
@@ -160,7 +161,8 @@ const STORE_BODIES = sql`
  * statuses changed (`statuses`, see StatusColumns), with a body either sent or the stored one. The
  * device rows are the stored list's (only the ingest writes them, always with that list's hash), so
  * the statuses are set by key. A box that does not match (devices changed otherwise, offline, removed,
- * new, or its body omitted but not the stored one) is not updated, and takes the diff path. Returns
+ * new, or its body omitted but not the stored one) is not updated, and takes the diff path; the health
+ * figures of the boxes updated go in with them (`health`, see upsertHealth). Returns
  * the boxes updated (`device_id` null) and the devices whose status was set.
  */
 export function updateUnchangedBoxes(
@@ -169,6 +171,7 @@ export function updateUnchangedBoxes(
   expectedDevicesHashes: string[],
   columns: ReportColumns,
   statuses: StatusColumns,
+  health: HealthColumns,
 ): Promise<pg.QueryResult> {
   const keys = textArray(licenseKeys);
   return pipeline.run(
@@ -182,6 +185,7 @@ export function updateUnchangedBoxes(
             and (v.body is not null or b.last_report_hash = v.last_report_hash)
           returning b.id, b.license_key, v.body),
         ${STORE_BODIES},
+        ${upsertHealth(health)},
         statuses as (
           update devices d set status = s.status, reported_status = s.reported_status, status_since = s.at, updated_at = s.at
           from unnest(${statuses.arrays()}) as s(license_key, external_id, status, reported_status, at)
@@ -195,8 +199,8 @@ export function updateUnchangedBoxes(
   );
 }
 
-/** The boxes of the diff path, each with its status and the fields of its last report in the batch. */
-export function updateBoxes(pipeline: Pipeline, boxes: BoxState[]): Promise<pg.QueryResult> {
+/** The boxes of the diff path, each with its status and the fields of its last report in the batch, and their health. */
+export function updateBoxes(pipeline: Pipeline, boxes: BoxState[], health: HealthColumns): Promise<pg.QueryResult> {
   const columns = boxColumns(boxes);
   const ids = int4Array(boxes.map((box) => box.id));
   return pipeline.run(
@@ -206,8 +210,9 @@ export function updateBoxes(pipeline: Pipeline, boxes: BoxState[]): Promise<pg.Q
                       ${timestamptzArray(boxes.map((box) => box.statusSince))}::timestamptz[], ${columns.arrays()})
                as v(id, status, status_since, ${REPORT_FIELD_NAMES})
           where b.id = any(${ids}::int4[]) and b.id = v.id -- by index (see updateUnchangedBoxes)
-          returning b.id, v.body),
-        ${STORE_BODIES}
+          returning b.id, b.license_key, v.body),
+        ${STORE_BODIES},
+        ${upsertHealth(health)}
         select count(*) from updated`,
     'ingest_update_boxes',
   );
