@@ -2,6 +2,7 @@ import { lexicographicSortSchema, printSchema } from 'graphql';
 import { builder } from './builder';
 import './types/pagination';
 import './types/box';
+import './types/box-health';
 import './types/device';
 import './types/status-event';
 import './types/fleet-summary';
