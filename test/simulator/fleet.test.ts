@@ -139,9 +139,9 @@ describe('older report format', () => {
     let changed = false;
     for (let i = 0; i < 50; i++) {
       const next = (box!.nextReport(0).report as OldFormatReport).gateway_ext_data;
-      expect(Math.abs(next.cpu_usage - last.cpu_usage)).toBeLessThanOrEqual(3.05);
-      expect(Math.abs(next.temperature - last.temperature)).toBeLessThanOrEqual(0.55);
-      for (const value of [next.cpu_usage, next.memory_usage, next.disk_usage]) {
+      expect(Math.abs(next.cpu_usage! - last.cpu_usage!)).toBeLessThanOrEqual(3.05);
+      expect(Math.abs(next.temperature! - last.temperature!)).toBeLessThanOrEqual(0.55);
+      for (const value of [next.cpu_usage!, next.memory_usage!, next.disk_usage!]) {
         expect(value).toBeGreaterThan(0);
         expect(value).toBeLessThan(100);
       }
@@ -151,6 +151,47 @@ describe('older report format', () => {
     expect(changed).toBe(true);
     expect(last.sw_version).toBe(first.sw_version);
     expect(last.gateway_mac).toBe(first.gateway_mac);
+  });
+});
+
+describe('health figures over a day', () => {
+  const FIGURES = ['cpu_usage', 'memory_usage', 'disk_usage', 'temperature'] as const;
+  const BOUNDS = { cpu_usage: [1, 99], memory_usage: [10, 95], disk_usage: [5, 98], temperature: [35, 85] } as const;
+  /** A day of reports every 20 s of each older box of a fleet: its gateway_ext_data, report by report. */
+  const day = (seed: number) =>
+    fleet({ seed, format: 'old', boxes: 6 }).map((box) => Array.from({ length: 4_320 }, () => (box.nextReport(0).report as OldFormatReport).gateway_ext_data));
+
+  it('walk within their bounds, and now and then leave a figure out for a while, not as a zero', () => {
+    const reports = day(7);
+    let left = 0;
+    let longest = 0;
+    const outOfBounds: string[] = [];
+    for (const box of reports) {
+      const run = Object.fromEntries(FIGURES.map((f) => [f, 0]));
+      for (const ext of box) {
+        for (const figure of FIGURES) {
+          const value = ext[figure];
+          if (!(figure in ext)) {
+            left++;
+            longest = Math.max(longest, ++run[figure]!);
+            continue;
+          }
+          run[figure] = 0;
+          // Present is a number in bounds: a gap is never sent as null or 0.
+          if (typeof value !== 'number' || value < BOUNDS[figure][0] || value > BOUNDS[figure][1]) outOfBounds.push(`${figure} ${value}`);
+        }
+      }
+      expect(box.filter((ext) => FIGURES.every((f) => f in ext)).length).toBeGreaterThan(box.length * 0.6); // mostly whole
+    }
+    expect(outOfBounds).toEqual([]);
+    expect(left).toBeGreaterThan(0);
+    expect(longest).toBeGreaterThan(1); // a gap lasts, as a failing reading does
+    expect(left).toBeLessThan(reports.length * 4_320 * 4 * 0.1);
+  });
+
+  it('are the same for the same seed, figure gaps included, and differ for another', () => {
+    expect(day(7)).toEqual(day(7));
+    expect(day(8)).not.toEqual(day(7));
   });
 });
 
@@ -225,15 +266,33 @@ describe('runtime settings', () => {
   });
 });
 
+/** A pre-built body says null for a figure the box leaves out (its slot cannot go): as the box builds it, without them. */
+function withoutNulls(report: Record<string, unknown>) {
+  const ext = report.gateway_ext_data as Record<string, unknown> | undefined;
+  if (!ext) return report;
+  return { ...report, gateway_ext_data: Object.fromEntries(Object.entries(ext).filter(([, value]) => value !== null)) };
+}
+
 describe('pre-built report bodies', () => {
   it('parse to the same report the box builds, in both formats, as statuses change', () => {
     for (const box of fleet({ format: 'mixed', devicesPerBox: 16 })) {
       const prebuilt = new PrebuiltReport(box);
       for (let i = 0; i < 30; i++) {
-        expect(JSON.parse(prebuilt.body().toString('utf8'))).toEqual(box.buildReport());
+        expect(withoutNulls(JSON.parse(prebuilt.body().toString('utf8')))).toEqual(box.buildReport());
         prebuilt.advance(0.2);
       }
     }
+  });
+
+  it('send null for a figure the box leaves out, which the gateway reads as absent too', () => {
+    const [box] = fleet({ format: 'old', boxes: 1 });
+    const prebuilt = new PrebuiltReport(box!);
+    prebuilt.advance(0);
+    box!.silentFigures.add('temperature');
+    prebuilt.advance(0);
+    const ext = JSON.parse(prebuilt.body().toString('utf8')).gateway_ext_data;
+    expect(ext.temperature).toBeNull();
+    expect({ ...ext, temperature: undefined }).toEqual({ ...(box!.buildReport() as OldFormatReport).gateway_ext_data, temperature: undefined });
   });
 
   it('are copies, so a body in flight is not changed by the next report', () => {

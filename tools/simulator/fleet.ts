@@ -60,14 +60,15 @@ export interface OldFormatDevice {
   ep_name: string;
 }
 
+/** A figure is absent while the box's reading of it fails (see SimulatedBox.silentFigures). */
 export interface GatewayExtData {
   sw_version: string;
   sdk_version: string;
   gateway_mac: string;
-  cpu_usage: number;
-  memory_usage: number;
-  disk_usage: number;
-  temperature: number;
+  cpu_usage?: number;
+  memory_usage?: number;
+  disk_usage?: number;
+  temperature?: number;
 }
 
 /** The older report ("采集端设备状态信息上报") with the box-level `gateway_*` fields older boxes add. */
@@ -142,6 +143,23 @@ function round1(value: number): number {
   return Math.round(value * 10) / 10;
 }
 
+/** Where each health figure goes in `gateway_ext_data`. */
+export const EXT_DATA_KEYS = {
+  cpuUsage: 'cpu_usage',
+  memoryUsage: 'memory_usage',
+  diskUsage: 'disk_usage',
+  temperature: 'temperature',
+} as const satisfies Record<keyof BoxHealth, keyof GatewayExtData>;
+const HEALTH_FIELDS = Object.keys(EXT_DATA_KEYS) as Array<keyof BoxHealth>;
+
+/**
+ * Per report and figure, the chance that a box's reading of it starts failing, and then that it
+ * recovers: a gap in one figure or another every 500 reports of a box (about 3 hours at 20 s), 50
+ * reports long on average, so a day of health shows thinner hours and empty ones now and then.
+ */
+const FIGURE_LOST_RATE = 0.0005;
+const FIGURE_BACK_RATE = 0.02;
+
 /** A random walk step kept inside [min, max], with one decimal like a box's own figures. */
 function drift(random: Random, value: number, step: number, min: number, max: number): number {
   return round1(Math.min(max, Math.max(min, value + (random() * 2 - 1) * step)));
@@ -190,10 +208,14 @@ export class SimulatedBox {
     MATCH_THRESHOLD: 0.75,
     GATE_PASS_MODE: 'normal',
   };
+  /** Health figures the box leaves out of its reports for now: reading them fails (older boxes only). */
+  readonly silentFigures = new Set<keyof BoxHealth>();
   /** Reports built so far. */
   reportCount = 0;
   private readonly random: Random;
   private readonly timing: Random;
+  /** Its own stream, so figures coming and going leave every other draw (statuses, drift) as it was. */
+  private readonly sensors: Random;
 
   constructor(options: SimulatedBoxOptions) {
     const { index, seed, format } = options;
@@ -205,6 +227,7 @@ export class SimulatedBox {
     const random = seededRandom(deriveSeed(seed, 'box', index));
     this.random = random;
     this.timing = seededRandom(deriveSeed(seed, 'timing', index));
+    this.sensors = seededRandom(deriveSeed(seed, 'sensors', index));
 
     const lanOctet = randomInt(random, 1, 200);
     const boxNumber = String(index + 1).padStart(4, '0');
@@ -243,7 +266,8 @@ export class SimulatedBox {
 
   /**
    * Moves the box one report forward: each device flips online/offline with probability `flipRate`,
-   * and an older box's health figures drift. Returns the indexes of the devices that flipped.
+   * and an older box's health figures drift, now and then one going silent for a while. Returns the
+   * indexes of the devices that flipped.
    */
   advance(flipRate: number): number[] {
     const flipped: number[] = [];
@@ -253,8 +277,20 @@ export class SimulatedBox {
         flipped.push(i);
       }
     });
-    if (this.format === 'old') this.driftHealth();
+    if (this.format === 'old') {
+      this.driftHealth();
+      this.failOrRecoverSensors();
+    }
     return flipped;
+  }
+
+  private failOrRecoverSensors(): void {
+    for (const field of HEALTH_FIELDS) {
+      const draw = this.sensors();
+      if (this.silentFigures.has(field)) {
+        if (draw < FIGURE_BACK_RATE) this.silentFigures.delete(field);
+      } else if (draw < FIGURE_LOST_RATE) this.silentFigures.add(field);
+    }
   }
 
   private driftHealth(): void {
@@ -309,16 +345,15 @@ export class SimulatedBox {
       gateway_status: 'online',
       gateway_sn: this.serialNumber,
       gateway_port: this.apiPort,
-      gateway_ext_data: {
-        sw_version: this.softwareVersion,
-        sdk_version: this.sdkVersion,
-        gateway_mac: this.mac,
-        cpu_usage: this.health.cpuUsage,
-        memory_usage: this.health.memoryUsage,
-        disk_usage: this.health.diskUsage,
-        temperature: this.health.temperature,
-      },
+      gateway_ext_data: this.extData(),
     };
+  }
+
+  /** `gateway_ext_data`: the box's versions and the health figures it can read now. */
+  private extData(): GatewayExtData {
+    const ext: GatewayExtData = { sw_version: this.softwareVersion, sdk_version: this.sdkVersion, gateway_mac: this.mac };
+    for (const field of HEALTH_FIELDS) if (!this.silentFigures.has(field)) ext[EXT_DATA_KEYS[field]] = this.health[field];
+    return ext;
   }
 
   /** Delay before the first report: anywhere in the first period, so a fleet does not report in lockstep. */

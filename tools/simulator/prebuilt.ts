@@ -1,4 +1,4 @@
-import type { DeviceStatus, SimulatedBox } from './fleet';
+import { EXT_DATA_KEYS, type BoxHealth, type DeviceStatus, type SimulatedBox } from './fleet';
 
 /** Marks a value to be cut out of the serialized report; no real field contains `@@`. */
 const SLOT_MARK = /"@@slot(\d+)@@"/g;
@@ -8,14 +8,8 @@ const STATUS_WIDTH = 9;
 /** Health figures have one decimal and stay below 100 (`99.9`); one spare byte. */
 const NUMBER_WIDTH = 5;
 
-type HealthField = 'cpuUsage' | 'memoryUsage' | 'diskUsage' | 'temperature';
-const HEALTH_FIELDS: readonly HealthField[] = ['cpuUsage', 'memoryUsage', 'diskUsage', 'temperature'];
-const EXT_DATA_KEYS: Record<HealthField, string> = {
-  cpuUsage: 'cpu_usage',
-  memoryUsage: 'memory_usage',
-  diskUsage: 'disk_usage',
-  temperature: 'temperature',
-};
+type HealthField = keyof BoxHealth;
+const HEALTH_FIELDS = Object.keys(EXT_DATA_KEYS) as HealthField[];
 
 function writePadded(target: Buffer, offset: number, width: number, text: string): void {
   if (text.length > width) throw new Error(`"${text}" does not fit a ${width}-byte slot`);
@@ -28,7 +22,7 @@ function statusText(status: DeviceStatus): string {
 
 /**
  * A box's report serialized once, with fixed-width slots for the values that change between reports
- * (device statuses, an older box's health figures). A load generator then pays a few byte writes and
+ * (device statuses, an older box's health figures, `null` while one is silent). A load generator then pays a few byte writes and
  * one copy per report instead of a `JSON.stringify`, so it is not the bottleneck of a benchmark.
  */
 export class PrebuiltReport {
@@ -93,7 +87,8 @@ export class PrebuiltReport {
       writePadded(this.template, offset, STATUS_WIDTH, statusText(device.status));
     }
     for (const [field, offset] of this.healthOffsets) {
-      writePadded(this.template, offset, NUMBER_WIDTH, String(this.box.health[field]));
+      // A figure the box cannot read now: its slot cannot go, so it says null, which the gateway reads as absent too.
+      writePadded(this.template, offset, NUMBER_WIDTH, this.box.silentFigures.has(field) ? 'null' : String(this.box.health[field]));
     }
   }
 
