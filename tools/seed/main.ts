@@ -99,6 +99,7 @@ try {
   bar.finish(
     `seeded ${result.boxes} boxes, ${result.devices} devices, ${result.statusEvents} status events (${options.days} days)` +
       ` and ${result.boxHealthRows} box health rows (${Math.min(options.days, options.healthDays)} days) in ${(result.ms / 1000).toFixed(1)} s` +
+      (result.partitionsCreated.length > 0 ? `, in ${result.partitionsCreated.length} monthly partitions made for them,` : '') +
       ` into ${config.databaseUrl ? 'DATABASE_URL' : `the embedded Postgres in ${config.dataDir}`}`,
   );
 } catch (error) {
