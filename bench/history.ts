@@ -18,6 +18,7 @@ import { Pool } from 'undici';
 import { createPool, migrateDatabase } from '../src/db/connection';
 import { startEmbeddedPostgres } from '../src/db/embedded';
 import { isPartitioned, listPartitions, monthStart } from '../src/history/partitions';
+import { dropPartitionsBefore } from '../src/history/retention';
 import { createLogger, type Logger } from '../src/log';
 import { fleetSize, refreshOnlineBoxes, seedFleet } from '../tools/seed/fleet';
 import { progressBar } from '../tools/seed/progress';
@@ -198,14 +199,6 @@ async function prepare(client: Pool): Promise<Map<QueryName, string[] | string>>
 
 /** Drops the oldest month of both history tables through the retention code while ingest runs. */
 async function measureDrop(ingest: TimedIngest, databaseUrl: string, log: Logger): Promise<DropResult | string> {
-  let retention: { dropPartitionsBefore?: (client: pg.ClientBase, table: string, cutoff: Date, log: Logger) => Promise<{ name: string; rows: number; ms: number }[]> };
-  try {
-    const modulePath = '../src/history/retention';
-    retention = await import(modulePath);
-  } catch {
-    return 'n/a: src/history/retention.ts (dropPartitionsBefore) is not in this version';
-  }
-  if (!retention.dropPartitionsBefore) return 'n/a: src/history/retention.ts has no dropPartitionsBefore';
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
@@ -218,8 +211,8 @@ async function measureDrop(ingest: TimedIngest, databaseUrl: string, log: Logger
     await sleep(steady);
     const dropStart = performance.now();
     const dropped = [
-      ...(await retention.dropPartitionsBefore(client, 'status_events', cutoff, log)),
-      ...(await retention.dropPartitionsBefore(client, 'box_health', cutoff, log)),
+      ...(await dropPartitionsBefore(client, 'status_events', cutoff, log)),
+      ...(await dropPartitionsBefore(client, 'box_health', cutoff, log)),
     ];
     const dropEnd = performance.now();
     await sleep(1_000);

@@ -1,5 +1,7 @@
 import type pg from 'pg';
+import { prepareHistory } from '../../src/history/maintainer';
 import { ensurePartitions, isPartitioned, monthStart, MONTHS_AHEAD } from '../../src/history/partitions';
+import { createLogger } from '../../src/log';
 import { INSERT_EVENTS_OF_DAY, INSERT_HEALTH_OF_DAY } from './history';
 import { changeAt, RANDOM_FUNCTION } from './timeline';
 
@@ -196,7 +198,8 @@ export async function refreshOnlineBoxes(pool: pg.Pool): Promise<number> {
  * Fills an empty database (or, with `reset`, empties it first) with a fleet and its history, all
  * with set-based statements: generate_series for rows, and a plan per box and device from which the
  * history is written a day at a time in time order (event ids follow time, as had the boxes reported
- * live), into monthly partitions made first. One transaction: a failed seed leaves nothing behind.
+ * live), into monthly partitions made first. One transaction: a failed seed leaves nothing behind but
+ * empty partitions.
  */
 export async function seedFleet(
   pool: pg.Pool,
@@ -228,6 +231,14 @@ export async function seedFleet(
         throw new Error(`the database already holds ${size.boxes} boxes and ${size.devices} devices; pass --reset to replace them`);
       }
     }
+    // A database from before the history was partitioned: partition it now, while it is empty (at once),
+    // rather than have the gateway copy the whole seeded history at its start.
+    if (!(await isPartitioned(client, 'status_events'))) await prepareHistory(pool, createLogger('warn'));
+    // Before the seed's transaction: each partition is made in a short transaction of its own.
+    progress(0, total, 'making monthly partitions');
+    const partitionsUntil = monthStart(now, MONTHS_AHEAD);
+    const partitions = [...(await ensurePartitions(client, 'box_health', historyStart, partitionsUntil))];
+    if (await isPartitioned(client, 'status_events')) partitions.push(...(await ensurePartitions(client, 'status_events', historyStart, partitionsUntil)));
     await client.query('begin');
     // The data is consistent by construction; skipping foreign-key triggers halves the time (needs superuser).
     await client.query('savepoint fk');
@@ -240,10 +251,6 @@ export async function seedFleet(
     // Room for each day's sort in memory.
     await client.query("set local work_mem = '64MB'");
     await client.query(RANDOM_FUNCTION.replaceAll('$SEED', String(Math.trunc(options.seed) * 1_000)));
-    progress(0, total, 'making monthly partitions');
-    const partitionsUntil = monthStart(now, MONTHS_AHEAD);
-    const partitions = [...(await ensurePartitions(client, 'box_health', historyStart, partitionsUntil))];
-    if (await isPartitioned(client, 'status_events')) partitions.push(...(await ensurePartitions(client, 'status_events', historyStart, partitionsUntil)));
     progress(0, total, 'planning boxes');
     await client.query(PLAN_BOXES, [now, options.days, options.boxes]);
     await client.query(ADD_BOX_CHANGES);
