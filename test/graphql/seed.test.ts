@@ -1,5 +1,8 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listPartitions, monthStart } from '../../src/history/partitions';
 import { hasFleet, refreshOnlineBoxes, seedFleet } from '../../tools/seed/fleet';
+import { createTestDatabase } from '../helpers/database';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
 import { graphql } from './generated';
@@ -12,6 +15,7 @@ beforeAll(async () => {
   const steps: number[] = [];
   const result = await seedFleet(gateway.sql, OPTIONS, (done, total) => steps.push(done / total));
   expect(result).toMatchObject({ boxes: 60, devices: 720 });
+  expect(result.boxHealthRows).toBeGreaterThan(0);
   expect(steps.at(-1)).toBeCloseTo(1);
 });
 afterAll(() => gateway?.close());
@@ -132,5 +136,95 @@ describe('npm run seed', () => {
   it('refuses a database that has a fleet unless told to reset, and freshens online boxes for a gateway', async () => {
     await expect(seedFleet(gateway.sql, OPTIONS)).rejects.toThrow(/already holds 60 boxes/);
     expect(await refreshOnlineBoxes(gateway.sql)).toBeGreaterThan(45);
+  });
+});
+
+/** Device changes (first sightings aside) per device per day of history. */
+async function changesPerDeviceDay(db: pg.Pool, days: number): Promise<number> {
+  const { rows } = await db.query(
+    `select count(*) filter (where device_id is not null and from_status is not null)::float8 / (select count(*) from devices) as n from status_events`,
+  );
+  return rows[0].n / days;
+}
+
+describe('npm run seed -- --days N', () => {
+  const LONG = { boxes: 60, devicesPerBox: 12, days: 45, seed: 7, healthDays: 10 };
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let long: pg.Pool;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    long = new pg.Pool({ connectionString: database.url, max: 2 });
+    const steps: string[] = [];
+    await seedFleet(long, LONG, (_done, _total, step) => steps.at(-1) !== step && steps.push(step));
+    // Progress names each month it writes.
+    expect(steps.filter((s) => s.startsWith('history of')).length).toBeGreaterThanOrEqual(2);
+  });
+  afterAll(async () => {
+    await long?.end();
+    await database?.drop();
+  });
+
+  it('writes history in proportion to its length: about 2.1 M events a month at 10,000 boxes x 16 devices', async () => {
+    const short = await changesPerDeviceDay(gateway.sql, OPTIONS.days);
+    const longer = await changesPerDeviceDay(long, LONG.days);
+    // 2.1 M a month over 160,000 devices is 0.44 a device a day.
+    expect(longer).toBeGreaterThan(0.3);
+    expect(longer).toBeLessThan(0.6);
+    expect(longer / short).toBeGreaterThan(0.7);
+    expect(longer / short).toBeLessThan(1.4);
+    const { rows } = await long.query(
+      `select (select min(at) from status_events) < now() - interval '44 days' as old_enough,
+              (select count(*) from status_events where device_id is null and from_status is not null)::int as box_changes`,
+    );
+    expect(rows[0]).toEqual({ old_enough: true, box_changes: expect.any(Number) });
+    expect(rows[0].box_changes).toBeGreaterThan(0);
+    expect(await hasFleet(long, LONG)).toBe(true);
+    expect(await hasFleet(long, { ...LONG, days: 5 })).toBe(false);
+  });
+
+  it('makes a partition for every month of the history before writing it', async () => {
+    const { rows } = await long.query(`select min(hour) as oldest from box_health`);
+    const client = await long.connect();
+    const partitions = await listPartitions(client, 'box_health').finally(() => client.release());
+    for (let month = monthStart(rows[0].oldest); month <= new Date(); month = monthStart(month, 1)) {
+      expect(partitions.some((p) => p.from <= month && p.to > month)).toBe(true);
+    }
+    const { rows: events } = await long.query(`select min(at) as oldest from status_events`);
+    const { rows: kind } = await long.query(`select relkind::text as kind from pg_class where oid = 'status_events'::regclass`);
+    if (kind[0].kind === 'p') {
+      const other = await long.connect();
+      const eventPartitions = await listPartitions(other, 'status_events').finally(() => other.release());
+      expect(eventPartitions[0]!.from.getTime()).toBeLessThanOrEqual(monthStart(events[0].oldest).getTime());
+    }
+  });
+
+  it('gives older boxes hourly health for the last --health-days days, with gaps and never while offline', async () => {
+    const { rows } = await long.query(`
+      select count(*)::int as n, count(distinct h.box_id)::int as boxes,
+             (select count(*) from boxes where report_format = 'old' and last_report_at > now() - interval '10 days')::int as reporting,
+             count(*) filter (where b.report_format <> 'old')::int as new_format,
+             min(h.hour) >= now() - interval '10 days 1 hour' as within_health_days,
+             count(*) filter (where h.temperature_count = 0)::int as temperature_gaps,
+             count(*) filter (where h.cpu_count = 0)::int as cpu_gaps,
+             count(*) filter (where (h.cpu_count = 0) <> (h.cpu_min is null) or (h.temperature_count = 0) <> (h.temperature_max is null))::int as zeros_for_gaps,
+             count(*) filter (where h.cpu_count > 0 and not (h.cpu_min <= h.cpu_sum / h.cpu_count + 0.01 and h.cpu_sum / h.cpu_count <= h.cpu_max + 0.01
+                                   and h.cpu_min >= 0 and h.cpu_max <= 100))::int as out_of_order,
+             count(*) filter (where h.hour <> date_trunc('hour', h.hour))::int as not_on_the_hour
+      from box_health h join boxes b on b.id = h.box_id`);
+    // Every older box that reported in those days, and no other.
+    expect(rows[0].boxes).toBe(rows[0].reporting);
+    expect(rows[0]).toMatchObject({ new_format: 0, within_health_days: true, zeros_for_gaps: 0, out_of_order: 0, not_on_the_hour: 0 });
+    expect(rows[0].temperature_gaps).toBeGreaterThan(0);
+    expect(rows[0].cpu_gaps).toBeGreaterThan(0);
+    // Fewer rows than hours online: the odd hour has no report at all.
+    expect(rows[0].n).toBeLessThan(20 * 10 * 24);
+    expect(rows[0].n).toBeGreaterThan(20 * 10 * 24 * 0.6);
+    // A box reports (and so sends health) only while it is online.
+    const { rows: offline } = await long.query(`
+      select count(*)::int as n from box_health h
+      cross join lateral (select to_status from status_events e where e.box_id = h.box_id and e.device_id is null
+                            and e.at <= h.hour + interval '30 minutes' order by e.at desc, e.id desc limit 1) l
+      where l.to_status <> 'online'`);
+    expect(offline[0].n).toBe(0);
   });
 });

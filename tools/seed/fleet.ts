@@ -1,5 +1,9 @@
 import type pg from 'pg';
-import { ensurePartitions, isPartitioned } from '../../src/history/partitions';
+import { prepareHistory } from '../../src/history/maintainer';
+import { ensurePartitions, isPartitioned, monthStart, MONTHS_AHEAD } from '../../src/history/partitions';
+import { createLogger } from '../../src/log';
+import { INSERT_EVENTS_OF_DAY, INSERT_HEALTH_OF_DAY } from './history';
+import { changeAt, RANDOM_FUNCTION } from './timeline';
 
 /** What `npm run seed` makes: `boxes` boxes of `devicesPerBox` devices each, with `days` days of history. */
 export interface SeedOptions {
@@ -8,7 +12,15 @@ export interface SeedOptions {
   days: number;
   /** Varies the fleet; the same options and seed make the same fleet (but for `now`). */
   seed: number;
+  /** Days of box health (the last ones); default DEFAULT_HEALTH_DAYS, at most `days`. */
+  healthDays?: number;
 }
+
+/**
+ * Box health is seeded for the last 30 days unless asked for more: a year at 10,000 boxes is 29 M
+ * rows and takes longer than the year's status history (see README, Seed).
+ */
+export const DEFAULT_HEALTH_DAYS = 30;
 
 /** Progress of a seed: `done` of `total` units, and what is being done. */
 export type SeedProgress = (done: number, total: number, step: string) => void;
@@ -17,23 +29,18 @@ export interface SeedResult {
   boxes: number;
   devices: number;
   statusEvents: number;
+  boxHealthRows: number;
+  /** Monthly partitions the seed made for its history. */
+  partitionsCreated: string[];
   ms: number;
 }
 
-/**
- * Indexes the read API's orderings and per-device/per-box histories use. They belong in a migration
- * (the lead's, see docs/graphql.md); until it lands, the seed and the query benchmark create them.
- */
-// Every "random" choice is a hash of the row's number and a salt: parallel-safe, and the same seed
-// gives the same fleet. rnd(n, salt) is uniform in [0, 1).
-const RANDOM_FUNCTION = `
-  create or replace function pg_temp.rnd(n bigint, salt int) returns float8
-  language sql immutable parallel safe as
-  $$ select (hashint8extended(n, salt::int8 + $SEED) & 2147483647)::float8 / 2147483648 $$`;
+const DAY_MS = 86_400_000;
 
 /**
  * The plan of each box: format, period, whether it is online now, and how many times it changed
- * status since its first report (`changes`: even when online now, odd when offline).
+ * status since its first report (`changes`: even when online now, odd when offline). One in five
+ * boxes has outages, about one per 20 days (at least one to three), so history grows with its length.
  */
 const PLAN_BOXES = `
   create temp table seed_box on commit drop as
@@ -46,15 +53,17 @@ const PLAN_BOXES = `
     $1::timestamptz - make_interval(days => $2) - make_interval(secs => pg_temp.rnd(g, 4) * 3600) as first_at
   from generate_series(1, $3::int) g`;
 
+const ADD_BOX_CHANGES = 'alter table seed_box add column changes int';
+
 const PLAN_BOX_CHANGES = `
-  alter table seed_box add column changes int;
   update seed_box set changes =
-    2 * (case when pg_temp.rnd(g, 5) < 0.2 then 1 + floor(pg_temp.rnd(g, 6) * 3)::int else 0 end)
+    2 * (case when pg_temp.rnd(g, 5) < 0.2 then 1 + floor(pg_temp.rnd(g, 6) * greatest(3, $1::int / 10))::int else 0 end)
     + case when online then 0 else 1 end`;
 
-/** The k-th change of a timeline of `changes` changes from `first_at` to `end_at`: one per stratum, in order. */
-const changeAt = (first: string, end: string, changes: string, k: string, key: string) =>
-  `${first} + (${end} - ${first}) * ((${k} + pg_temp.rnd(${key}, 7)) / (${changes} + 1))`;
+/** What the history needs of each box besides its plan: its id and last report. */
+const ADD_BOX_ROWS = 'alter table seed_box add column box_id int, add column last_report_at timestamptz';
+const PLAN_BOX_ROWS = `
+  update seed_box s set box_id = b.id, last_report_at = b.last_report_at from boxes b where b.license_key = s.license_key`;
 
 const INSERT_BOXES = `
   insert into boxes (license_key, name, address, report_format, status, status_since, first_report_at, last_report_at,
@@ -85,20 +94,6 @@ const INSERT_BOXES = `
   cross join lateral (select case when s.changes = 0 then s.first_at
     else ${changeAt('s.first_at', '$1::timestamptz', 's.changes', 's.changes', 's.g::int8 * 1000000 + s.changes')} end as at) last
   order by s.g`;
-
-const STAGE_EVENTS = `
-  create temp table seed_event (box_id int, device_id int, from_status text, to_status text, at timestamptz) on commit drop`;
-
-/** Box history: first seen online, then outages (online -> offline -> online ...), ending at its status. */
-const STAGE_BOX_EVENTS = `
-  insert into seed_event (box_id, device_id, from_status, to_status, at)
-  select b.id, null,
-    case when k = 0 then null when k % 2 = 1 then 'online' else 'offline' end,
-    case when k % 2 = 1 then 'offline' else 'online' end,
-    case when k = 0 then s.first_at
-      else ${changeAt('s.first_at', '$1::timestamptz', 's.changes', 'k', 's.g::int8 * 1000000 + k')} end
-  from seed_box s join boxes b on b.license_key = s.license_key
-  cross join generate_series(0, s.changes) k`;
 
 const INSERT_DEVICES = `
   insert into devices (box_id, external_id, name, ip, type, url, permission_id, status, status_since,
@@ -137,8 +132,10 @@ const INSERT_DEVICES = `
   order by b.id, k`;
 
 /**
- * Each device's timeline: `changes` status changes (most devices few, some daily, a few flapping),
- * then its removal if removed; the last status is the one the devices table holds.
+ * Each device's timeline: `changes` status changes, all in proportion to the days of history: most
+ * devices one outage a month or so, a third every other day, one in twenty flapping four times a day:
+ * 10,000 boxes x 16 devices make about 2.1 M events a month. Then its removal if removed; the last
+ * status is the one the devices table holds.
  */
 const PLAN_DEVICES = `
   create temp table seed_device on commit drop as
@@ -149,22 +146,9 @@ const PLAN_DEVICES = `
     d.removed_at is not null as removed
   from devices d join boxes b on b.id = d.box_id
   cross join lateral (select case
-      when pg_temp.rnd(d.id, 30) < 0.6 then floor(pg_temp.rnd(d.id, 31) * 3)::int
+      when pg_temp.rnd(d.id, 30) < 0.6 then floor(pg_temp.rnd(d.id, 31) * greatest(3, $1::int / 10))::int
       when pg_temp.rnd(d.id, 30) < 0.95 then 1 + floor(pg_temp.rnd(d.id, 31) * $1::int)::int
       else 2 * $1::int + floor(pg_temp.rnd(d.id, 31) * 4 * $1::int)::int end as changes) p`;
-
-const deviceStatusAt = (k: string) =>
-  `case when ${k} > p.changes then 'removed' when (p.changes - ${k}) % 2 = 0 then p.status else p.other end`;
-
-const STAGE_DEVICE_EVENTS = `
-  insert into seed_event (box_id, device_id, from_status, to_status, at)
-  select p.box_id, p.id,
-    case when k = 0 then null else ${deviceStatusAt('k - 1')} end,
-    ${deviceStatusAt('k')},
-    case when k = 0 then p.first_seen_at
-      else ${changeAt('p.first_seen_at', 'p.end_at', 'p.steps', 'k', 'p.id::int8 * 1000000 + k')} end
-  from seed_device p cross join generate_series(0, p.steps) k
-  where p.id between $1 and $2`;
 
 const UPDATE_DEVICE_TIMES = `
   update devices d set
@@ -174,29 +158,27 @@ const UPDATE_DEVICE_TIMES = `
     else ${changeAt('p.first_seen_at', 'p.end_at', 'p.steps', 'p.steps', 'p.id::int8 * 1000000 + p.steps')} end as at) l
   where d.id = p.id`;
 
-const COPY_DAY = `
-  insert into status_events (box_id, device_id, from_status, to_status, at)
-  select box_id, device_id, from_status, to_status, at from seed_event
-  where at >= $1 and at < $2 order by at`;
-
 /** Boxes, devices and history already in the database. */
-export async function fleetSize(pool: pg.Pool | pg.ClientBase): Promise<{ boxes: number; devices: number; statusEvents: number; oldestEvent: Date | null }> {
+export async function fleetSize(
+  pool: pg.Pool | pg.ClientBase,
+): Promise<{ boxes: number; devices: number; statusEvents: number; boxHealthRows: number; oldestEvent: Date | null }> {
   const { rows } = await pool.query(
     `select (select count(*) from boxes)::int as boxes, (select count(*) from devices)::int as devices,
-            (select count(*) from status_events)::int as "statusEvents", (select min(at) from status_events) as "oldestEvent"`,
+            (select count(*) from status_events)::int as "statusEvents", (select count(*) from box_health)::int as "boxHealthRows",
+            (select min(at) from status_events) as "oldestEvent"`,
   );
   return rows[0];
 }
 
-/** Whether the database holds a fleet the size `options` asks for. */
+/** Whether the database holds a fleet the size `options` asks for, with that many days of history (a day either way). */
 export async function hasFleet(pool: pg.Pool, options: SeedOptions): Promise<boolean> {
   const size = await fleetSize(pool);
-  const oldestWanted = Date.now() - (options.days - 1) * 86_400_000;
+  const age = size.oldestEvent === null ? 0 : (Date.now() - size.oldestEvent.getTime()) / DAY_MS;
   return (
     size.boxes === options.boxes &&
     size.devices === options.boxes * options.devicesPerBox &&
-    size.oldestEvent !== null &&
-    size.oldestEvent.getTime() <= oldestWanted
+    age >= options.days - 1 &&
+    age <= options.days + 2
   );
 }
 
@@ -214,9 +196,10 @@ export async function refreshOnlineBoxes(pool: pg.Pool): Promise<number> {
 
 /**
  * Fills an empty database (or, with `reset`, empties it first) with a fleet and its history, all
- * with set-based statements: generate_series for rows, one staging table for the history, which is
- * then copied into status_events in time order a day at a time, so event ids follow time as they
- * would had the boxes reported live.
+ * with set-based statements: generate_series for rows, and a plan per box and device from which the
+ * history is written a day at a time in time order (event ids follow time, as had the boxes reported
+ * live), into monthly partitions made first. One transaction: a failed seed leaves nothing behind but
+ * empty partitions.
  */
 export async function seedFleet(
   pool: pg.Pool,
@@ -226,8 +209,12 @@ export async function seedFleet(
   const started = Date.now();
   const now = new Date();
   const client = await pool.connect();
-  const chunks = Math.max(1, Math.ceil((options.boxes * options.devicesPerBox) / 20_000));
-  const total = 10 + 10 + chunks * 2 + options.days + 2 + 4 + 4;
+  const healthDays = Math.min(options.days, options.healthDays ?? DEFAULT_HEALTH_DAYS);
+  // A day of history is the unit of progress; planning weighs as much as a tenth of it.
+  const historyStart = new Date(Math.floor((now.getTime() - (options.days + 1) * DAY_MS) / DAY_MS) * DAY_MS);
+  const windows = Math.ceil((now.getTime() + 1 - historyStart.getTime()) / DAY_MS);
+  const planning = Math.max(4, Math.ceil(windows / 10));
+  const total = planning + windows + 2;
   let done = 0;
   const step = (units: number, label: string) => {
     done += units;
@@ -236,17 +223,22 @@ export async function seedFleet(
   try {
     if (options.reset) {
       progress(0, total, 'emptying the database');
-      await client.query('truncate status_events, box_config_changes, devices, boxes restart identity cascade');
+      // The horizon of dropped history goes too: ids start again from 1.
+      await client.query('truncate status_events, box_health, history_horizon, box_config_changes, devices, boxes restart identity cascade');
     } else {
       const size = await fleetSize(client);
       if (size.boxes > 0 || size.devices > 0 || size.statusEvents > 0) {
         throw new Error(`the database already holds ${size.boxes} boxes and ${size.devices} devices; pass --reset to replace them`);
       }
     }
-    // The months of the history need their partitions (the gateway makes only the current ones).
-    if (await isPartitioned(client, 'status_events')) {
-      await ensurePartitions(client, 'status_events', new Date(now.getTime() - (options.days + 2) * 86_400_000), now);
-    }
+    // A database from before the history was partitioned: partition it now, while it is empty (at once),
+    // rather than have the gateway copy the whole seeded history at its start.
+    if (!(await isPartitioned(client, 'status_events'))) await prepareHistory(pool, createLogger('warn'));
+    // Before the seed's transaction: each partition is made in a short transaction of its own.
+    progress(0, total, 'making monthly partitions');
+    const partitionsUntil = monthStart(now, MONTHS_AHEAD);
+    const partitions = [...(await ensurePartitions(client, 'box_health', historyStart, partitionsUntil))];
+    if (await isPartitioned(client, 'status_events')) partitions.push(...(await ensurePartitions(client, 'status_events', historyStart, partitionsUntil)));
     await client.query('begin');
     // The data is consistent by construction; skipping foreign-key triggers halves the time (needs superuser).
     await client.query('savepoint fk');
@@ -256,44 +248,49 @@ export async function seedFleet(
     } catch {
       await client.query('rollback to savepoint fk');
     }
-    await client.query(RANDOM_FUNCTION.replace('$SEED', String(Math.trunc(options.seed) * 1_000)));
+    // Room for each day's sort in memory.
+    await client.query("set local work_mem = '64MB'");
+    await client.query(RANDOM_FUNCTION.replaceAll('$SEED', String(Math.trunc(options.seed) * 1_000)));
     progress(0, total, 'planning boxes');
     await client.query(PLAN_BOXES, [now, options.days, options.boxes]);
-    await client.query(PLAN_BOX_CHANGES);
+    await client.query(ADD_BOX_CHANGES);
+    await client.query(PLAN_BOX_CHANGES, [options.days]);
     await client.query(INSERT_BOXES, [now]);
-    await client.query(STAGE_EVENTS);
-    await client.query(STAGE_BOX_EVENTS, [now]);
-    step(10, 'inserting devices');
+    await client.query(ADD_BOX_ROWS);
+    await client.query(PLAN_BOX_ROWS);
+    step(planning / 4, 'inserting devices');
     await client.query(INSERT_DEVICES, [options.devicesPerBox]);
-    step(10, 'planning device histories');
+    step(planning / 4, 'planning device histories');
     await client.query(PLAN_DEVICES, [options.days]);
-    const { rows } = await client.query('select min(id)::int as min, max(id)::int as max from seed_device');
-    const min = rows[0].min ?? 1;
-    const max = rows[0].max ?? 0;
-    const size = Math.ceil((max - min + 1) / chunks);
-    for (let i = 0; i < chunks; i++) {
-      await client.query(STAGE_DEVICE_EVENTS, [min + i * size, min + (i + 1) * size - 1]);
-      step(2, `generating device histories (${i + 1}/${chunks})`);
-    }
     await client.query(UPDATE_DEVICE_TIMES);
-    await client.query('create index on seed_event (at)');
-    step(2, 'copying history in time order');
-    const { rows: range } = await client.query('select min(at) as min, max(at) as max from seed_event');
-    const first = new Date(range[0].min ?? now);
-    const dayMs = 86_400_000;
-    const days = Math.max(1, Math.ceil(((range[0].max ?? now).getTime() - first.getTime() + 1) / dayMs));
-    for (let day = 0; day < days; day++) {
-      const from = new Date(first.getTime() + day * dayMs);
-      const to = day === days - 1 ? 'infinity' : new Date(from.getTime() + dayMs);
-      await client.query(COPY_DAY, [from, to]);
-      step(options.days / days, `copying history in time order (day ${day + 1}/${days})`);
+    await client.query('analyze seed_box');
+    await client.query('analyze seed_device');
+    step(planning / 2, 'writing history');
+    const healthFrom = new Date(now.getTime() - healthDays * DAY_MS);
+    const months = new Set<string>();
+    for (let day = 0; day < windows; day++) months.add(new Date(historyStart.getTime() + day * DAY_MS).toISOString().slice(0, 7));
+    const monthList = [...months];
+    for (let day = 0; day < windows; day++) {
+      const from = new Date(historyStart.getTime() + day * DAY_MS);
+      const to = new Date(from.getTime() + DAY_MS);
+      await client.query(INSERT_EVENTS_OF_DAY, [from, to, now]);
+      if (to > healthFrom && healthDays > 0) await client.query(INSERT_HEALTH_OF_DAY, [from, to, now, healthFrom]);
+      const month = from.toISOString().slice(0, 7);
+      step(1, `history of ${month} (month ${monthList.indexOf(month) + 1}/${monthList.length}${to > healthFrom && healthDays > 0 ? ', with box health' : ''})`);
     }
     await client.query('commit');
-    step(4, 'analyzing');
-    await client.query('analyze boxes, devices, status_events');
-    step(4, 'done');
+    step(1, 'analyzing');
+    await client.query('analyze boxes, devices, status_events, box_health');
+    step(1, 'done');
     const result = await fleetSize(client);
-    return { boxes: result.boxes, devices: result.devices, statusEvents: result.statusEvents, ms: Date.now() - started };
+    return {
+      boxes: result.boxes,
+      devices: result.devices,
+      statusEvents: result.statusEvents,
+      boxHealthRows: result.boxHealthRows,
+      partitionsCreated: partitions,
+      ms: Date.now() - started,
+    };
   } catch (error) {
     await client.query('rollback').catch(() => {});
     throw error;

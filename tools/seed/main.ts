@@ -1,4 +1,4 @@
-// `npm run seed -- --boxes 10000 --devices 16 --days 30 [--reset] [--seed 1]`: fills DATABASE_URL, or when it is
+// `npm run seed -- --boxes 10000 --devices 16 --days 30 [--health-days 30] [--reset] [--seed 1]`: fills DATABASE_URL, or when it is
 // unset the embedded Postgres in FLEETGATE_DATA_DIR (the gateway's own), with a fleet and its history.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -8,16 +8,18 @@ import { createPool, migrateDatabase } from '../../src/db/connection';
 import { prepareHistory } from '../../src/history/maintainer';
 import { startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded';
 import { createLogger } from '../../src/log';
-import { seedFleet } from './fleet';
+import { DEFAULT_HEALTH_DAYS, seedFleet } from './fleet';
 import { progressBar } from './progress';
 
-const USAGE = `usage: npm run seed -- [--boxes 10000] [--devices 16] [--days 30] [--seed 1] [--reset]
+const USAGE = `usage: npm run seed -- [--boxes 10000] [--devices 16] [--days 30] [--health-days 30] [--seed 1] [--reset]
 
 Fills the database with a fleet: boxes of both report formats (older ones with their gateway details),
 --devices devices each (a mix of types and statuses, a few removed) and --days days of status history
-consistent with each device's current status. Targets DATABASE_URL, or the gateway's embedded Postgres
-(FLEETGATE_DATA_DIR, EMBEDDED_PG_PORT) when it is unset. Refuses a database that already has boxes unless
---reset is given, which deletes every box, device and event first.`;
+consistent with each device's current status (about 2.1 M events a month at 10,000 x 16), in monthly
+partitions it makes first. Older boxes also get hourly health for the last --health-days days (default
+30, at most --days; a year at 10,000 boxes is 29 M rows). Targets DATABASE_URL, or the gateway's embedded
+Postgres (FLEETGATE_DATA_DIR, EMBEDDED_PG_PORT) when it is unset. Refuses a database that already has
+boxes unless --reset is given, which deletes every box, device, event and health row first.`;
 
 function count(value: string | undefined, name: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
@@ -47,6 +49,7 @@ const { values } = parseArgs({
     boxes: { type: 'string' },
     devices: { type: 'string' },
     days: { type: 'string' },
+    'health-days': { type: 'string' },
     seed: { type: 'string' },
     reset: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -61,6 +64,7 @@ const options = {
   boxes: count(values.boxes, 'boxes', 10_000, 1_000_000),
   devicesPerBox: count(values.devices, 'devices', 16, 4096),
   days: count(values.days, 'days', 30, 3650),
+  healthDays: count(values['health-days'], 'health-days', DEFAULT_HEALTH_DAYS, 3650),
   seed: count(values.seed, 'seed', 1, 1_000_000),
   reset: values.reset,
 };
@@ -93,7 +97,9 @@ try {
   await prepareHistory(pool, log);
   const result = await seedFleet(pool, options, bar.update);
   bar.finish(
-    `seeded ${result.boxes} boxes, ${result.devices} devices and ${result.statusEvents} status events (${options.days} days) in ${(result.ms / 1000).toFixed(1)} s` +
+    `seeded ${result.boxes} boxes, ${result.devices} devices, ${result.statusEvents} status events (${options.days} days)` +
+      ` and ${result.boxHealthRows} box health rows (${Math.min(options.days, options.healthDays)} days) in ${(result.ms / 1000).toFixed(1)} s` +
+      (result.partitionsCreated.length > 0 ? `, in ${result.partitionsCreated.length} monthly partitions made for them,` : '') +
       ` into ${config.databaseUrl ? 'DATABASE_URL' : `the embedded Postgres in ${config.dataDir}`}`,
   );
 } catch (error) {
