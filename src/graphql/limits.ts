@@ -106,10 +106,32 @@ function pageSize(field: FieldNode, definition: GraphQLField<unknown, unknown> |
   return definition?.args.some((arg) => arg.name === 'first' || arg.name === 'last') ? DEFAULT_PAGE_SIZE : 1;
 }
 
+const BUCKET_MS: Record<string, number> = { HOUR: 3_600_000, DAY: 86_400_000 };
+
+/**
+ * How many buckets a history field (one with a `bucket` argument: `Box.health`, `fleetAvailability`)
+ * may return: its range cut into UTC buckets, `until` defaulting to now; undefined for other fields.
+ * Unreadable arguments count as one bucket: the field itself refuses them.
+ */
+function bucketCount(field: FieldNode, variables: Record<string, unknown>): number | undefined {
+  const args = new Map((field.arguments ?? []).map((argument) => [argument.name.value, argument.value]));
+  const bucketNode = args.get('bucket');
+  if (!bucketNode) return undefined;
+  const valueOf = (value: ValueNode | undefined): unknown =>
+    value === undefined ? undefined : value.kind === Kind.VARIABLE ? variables[value.name.value] : value.kind === Kind.STRING || value.kind === Kind.ENUM ? value.value : undefined;
+  const size = BUCKET_MS[String(valueOf(bucketNode))];
+  const since = Date.parse(String(valueOf(args.get('since'))));
+  const untilValue = valueOf(args.get('until'));
+  const until = untilValue == null ? Date.now() : Date.parse(String(untilValue));
+  if (!size || !Number.isFinite(since) || !Number.isFinite(until) || until <= since) return 1;
+  return Math.ceil(until / size) - Math.floor(since / size);
+}
+
 /**
  * The cost of an operation: every field selected costs 1, and what is selected under a paginated field
  * counts once per item it may return (`first`/`last`, else the default page size). So
  * `boxes(first: 50) { nodes { devices(first: 20) { nodes { id name } } } }` costs about 50 × 20 × 3.
+ * A history list with a `bucket` argument costs one per bucket of its range.
  * Each fragment spread counts in full (execution would merge repeated spreads; a limit may overestimate),
  * and a fragment's cost is computed once, so a fragment bomb is measured without being expanded.
  */
@@ -132,7 +154,11 @@ export function operationCost(schema: GraphQLSchema, document: DocumentNode, ope
         }
         const definition = type && (isObjectType(type) || isInterfaceType(type)) ? type.getFields()[selection.name.value] : undefined;
         const fieldType = definition ? getNamedType(definition.type) : undefined;
-        cost += 1 + pageSize(selection, definition, variables) * selectionCost(selection.selectionSet, fieldType);
+        // A bucket of a history list is a fixed set of figures: each costs one, so a box's 1,000 hours
+        // pass, and the same hours for each box of a page do not.
+        const buckets = bucketCount(selection, variables);
+        if (buckets !== undefined) cost += 1 + buckets;
+        else cost += 1 + pageSize(selection, definition, variables) * selectionCost(selection.selectionSet, fieldType);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         const on = selection.typeCondition ? schema.getType(selection.typeCondition.name.value) : type;
         cost += selectionCost(selection.selectionSet, on);

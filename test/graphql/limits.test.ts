@@ -102,6 +102,15 @@ describe('GraphQL limits', () => {
     expect(cost('{ boxes(first: 50) { nodes { devices(first: 20) { nodes { id name } } } } }')).toBe(1 + 50 * (1 + (1 + 20 * (1 + 2))));
   });
 
+  it('a history list costs one per bucket of its range: 1,000 hours of one box pass, the same for each box of a page do not', () => {
+    const cost = (query: string, variables?: Record<string, unknown>) => operationCost(schema, parse(query), undefined, variables);
+    const health = 'health(since: $since, until: $until, bucket: HOUR) { start cpu { min avg max } temperature { max } }';
+    const range = { since: '2026-01-01T00:00:00Z', until: '2026-02-11T16:00:00Z' }; // 1,000 hours
+    expect(cost(`query($since: DateTime!, $until: DateTime) { box(licenseKey: "K") { ${health} } }`, range)).toBe(1 + (1 + 1000));
+    expect(cost(`query($since: DateTime!, $until: DateTime) { boxes(first: 20) { nodes { ${health} } } }`, range)).toBe(1 + 20 * (1 + (1 + 1000)));
+    expect(cost('{ box(licenseKey: "K") { health(since: "2026-01-01T00:00:00Z", until: "2026-01-03T00:00:00Z", bucket: DAY) { start } } }')).toBe(1 + (1 + 2));
+  });
+
   it('introspection can be turned off; __typename still answers', async () => {
     const open = await send(gateway.url, '{ __schema { queryType { name } } }');
     expect(open.body.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
