@@ -20,8 +20,10 @@ const INDEXES = ['box_idx', 'device_idx', 'at_idx', 'device_at_idx', 'box_at_idx
 export interface UpgradeResult {
   rows: number;
   ms: number;
-  /** How long the final swap held the tables (and so held ingest). */
-  swapMs: number;
+  /** How long the final swap waited for its locks (ingest queues behind it meanwhile). */
+  swapLockWaitMs: number;
+  /** How long it then held them (ingest waits). */
+  swapHeldMs: number;
 }
 
 const COLUMNS = sql`id, box_id, device_id, from_status, to_status, at`;
@@ -76,9 +78,8 @@ export async function partitionStatusEvents(client: pg.ClientBase, log: Logger, 
     }
   }
 
-  const swapStarted = Date.now();
-  const finalRows = await swap(client, last);
-  const result = { rows: copied + finalRows, ms: Date.now() - started, swapMs: Date.now() - swapStarted };
+  const swapped = await swap(client, last);
+  const result = { rows: copied + swapped.rows, ms: Date.now() - started, swapLockWaitMs: swapped.lockWaitMs, swapHeldMs: swapped.heldMs };
   log.info(result, 'status history partitioned by month');
   return result;
 }
@@ -98,12 +99,14 @@ async function highestCopiedId(client: pg.ClientBase): Promise<number> {
  * in ingest's order (boxes and devices, then the history) so neither waits for the other in a circle;
  * dropping the old table drops its foreign keys, which needs `boxes` and `devices` too.
  */
-async function swap(client: pg.ClientBase, last: number): Promise<number> {
+async function swap(client: pg.ClientBase, last: number): Promise<{ rows: number; lockWaitMs: number; heldMs: number }> {
+  const started = Date.now();
   await run(client, sql`begin`);
   try {
     await run(client, sql`set local lock_timeout = '10s'`);
     await run(client, sql`lock table boxes, devices in share row exclusive mode`);
     await run(client, sql`lock table status_events in access exclusive mode`);
+    const locked = Date.now();
     const moved = await run(
       client,
       sql`insert into ${sql.identifier(NEW_TABLE)} (${COLUMNS}) select ${COLUMNS} from status_events where id > ${last}::int8`,
@@ -114,7 +117,7 @@ async function swap(client: pg.ClientBase, last: number): Promise<number> {
     await run(client, sql`alter table status_events rename constraint status_events_partitioned_pkey to status_events_pkey`);
     for (const index of INDEXES) await run(client, sql.raw(`alter index status_events_partitioned_${index} rename to status_events_${index}`));
     await run(client, sql`commit`);
-    return moved.rowCount ?? 0;
+    return { rows: moved.rowCount ?? 0, lockWaitMs: locked - started, heldMs: Date.now() - locked };
   } catch (error) {
     await run(client, sql`rollback`).catch(() => {});
     throw error;

@@ -104,6 +104,6 @@ it('partitions a populated history by month while ingest writes to it, keeping e
   expect(progress.at(-1)).toMatchObject({ copied: expect.any(Number), of: expect.any(Number), percent: expect.any(Number), etaSeconds: expect.any(Number) });
   expect(progress.at(-1).of).toBeGreaterThanOrEqual(ROWS); // and what boxes wrote before it counted
   const done = entries.find((entry) => entry.msg === 'status history partitioned by month');
-  expect(done).toMatchObject({ rows: expect.any(Number), ms: expect.any(Number), swapMs: expect.any(Number) });
+  expect(done).toMatchObject({ rows: expect.any(Number), ms: expect.any(Number), swapLockWaitMs: expect.any(Number), swapHeldMs: expect.any(Number) });
   expect(done.rows).toBeGreaterThanOrEqual(ROWS);
 });
