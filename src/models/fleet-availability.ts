@@ -70,11 +70,11 @@ export async function fleetAvailabilityBuckets(pool: pg.Pool, range: MeasuredRan
                  coalesce(sum(p.unknown) over earlier, 0) as unknown_before
           from generate_series(0, ${buckets - 1}) as i left join per_bucket p on p.bucket = i
           window earlier as (order by i rows between unbounded preceding and 1 preceding))
-        select i as bucket,
-          ((a.online + online_before) * (e - s) + e * online - online_t)::float8 as online,
-          ((a.offline + offline_before) * (e - s) + e * offline - offline_t)::float8 as offline,
-          ((a.unknown + unknown_before) * (e - s) + e * unknown - unknown_t)::float8 as unknown
-        from series, at_since a order by i`,
+        select x.i as bucket,
+          ((a.online + x.online_before) * (x.e - x.s) + x.e * x.online - x.online_t)::float8 as online,
+          ((a.offline + x.offline_before) * (x.e - x.s) + x.e * x.offline - x.offline_t)::float8 as offline,
+          ((a.unknown + x.unknown_before) * (x.e - x.s) + x.e * x.unknown - x.unknown_t)::float8 as unknown
+        from series x, at_since a order by x.i`,
   );
   return rows.map((row) => {
     const start = Math.max(origin.getTime() + row.bucket * size, range.since.getTime());

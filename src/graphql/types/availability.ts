@@ -107,7 +107,7 @@ builder.objectField(DeviceRef, 'availability', (t) =>
     description: `Time online, offline and unknown in a range, outages and the longest one. ${stateAtSince('devices')}`,
     args: rangeArgs,
     byPath: true,
-    load: (ids: number[], context: GraphQLContext, args: RangeArgs) => deviceAvailabilityOver(ids, context, measuredRangeOf(args, context)),
+    load: async (ids: number[], context: GraphQLContext, args: RangeArgs) => deviceAvailabilityOver(ids, context, measuredRangeOf(args, context)),
     resolve: (device) => device.id,
   }),
 );
@@ -118,7 +118,7 @@ builder.objectField(BoxRef, 'availability', (t) =>
     description: `Time the box was online (reporting) and offline (silent) in a range, outages and the longest one. ${stateAtSince('boxes')}`,
     args: rangeArgs,
     byPath: true,
-    load: (ids: number[], context: GraphQLContext, args: RangeArgs) => availabilityOver(boxAvailability, ids, context, measuredRangeOf(args, context)),
+    load: async (ids: number[], context: GraphQLContext, args: RangeArgs) => availabilityOver(boxAvailability, ids, context, measuredRangeOf(args, context)),
     resolve: (box) => box.id,
   }),
 );
