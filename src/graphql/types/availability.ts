@@ -74,7 +74,9 @@ function availabilityFields(t: Fields<MeasuredAvailability>, subject: 'device' |
 }
 
 export const DeviceAvailability = builder.objectRef<MeasuredAvailability>('DeviceAvailability').implement({
-  description: `How a device spent a time range, from its status history. ${RANGE_DESCRIPTION}`,
+  description:
+    'How a device spent a time range, from its status history: its status is the one its box last reported, kept while the box is ' +
+    `silent (see Box.availability for the box's own). ${RANGE_DESCRIPTION}`,
   fields: (t) => ({
     ...availabilityFields(t, 'device'),
     unknownSeconds: t.exposeFloat('unknownSeconds', { description: 'Time its box reported a status outside online/offline.' }),
