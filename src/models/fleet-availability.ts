@@ -20,27 +20,30 @@ export interface FleetBucket {
   observedSeconds: number;
 }
 
-/** +1 when an event enters `state`, -1 when it leaves it (a first sighting leaves nothing). */
-const delta = (state: string) => sql`(case when e.to_status = ${state} then 1 else 0 end - case when e.from_status = ${state} then 1 else 0 end)`;
+/** +1 when a change enters `state`, -1 when it leaves it (a first sighting leaves nothing). */
+const delta = (state: string) => sql`(case when to_status = ${state} then 1 else 0 end - case when from_status = ${state} then 1 else 0 end)`;
 
-/** Device events of listed boxes from `since` on (to now: the counts at `since` need every later one). */
-const DEVICE_EVENTS_SINCE = (since: SQL) => sql`status_events e join boxes b on b.id = e.box_id
-  where e.at >= ${since} and e.device_id is not null and b.removed_at is null`;
+/** Device events from `since` on (to now: the counts at `since` need every later one), of boxes not removed. */
+const DEVICE_EVENTS_SINCE = (since: SQL) => sql`status_events e
+  where e.at >= ${since} and e.device_id is not null
+    and not exists (select from boxes b where b.id = e.box_id and b.removed_at is not null)`;
 
 /**
  * Device-time of the fleet (devices of removed boxes left out) in each UTC-aligned bucket of
  * `bucketSeconds` overlapping `range`, in one statement. In a bucket [s, e), a state's count starts at
- * N(s) and each event at a inside adds Δ for (e − a) seconds: ∫ = N(s)·(e − s) + e·ΣΔ − Σ(Δ·a).
+ * N(s) and each change at a inside adds Δ for (e − a) seconds: ∫ = N(s)·(e − s) + e·ΣΔ − Σ(Δ·a).
+ * The events are first folded per bucket and kind of change (from, to), so the work per event is a
+ * subtraction and a hash lookup; instants are seconds after `since` (float8: exact to well under a ms).
  */
 export async function fleetAvailabilityBuckets(pool: pg.Pool, range: MeasuredRange, bucketSeconds: number): Promise<FleetBucket[]> {
   const size = bucketSeconds * 1000;
   const origin = new Date(Math.floor(range.since.getTime() / size) * size);
   const buckets = Math.max(1, Math.ceil((range.until.getTime() - origin.getTime()) / size));
   const since = sql`${range.since}::timestamptz`;
-  const until = sql`${range.until}::timestamptz`;
-  // Instants as seconds after `since` (exact numerics), so sums of products keep every microsecond.
-  const span = sql`extract(epoch from ${until} - ${since})`;
-  const offset = sql`extract(epoch from ${origin}::timestamptz - ${since})`;
+  const step = sql`${bucketSeconds}::float8`;
+  // Seconds from `since` to the range's end and to the first bucket's start (zero or less).
+  const span = sql`${(range.until.getTime() - range.since.getTime()) / 1000}::float8`;
+  const offset = sql`${(origin.getTime() - range.since.getTime()) / 1000}::float8`;
   const rows = await selectRows<{ bucket: number; online: number; offline: number; unknown: number }>(
     pool,
     sql`with fleet_now as (
@@ -49,20 +52,20 @@ export async function fleetAvailabilityBuckets(pool: pg.Pool, range: MeasuredRan
                  count(*) filter (where d.removed_at is null and d.status = 'unknown') as unknown
           from devices d join boxes b on b.id = d.box_id where b.removed_at is null),
         changes as (
-          select case when e.at < ${until} then floor((extract(epoch from e.at - ${since}) - ${offset}) / ${bucketSeconds})::int end as bucket,
-                 extract(epoch from e.at - ${since}) as t,
-                 ${delta('online')} as online, ${delta('offline')} as offline, ${delta('unknown')} as unknown
-          from ${DEVICE_EVENTS_SINCE(since)}),
+          select case when t < ${span} then floor((t - ${offset}) / ${step})::int end as bucket, from_status, to_status,
+                 count(*) as n, sum(t) as t
+          from (select date_part('epoch', e.at - ${since}) as t, e.from_status, e.to_status from ${DEVICE_EVENTS_SINCE(since)}) e
+          group by 1, 2, 3),
         per_bucket as (
-          select bucket, sum(online) as online, sum(offline) as offline, sum(unknown) as unknown,
-                 sum(online * t) as online_t, sum(offline * t) as offline_t, sum(unknown * t) as unknown_t
+          select bucket, sum(n * ${delta('online')}) as online, sum(n * ${delta('offline')}) as offline, sum(n * ${delta('unknown')}) as unknown,
+                 sum(t * ${delta('online')}) as online_t, sum(t * ${delta('offline')}) as offline_t, sum(t * ${delta('unknown')}) as unknown_t
           from changes group by bucket),
         at_since as (
           select f.online - coalesce(sum(p.online), 0) as online, f.offline - coalesce(sum(p.offline), 0) as offline,
                  f.unknown - coalesce(sum(p.unknown), 0) as unknown
           from fleet_now f left join per_bucket p on true group by f.online, f.offline, f.unknown),
         series as (
-          select i, greatest(i * ${bucketSeconds} + ${offset}, 0) as s, least((i + 1) * ${bucketSeconds} + ${offset}, ${span}) as e,
+          select i, greatest(i * ${step} + ${offset}, 0) as s, least((i + 1) * ${step} + ${offset}, ${span}) as e,
                  coalesce(p.online, 0) as online, coalesce(p.offline, 0) as offline, coalesce(p.unknown, 0) as unknown,
                  coalesce(p.online_t, 0) as online_t, coalesce(p.offline_t, 0) as offline_t, coalesce(p.unknown_t, 0) as unknown_t,
                  -- Net changes in the buckets before this one: the counts at its start are at_since plus these.
@@ -95,40 +98,43 @@ export async function fleetAvailabilityBuckets(pool: pg.Pool, range: MeasuredRan
 // same way, [offline at since]·(until − since) + Σ Δ·(until − a) over its events in the range, and
 // whether it was offline at since is its status now less the net changes of its events since then.
 // Only devices with an event since `since` or offline now can have any: one aggregate per device.
+// Times are whole microseconds (int8), so the order, and the cursors that resume it, are exact.
 
 export interface OfflineRank {
   deviceId: number;
-  /** Exact decimal seconds, as the cursor carries them. */
-  offlineSeconds: string;
+  offlineMicroseconds: number;
 }
 
 function offlineRanking(range: MeasuredRange): SQL {
   const since = sql`${range.since}::timestamptz`;
   const until = sql`${range.until}::timestamptz`;
+  const spanMicroseconds = (range.until.getTime() - range.since.getTime()) * 1000;
   return sql`with changes as (
-      select e.device_id as id, sum(${delta('offline')}) as net_since,
-             sum(${delta('offline')} * extract(epoch from ${until} - e.at)) filter (where e.at < ${until}) as weighted
-      from ${DEVICE_EVENTS_SINCE(since)} group by e.device_id),
+      select device_id as id, sum(${delta('offline')}) as net_since,
+             sum(${delta('offline')} * round(date_part('epoch', ${until} - at) * 1e6)::int8) filter (where at < ${until}) as weighted
+      from (select e.device_id, e.from_status, e.to_status, e.at from status_events e where e.at >= ${since} and e.device_id is not null) e
+      group by device_id),
     ranked as (
-      select d.id, (case when d.status = 'offline' and d.removed_at is null then 1 else 0 end - coalesce(c.net_since, 0))
-                   * extract(epoch from ${until} - ${since}) + coalesce(c.weighted, 0) as offline
+      select d.id, ((case when d.status = 'offline' and d.removed_at is null then 1 else 0 end - coalesce(c.net_since, 0))
+                   * ${spanMicroseconds}::int8 + coalesce(c.weighted, 0))::int8 as offline
       from devices d join boxes b on b.id = d.box_id left join changes c on c.id = d.id
       where b.removed_at is null and (c.id is not null or (d.status = 'offline' and d.removed_at is null)))
     select id, offline from ranked where offline > 0`;
 }
 
-/** Rows after the position (seconds, device id) in the ranking: descending seconds then ascending id is ascending (−seconds, id). */
-export function offlineRankAfter(offlineSeconds: string, deviceId: number): SQL {
-  return sql`(-r.offline, r.id) > (-(${offlineSeconds}::numeric), ${deviceId}::int4)`;
+/** Rows after the position (microseconds, device id): descending time then ascending id is ascending (−time, id). */
+export function offlineRankAfter(offlineMicroseconds: number, deviceId: number): SQL {
+  return sql`(-r.offline, r.id) > (-(${offlineMicroseconds}::int8), ${deviceId}::int4)`;
 }
 
 /** A page of devices with time offline in `range`, most first (ties by device id): one statement. */
-export function devicesByTimeOffline(pool: pg.Pool, range: MeasuredRange, window: PageWindow): Promise<OfflineRank[]> {
-  return selectRows<OfflineRank>(
+export async function devicesByTimeOffline(pool: pg.Pool, range: MeasuredRange, window: PageWindow): Promise<OfflineRank[]> {
+  const rows = await selectRows<{ deviceId: number; offline: string }>(
     pool,
-    sql`select r.id as "deviceId", r.offline::text as "offlineSeconds" from (${offlineRanking(range)}) r
+    sql`select r.id as "deviceId", r.offline from (${offlineRanking(range)}) r
         where ${window.after ?? sql`true`} order by r.offline desc, r.id limit ${window.size + 1}`,
   );
+  return rows.map((row) => ({ deviceId: row.deviceId, offlineMicroseconds: Number(row.offline) }));
 }
 
 /** How many devices had any time offline in `range`. */

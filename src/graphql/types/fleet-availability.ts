@@ -9,7 +9,6 @@ import {
 } from '../../models/fleet-availability';
 import { builder } from '../builder';
 import { encodeCursor } from '../cursors';
-import { badUserInput } from '../errors';
 import { BUCKET_SECONDS, HistoryBucket, operationNow, parseHistoryRange, type HistoryBucketValue } from '../history-range';
 import {
   DeviceAvailability,
@@ -98,8 +97,6 @@ builder.queryField('fleetAvailability', (t) =>
 // devicesByTimeOffline
 
 const OFFLINE_RANK_SCOPE = 'DeviceByTimeOffline';
-/** Exact decimal seconds as Postgres prints a numeric: what the cursor carries. */
-const DECIMAL = /^\d{1,15}(\.\d{1,30})?$/;
 
 interface OfflineEdgeShape {
   cursor: string;
@@ -115,7 +112,7 @@ const DeviceOfflineEdge = builder.objectRef<OfflineEdgeShape>('DeviceOfflineEdge
     node: t.field({ type: DeviceRef, resolve: (edge) => edge.rank.deviceId }),
     offlineSeconds: t.float({
       description: 'Its time offline in the range: what the list is ordered by.',
-      resolve: (edge) => Number(edge.rank.offlineSeconds),
+      resolve: (edge) => edge.rank.offlineMicroseconds / 1e6,
     }),
     availability: t.field({
       type: DeviceAvailability,
@@ -175,19 +172,12 @@ builder.queryField('devicesByTimeOffline', (t) =>
         { first: args.first, after: args.after },
         {
           scope: OFFLINE_RANK_SCOPE,
-          types: ['text', 'int'],
-          keyset: ([seconds, deviceId]) => {
-            if (!DECIMAL.test(seconds as string)) {
-              throw badUserInput('`after` is not a cursor of this list: its position is not valid. Use a cursor this list returned, or omit it to start over.', {
-                argument: 'after',
-              });
-            }
-            return offlineRankAfter(seconds as string, deviceId as number);
-          },
+          types: ['int', 'int'],
+          keyset: ([microseconds, deviceId]) => offlineRankAfter(microseconds as number, deviceId as number),
         },
       );
       const rows = await devicesByTimeOffline(context.pool, range, window);
-      const cursorOf = (rank: OfflineRank) => encodeCursor(OFFLINE_RANK_SCOPE, [rank.offlineSeconds, rank.deviceId]);
+      const cursorOf = (rank: OfflineRank) => encodeCursor(OFFLINE_RANK_SCOPE, [rank.offlineMicroseconds, rank.deviceId]);
       const connection = connectionFromRows(rows, window, cursorOf, () => countRows(context, countDevicesWithTimeOfflineQuery(range)));
       return { ...connection, edges: connection.edges.map((edge) => ({ cursor: edge.cursor, rank: edge.node, range })) };
     },
