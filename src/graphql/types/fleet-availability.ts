@@ -1,4 +1,4 @@
-import { measuredRange, type MeasuredRange } from '../../models/availability';
+import { measuredRange, NOTHING_OBSERVED, type MeasuredRange } from '../../models/availability';
 import {
   countDevicesWithTimeOfflineQuery,
   devicesByTimeOffline,
@@ -119,16 +119,16 @@ const DeviceOfflineEdge = builder.objectRef<OfflineEdgeShape>('DeviceOfflineEdge
       description: 'All its numbers over the same range, read for the whole page in one statement.',
       resolve: (edge, _args, context) => {
         const key = `devicesByTimeOffline.availability:${edge.range.since.toISOString()}/${edge.range.until.toISOString()}`;
-        const loader = batchLoader<MeasuredAvailability | null>(
+        const loader = batchLoader<MeasuredAvailability>(
           context,
           key,
           async (ids) => {
             const rows = await deviceAvailabilityOver(ids, context, edge.range);
             return new Map(ids.map((id, i) => [id, rows[i]!]));
           },
-          null,
+          { ...NOTHING_OBSERVED, ...edge.range },
         );
-        return loader.load(edge.rank.deviceId).then((availability) => availability!);
+        return loader.load(edge.rank.deviceId);
       },
     }),
   }),
