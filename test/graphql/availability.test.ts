@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGlobalId } from '../../src/graphql/global-id';
-import { monthStart } from '../../src/history/partitions';
+import { isPartitioned, listPartitions, monthStart } from '../../src/history/partitions';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
 import { recordStatements } from '../helpers/statements';
@@ -198,6 +198,14 @@ describe('Device.availability, by hand', () => {
   });
 
   it('an outage across a month boundary (two partitions of the history)', async () => {
+    const client = await gateway.sql.connect();
+    try {
+      expect(await isPartitioned(client, 'status_events')).toBe(true);
+      const partitions = await listPartitions(client, 'status_events');
+      expect(partitions.some((p) => p.to.getTime() === MONTH.getTime()) && partitions.some((p) => p.from.getTime() === MONTH.getTime())).toBe(true);
+    } finally {
+      client.release();
+    }
     const around = { since: at(MONTH, -DAY).toISOString(), until: at(MONTH, DAY).toISOString() };
     expect(await deviceAvailability('acrossMonths', around)).toMatchObject({ observedSeconds: 48 * H, offlineSeconds: 5 * H, outages: 1, longestOutageSeconds: 5 * H });
     // Starting at the boundary, mid-outage: the first event of the new month says it was offline.
