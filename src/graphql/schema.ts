@@ -12,6 +12,8 @@ import './types/box-config';
 import './types/box-admin';
 import './types/live';
 import './types/api-token';
+import './types/availability';
+import './types/fleet-availability';
 
 /** The executable schema. Only the server (and the printer and tests) import this file. */
 export const schema = builder.toSchema({ sortSchema: false });

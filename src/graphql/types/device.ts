@@ -128,6 +128,7 @@ const DEVICE_FIELD_COLUMNS: Record<string, readonly DeviceColumn[]> = {
   id: [],
   box: [],
   statusEvents: [],
+  availability: [],
   externalId: ['externalId'],
   name: ['name'],
   ip: ['ip'],
