@@ -20,9 +20,6 @@ export const HistoryBucket = builder.enumType('HistoryBucket', {
 /** Most buckets one answer holds, unless the field says otherwise. */
 export const MAX_BUCKETS = 1_000;
 
-/** Retention when the setting is absent (it is HISTORY_RETENTION_DAYS). */
-const DEFAULT_RETENTION_DAYS = 400;
-
 export interface HistoryRange {
   since: Date;
   /** Exclusive. */
@@ -74,7 +71,7 @@ export function parseHistoryRange(
       argument: 'until',
     });
   }
-  const retentionDays = (context.config as { historyRetentionDays?: number }).historyRetentionDays ?? DEFAULT_RETENTION_DAYS;
+  const retentionDays = context.config.historyRetentionDays;
   const oldest = new Date(now.getTime() - retentionDays * DAY_MS);
   if (since.getTime() < oldest.getTime()) {
     throw clientError(

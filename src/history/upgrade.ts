@@ -50,7 +50,7 @@ export async function partitionStatusEvents(client: pg.ClientBase, log: Logger, 
 
   let copied = await copiedCount(client);
   let last = await highestCopiedId(client);
-  let lastLog = Date.now();
+  let lastLog = 0; // the first batch is logged: it gives the rate and the time left
   for (;;) {
     // Only up to the highest id visible now: ids commit in order (the events lock, src/live/events-table.ts),
     // so every id up to it is committed and none is skipped.

@@ -38,6 +38,8 @@ const ROOT_FIELDS: Record<string, { role: 'viewer' | 'operator' | 'admin'; opera
   'Query.devices': { role: 'viewer', operation: `{ devices(first: 1) { totalCount } }` },
   'Query.statusEvents': { role: 'viewer', operation: `{ statusEvents(first: 1) { totalCount } }` },
   'Query.fleetSummary': { role: 'viewer', operation: `{ fleetSummary { boxes { total } } }` },
+  'Query.fleetAvailability': { role: 'viewer', operation: `{ fleetAvailability(since: "${new Date(Date.now() - 86_400_000).toISOString()}", bucket: DAY) { availability } }` },
+  'Query.devicesByTimeOffline': { role: 'viewer', operation: `{ devicesByTimeOffline(since: "${new Date(Date.now() - 86_400_000).toISOString()}", first: 1) { edges { offlineSeconds } } }` },
   'Query.currentToken': { role: 'viewer', operation: `{ currentToken { name role } }` },
   'Query.boxConfig': { role: 'operator', operation: `{ boxConfig(boxId: "${NO_BOX}") { __typename } }` },
   'Query.apiTokens': { role: 'admin', operation: `{ apiTokens { name } }` },
