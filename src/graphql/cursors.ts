@@ -5,6 +5,8 @@ import type { CursorValue } from '../models/query-parts';
 import { badUserInput } from './errors';
 
 export type CursorValueType = 'int' | 'text' | 'timestamptz';
+/** A value a cursor may leave out (only at the end). */
+export type CursorSlot = CursorValueType | `${CursorValueType}?`;
 
 /** A timestamp as cursors carry it (Postgres's or ISO 8601 text), years 1000 to 9999: what Postgres reads back. */
 const TIMESTAMP = /^([1-9]\d{3})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/;
@@ -29,7 +31,7 @@ function malformedCursor(argument: string, why: string) {
 }
 
 /** The values inside a cursor made by `encodeCursor(scope, ...)`, checked against their types. */
-export function decodeCursor(cursor: string, scope: string, types: readonly CursorValueType[], argument = 'after'): CursorValue[] {
+export function decodeCursor(cursor: string, scope: string, types: readonly CursorSlot[], argument = 'after'): CursorValue[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
@@ -38,9 +40,11 @@ export function decodeCursor(cursor: string, scope: string, types: readonly Curs
   }
   if (!Array.isArray(parsed) || typeof parsed[0] !== 'string') throw malformedCursor(argument, 'it cannot be decoded');
   if (parsed[0] !== scope) throw malformedCursor(argument, `it was made for ${JSON.stringify(parsed[0])}, not ${JSON.stringify(scope)}`);
-  if (parsed.length !== types.length + 1) throw malformedCursor(argument, 'its position is not valid');
+  const required = types.filter((type) => !type.endsWith('?')).length;
+  if (parsed.length - 1 < required || parsed.length - 1 > types.length) throw malformedCursor(argument, 'its position is not valid');
   const values = parsed.slice(1) as unknown[];
-  types.forEach((type, i) => {
+  types.slice(0, values.length).forEach((slot, i) => {
+    const type = slot.replace('?', '') as CursorValueType;
     const value = values[i];
     const ok =
       type === 'int'
@@ -56,13 +60,17 @@ export function decodeCursor(cursor: string, scope: string, types: readonly Curs
 
 // A status event's cursor is its id, in every ordering of every list of events, and in subscriptions
 // that resume from it: `statusEvents(after: cursor)` takes a cursor from a query and the other way round.
+// A cursor read from the table also carries the event's time, exactly as stored: a page after it by
+// time then starts at that time (only the months from there on are read) without looking the id up
+// in every month. A cursor without it (a live event's) is looked up.
 export const STATUS_EVENT_CURSOR_SCOPE = 'StatusEvent';
+export const STATUS_EVENT_CURSOR_SLOTS: readonly CursorSlot[] = ['int', 'timestamptz?'];
 
-export function encodeStatusEventCursor(id: number): string {
-  return encodeCursor(STATUS_EVENT_CURSOR_SCOPE, [id]);
+export function encodeStatusEventCursor(id: number, at?: string | null): string {
+  return encodeCursor(STATUS_EVENT_CURSOR_SCOPE, at ? [id, at] : [id]);
 }
 
 /** The event id inside a status event cursor, or `BAD_USER_INPUT` naming `argument`. */
 export function decodeStatusEventCursor(cursor: string, argument = 'after'): number {
-  return decodeCursor(cursor, STATUS_EVENT_CURSOR_SCOPE, ['int'], argument)[0] as number;
+  return decodeCursor(cursor, STATUS_EVENT_CURSOR_SCOPE, STATUS_EVENT_CURSOR_SLOTS, argument)[0] as number;
 }

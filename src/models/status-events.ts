@@ -6,12 +6,15 @@ import type { StatusEvent } from '../db/schema';
 import { keysetConditionAt, oneOf, pagePerParentQuery, pageQuery, type Ordering, type PageWindow } from './query-parts';
 
 export type StatusEventRow = Pick<StatusEvent, 'id' | 'boxId' | 'deviceId' | 'fromStatus' | 'toStatus' | 'at'> & {
+  /** `at` as Postgres prints it (to the microsecond), for cursors; set on rows read from the table. */
+  atText?: string;
   /** Set on live events: their box and device as read once for all subscribers. */
   box?: BoxRow;
   device?: DeviceRow & { box?: BoxRow };
 };
 
-const EVENT_COLUMNS = sql`e.id, e.box_id as "boxId", e.device_id as "deviceId", e.from_status as "fromStatus", e.to_status as "toStatus", e.at`;
+const EVENT_COLUMNS = sql`e.id, e.box_id as "boxId", e.device_id as "deviceId", e.from_status as "fromStatus", e.to_status as "toStatus", e.at,
+  to_json(e.at) #>> '{}' as "atText"`;
 
 /** History of removed boxes is hidden with them (a join: one box row per event read). */
 const EVENTS_OF_LISTED_BOXES = sql`status_events e join boxes b on b.id = e.box_id`;
@@ -39,8 +42,18 @@ export function statusEventOrdering(field: StatusEventOrderField, descending: bo
   return { key, id: sql`e.id`, idType: 'int8', descending };
 }
 
-/** Keyset condition for rows after/before the event `id` in `ordering`. */
-export function statusEventKeyset(ordering: Ordering, id: number, side: 'after' | 'before'): SQL {
+/**
+ * Keyset condition for rows after/before the event `id` in `ordering`. With the event's time (`at`,
+ * from its cursor) the position is known without a read, and the bound on `at` alone lets Postgres
+ * leave out the months before (or after) it; without, the position is looked up by id.
+ */
+export function statusEventKeyset(ordering: Ordering, id: number, side: 'after' | 'before', at?: string): SQL {
+  if (ordering.key && at !== undefined) {
+    const forward = (side === 'after') !== ordering.descending;
+    const op = sql.raw(forward ? '>' : '<');
+    const bound = sql.raw(forward ? '>=' : '<=');
+    return sql`e.at ${bound} ${at}::timestamptz and (e.at, e.id) ${op} (${at}::timestamptz, ${id}::int8)`;
+  }
   const position = ordering.key
     ? sql`select s.at, s.id from status_events s where s.id = ${id}::int8`
     : sql`select ${id}::int8`;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGlobalId } from '../../src/graphql/global-id';
-import { encodeStatusEventCursor } from '../../src/graphql/cursors';
+import { decodeStatusEventCursor, encodeStatusEventCursor } from '../../src/graphql/cursors';
 import { ensurePartitions } from '../../src/history/partitions';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
@@ -414,10 +414,16 @@ describe('status history', () => {
     const edges = all.statusEvents.edges;
     for (const edge of edges) {
       expect(edge.cursor).toBe(edge.node.cursor);
-      expect(edge.cursor).toBe(encodeStatusEventCursor(Number(Buffer.from(edge.node.id, 'base64').toString().split(':')[1])));
+      // The event's id, and its time as stored (so a page after it by time reads no month before it).
+      const id = Number(Buffer.from(edge.node.id, 'base64').toString().split(':')[1]);
+      expect(decodeStatusEventCursor(edge.cursor)).toBe(id);
+      expect(JSON.parse(Buffer.from(edge.cursor, 'base64url').toString())).toEqual(['StatusEvent', id, expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+\+00:00$/)]);
     }
     const page = await query(gateway.url, StatusEventsQuery, { first: 3, after: edges[2]!.cursor });
     expect(page.statusEvents.edges.map((e) => e.node.id)).toEqual(edges.slice(3, 6).map((e) => e.node.id));
+    // A cursor of the id alone (as live events carry) is looked up, and pages the same.
+    const byIdAlone = await query(gateway.url, StatusEventsQuery, { first: 3, after: encodeStatusEventCursor(decodeStatusEventCursor(edges[2]!.cursor)) });
+    expect(byIdAlone.statusEvents.edges.map((e) => e.node.id)).toEqual(edges.slice(3, 6).map((e) => e.node.id));
     const back = await query(gateway.url, StatusEventsQuery, { last: 2, before: edges[5]!.cursor });
     expect(back.statusEvents.edges.map((e) => e.node.id)).toEqual(edges.slice(3, 5).map((e) => e.node.id));
     // A cursor from the time ordering works in the id ordering: it is the event's position there.

@@ -3,7 +3,7 @@ import DataLoader from 'dataloader';
 import type { CursorValue, PageWindow } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
-import { decodeCursor, type CursorValueType } from '../cursors';
+import { decodeCursor, type CursorSlot } from '../cursors';
 import { badUserInput } from '../errors';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../page-size';
 
@@ -45,7 +45,7 @@ export interface PageArgs {
 /** How a list reads positions: the cursor's scope and value types, and the SQL for "after/before it". */
 export interface CursorSpec {
   scope: string;
-  types: readonly CursorValueType[];
+  types: readonly CursorSlot[];
   keyset: (values: CursorValue[], side: 'after' | 'before') => SQL;
 }
 

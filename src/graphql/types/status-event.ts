@@ -12,7 +12,7 @@ import {
 } from '../../models/status-events';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
-import { decodeStatusEventCursor, encodeStatusEventCursor, STATUS_EVENT_CURSOR_SCOPE } from '../cursors';
+import { decodeStatusEventCursor, encodeStatusEventCursor, STATUS_EVENT_CURSOR_SCOPE, STATUS_EVENT_CURSOR_SLOTS } from '../cursors';
 import { assertCursorKept } from '../history-horizon';
 import { parseDatabaseId } from '../global-id';
 import { BoxRef } from './box';
@@ -73,7 +73,7 @@ export const StatusEventRef = builder.loadableNode('StatusEvent', {
     at: t.expose('at', { type: 'DateTime', description: 'When the report that showed the change arrived.' }),
     cursor: t.string({
       description: 'This event’s position for `after`/`before` (the same as its edge cursor, in any ordering).',
-      resolve: (event) => encodeStatusEventCursor(event.id),
+      resolve: (event) => encodeStatusEventCursor(event.id, event.atText),
     }),
   }),
 });
@@ -148,13 +148,13 @@ function statusEventList(args: StatusEventListArgs) {
   const ordering = statusEventOrdering(args.orderBy?.field ?? 'AT', (args.orderBy?.direction ?? 'DESC') === 'DESC');
   const spec: CursorSpec = {
     scope: STATUS_EVENT_CURSOR_SCOPE,
-    types: ['int'],
-    keyset: (values, side) => statusEventKeyset(ordering, values[0] as number, side),
+    types: STATUS_EVENT_CURSOR_SLOTS,
+    keyset: (values, side) => statusEventKeyset(ordering, values[0] as number, side, values[1] as string | undefined),
   };
   return { filter, ordering, window: pageWindow(args, spec) };
 }
 
-const cursorOf = (event: StatusEventRow) => encodeStatusEventCursor(event.id);
+const cursorOf = (event: StatusEventRow) => encodeStatusEventCursor(event.id, event.atText);
 
 /** Refuses a cursor from before what retention dropped (HISTORY_EXPIRED) rather than page over the gap. */
 async function assertCursorsKept(context: GraphQLContext, args: StatusEventListArgs): Promise<void> {
