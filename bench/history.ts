@@ -23,7 +23,7 @@ import { createLogger, type Logger } from '../src/log';
 import { fleetSize, refreshOnlineBoxes, seedFleet } from '../tools/seed/fleet';
 import { progressBar } from '../tools/seed/progress';
 import { Cleanups, UsageError, freePort, numberOption, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
-import { data, historyField, loadSchema, measure, type Latencies } from './lib/history-queries';
+import { data, historyField, loadSchema, measure, mergeLatencies, type Latencies } from './lib/history-queries';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
 import { summarize, TimedIngest, type IngestSummary } from './lib/timed-ingest';
 
@@ -255,58 +255,91 @@ async function measureDrop(ingest: TimedIngest, databaseUrl: string, log: Logger
   }
 }
 
-async function runLength(options: Options, days: number, withDrop: boolean, log: Logger): Promise<LengthResult> {
+/** A seeded fleet with its own Postgres and gateway, kept running while the other is measured. */
+interface Fleet {
+  days: number;
+  pgPort: number;
+  gateway: ServerProcess;
+  client: Pool;
+  prepared: Map<QueryName, string[] | string>;
+  seeded: Omit<Conditions, 'loadBefore' | 'loadAfter'>;
+  loadBefore: number;
+}
+
+async function openFleet(options: Options, days: number, log: Logger): Promise<Fleet> {
   const temp = await fs.mkdtemp(path.join(os.tmpdir(), 'fleetgate-bench-history-'));
   // As root, the embedded Postgres runs as `postgres`, which must be able to enter the folder.
   await fs.chmod(temp, 0o777);
   const dataDir = path.join(temp, 'postgres');
-  const mark = cleanups.size;
   cleanups.push(async () => {
     await stopLeftoverPostgres(dataDir);
     await fs.rm(temp, { recursive: true, force: true });
   });
-  try {
-    const pgPort = await freePort();
-    const seeded = await seed(dataDir, pgPort, options, days, log);
-    const loadBefore = os.loadavg()[0]!;
-    const gateway = await startGateway(dataDir, pgPort);
-    const client = new Pool(gateway.origin, { connections: options.concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
-    const queries = new Map<QueryName, Latencies | string>();
-    try {
-      const prepared = await prepare(client);
-      for (const name of QUERIES) {
-        const bodies = prepared.get(name)!;
-        if (typeof bodies === 'string') queries.set(name, bodies);
+  const pgPort = await freePort();
+  const seeded = await seed(dataDir, pgPort, options, days, log);
+  const loadBefore = os.loadavg()[0]!;
+  const gateway = await startGateway(dataDir, pgPort);
+  const client = new Pool(gateway.origin, { connections: options.concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
+  cleanups.push(() => client.close());
+  return { days, pgPort, gateway, client, seeded, loadBefore, prepared: await prepare(client) };
+}
+
+/**
+ * Both fleets are up at once and measured in turn, query by query, in `ROUNDS` rounds whose order
+ * alternates (short then long, long then short): the machine's drift over the run falls on both alike,
+ * instead of on whichever ran second.
+ */
+const ROUNDS = 4;
+
+async function measureBoth(options: Options, fleets: [Fleet, Fleet], log: Logger): Promise<[LengthResult, LengthResult]> {
+  const queries = fleets.map(() => new Map<QueryName, Latencies[] | string>());
+  const rounds = { ...options, duration: options.duration / ROUNDS };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of QUERIES) {
+      for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) {
+        const bodies = fleets[i]!.prepared.get(name)!;
+        if (typeof bodies === 'string') queries[i]!.set(name, bodies);
         else {
-          stderrLine(`  ${days} d: ${name}`);
-          queries.set(name, await measure(client, bodies, options));
+          stderrLine(`  round ${round + 1}/${ROUNDS}, ${fleets[i]!.days} d: ${name}`);
+          const taken = queries[i]!.get(name);
+          const measured = await measure(fleets[i]!.client, bodies, { ...rounds, warmup: round === 0 ? options.warmup : 0.2 });
+          queries[i]!.set(name, [...(Array.isArray(taken) ? taken : []), measured]);
         }
       }
-    } finally {
-      await client.close();
     }
-    stderrLine(`  ${days} d: ingest`);
-    const ingest = new TimedIngest(gateway.origin, { boxes: options.ingestBoxes, devicesPerBox: 16, changeRate: 0.01, seed: 4242 });
-    try {
-      await ingest.register();
-      ingest.start();
-      await sleep(options.warmup * 1000);
-      const from = performance.now();
-      await sleep(options.duration * 1000);
-      const to = performance.now();
-      const rate = summarize(ingest.between(from, to), (to - from) / 1000);
-      let drop: DropResult | string | undefined;
-      if (withDrop) {
-        stderrLine(`  ${days} d: dropping the oldest month while ingest runs`);
-        drop = await measureDrop(ingest, `postgres://fleetgate:fleetgate@127.0.0.1:${pgPort}/postgres`, log);
+  }
+  // Ingest, in turn the same way: each fleet's gateway gets the same boxes (its own licence keys).
+  const ingests = fleets.map((fleet, i) => new TimedIngest(fleet.gateway.origin, { boxes: options.ingestBoxes, devicesPerBox: 16, changeRate: 0.01, seed: 4242 + i }));
+  const reports = fleets.map(() => [] as ReturnType<TimedIngest['between']>);
+  const seconds = fleets.map(() => 0);
+  try {
+    for (const ingest of ingests) await ingest.register();
+    for (let round = 0; round < 2; round++) {
+      for (const i of round === 0 ? [0, 1] : [1, 0]) {
+        stderrLine(`  round ${round + 1}/2, ${fleets[i]!.days} d: ingest`);
+        ingests[i]!.start();
+        await sleep(options.warmup * 1000);
+        const from = performance.now();
+        await sleep((options.duration / 2) * 1000);
+        const to = performance.now();
+        reports[i]!.push(...ingests[i]!.between(from, to));
+        seconds[i]! += (to - from) / 1000;
+        await ingests[i]!.stop();
       }
-      await ingest.close();
-      return { days, conditions: { ...seeded, loadBefore, loadAfter: os.loadavg()[0]! }, queries, ingest: rate, drop };
-    } finally {
-      await ingest.close();
     }
+    stderrLine(`  ${fleets[1].days} d: dropping the oldest month while ingest runs`);
+    ingests[1]!.start();
+    await sleep(options.warmup * 1000);
+    const drop = await measureDrop(ingests[1]!, `postgres://fleetgate:fleetgate@127.0.0.1:${fleets[1].pgPort}/postgres`, log);
+    return fleets.map((fleet, i) => ({
+      days: fleet.days,
+      conditions: { ...fleet.seeded, loadBefore: fleet.loadBefore, loadAfter: os.loadavg()[0]! },
+      queries: new Map([...queries[i]!].map(([name, value]) => [name, typeof value === 'string' ? value : mergeLatencies(value)])),
+      ingest: summarize(reports[i]!, seconds[i]!),
+      drop: i === 1 ? drop : undefined,
+    })) as [LengthResult, LengthResult];
   } finally {
-    await cleanups.run(mark);
+    for (const ingest of ingests) await ingest.close();
   }
 }
 
@@ -322,7 +355,7 @@ function printResults(options: Options, short: LengthResult, long: LengthResult)
         `  ${`${r.days} days`.padEnd(12)} ${r.conditions.statusEvents.toLocaleString('en')} status events, ${r.conditions.boxHealthRows.toLocaleString('en')} box health rows;` +
         ` partitions: ${r.conditions.partitions}; seeded in ${r.conditions.seedSeconds.toFixed(0)} s; load average ${r.conditions.loadBefore.toFixed(2)} before, ${r.conditions.loadAfter.toFixed(2)} after`,
     ),
-    `  reads        ${options.concurrency} GraphQL clients, ${options.warmup} s warm-up + ${options.duration} s per query, Cache-Control: no-cache (every request runs)`,
+    `  reads        ${options.concurrency} GraphQL clients, ${options.warmup} s warm-up + ${options.duration} s per query and history length, in ${ROUNDS} rounds alternating the two fleets (both up); Cache-Control: no-cache (every request runs)`,
     `  ingest       ${options.ingestBoxes} simulated boxes x 16 devices, 1% change per report, one report in flight per box`,
     `  machine      node ${process.version}, ${cpus.length} CPU${cpus.length === 1 ? '' : 's'} (${cpus[0]?.model.trim() ?? 'unknown'}), shared by Postgres, the gateway and this load generator`,
     '',
@@ -376,8 +409,8 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => cleanups.abandon('interrupted; stopping the gateway', 130));
   const log = createLogger('warn');
   try {
-    const short = await runLength(options, options.lengths[0]!, false, log);
-    const long = await runLength(options, options.lengths[1]!, true, log);
+    const fleets: [Fleet, Fleet] = [await openFleet(options, options.lengths[0]!, log), await openFleet(options, options.lengths[1]!, log)];
+    const [short, long] = await measureBoth(options, fleets, log);
     printResults(options, short, long);
     return 0;
   } catch (error) {

@@ -102,6 +102,8 @@ export function historyField(
 }
 
 export interface Latencies {
+  /** Each measured request's time, ms. */
+  samples: number[];
   requests: number;
   errors: number;
   p50: number;
@@ -144,7 +146,20 @@ export async function measure(client: Pool, bodies: string[], options: { concurr
   measuring = false;
   stop = true;
   await Promise.all(workers);
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * q))] ?? Number.NaN;
-  return { requests: latencies.length, errors, p50: at(0.5), p99: at(0.99), firstError };
+  return summarizeLatencies(latencies, errors, firstError);
+}
+
+function summarizeLatencies(samples: number[], errors: number, firstError: string | undefined): Latencies {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))] ?? Number.NaN;
+  return { samples, requests: samples.length, errors, p50: at(0.5), p99: at(0.99), firstError };
+}
+
+/** The measurements of several rounds of one query, as one. */
+export function mergeLatencies(rounds: Latencies[]): Latencies {
+  return summarizeLatencies(
+    rounds.flatMap((r) => r.samples),
+    rounds.reduce((n, r) => n + r.errors, 0),
+    rounds.find((r) => r.firstError)?.firstError,
+  );
 }
