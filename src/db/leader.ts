@@ -39,13 +39,6 @@ export class SingletonJob {
     this.tick();
   }
 
-  /** Runs a round now (or waits for the one under way) and resolves when it is over. */
-  async runNow(): Promise<void> {
-    await this.running;
-    this.tick();
-    await this.running;
-  }
-
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;

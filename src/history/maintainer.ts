@@ -3,7 +3,7 @@ import { SingletonJob } from '../db/leader';
 import { run, sql } from '../db/sql';
 import type { Logger } from '../log';
 import { ensurePartitions, isPartitioned, monthStart, MONTHS_AHEAD } from './partitions';
-import { dropPartitionsBefore, HISTORY_TABLE_NAMES, retentionCutoff, type DroppedPartition } from './retention';
+import { dropPartitionsBefore, HISTORY_TABLE_NAMES, retentionCutoff } from './retention';
 import { partitionStatusEvents } from './upgrade';
 
 /** Elects the replica that keeps the history's partitions. */
@@ -71,8 +71,6 @@ async function ensureCurrentPartitions(client: pg.ClientBase, now: Date): Promis
  */
 export class HistoryMaintainer {
   private readonly job: SingletonJob;
-  /** What the rounds of this process dropped, newest last (for tests and the benchmark). */
-  readonly dropped: DroppedPartition[] = [];
 
   constructor(
     databaseUrl: string,
@@ -90,11 +88,6 @@ export class HistoryMaintainer {
     this.job.start();
   }
 
-  /** Runs a round now, if this replica is the one that maintains; resolves when it is over. */
-  runNow(): Promise<void> {
-    return this.job.runNow();
-  }
-
   stop(): Promise<void> {
     return this.job.stop();
   }
@@ -107,7 +100,7 @@ export class HistoryMaintainer {
       const created = await ensureCurrentPartitions(client, now);
       if (created.length > 0) this.log.info({ partitions: created }, 'history partitions made ahead of need');
       const cutoff = retentionCutoff(now, this.options.retentionDays);
-      for (const table of HISTORY_TABLE_NAMES) this.dropped.push(...(await dropPartitionsBefore(client, table, cutoff, this.log)));
+      for (const table of HISTORY_TABLE_NAMES) await dropPartitionsBefore(client, table, cutoff, this.log);
     } finally {
       await run(client, sql`select pg_advisory_unlock(${PARTITIONS_LOCK})`);
     }

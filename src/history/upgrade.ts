@@ -29,7 +29,7 @@ export interface UpgradeResult {
 const COLUMNS = sql`id, box_id, device_id, from_status, to_status, at`;
 
 /** Whether `status_events` still has to be partitioned. */
-export async function needsPartitioning(client: pg.ClientBase): Promise<boolean> {
+async function needsPartitioning(client: pg.ClientBase): Promise<boolean> {
   return !(await isPartitioned(client, 'status_events'));
 }
 
