@@ -6,15 +6,16 @@ import { run, sql } from './sql';
  * A job that runs on exactly one replica at a time: every replica keeps a session that asks for the
  * job's advisory lock each round; the one holding it does the job, and when its connection (and so its
  * lock) goes away, another takes over on its next round. Postgres elects; no cluster layer.
+ * A job is a subclass: its `work` is one round, on the leader's session.
  */
-export class SingletonJob {
+export abstract class SingletonJob {
   private client: pg.Client | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private leader = false;
 
   constructor(
-    private readonly options: {
+    private readonly election: {
       databaseUrl: string;
       /** The session-level advisory lock that elects the replica. */
       lockKey: number;
@@ -24,10 +25,11 @@ export class SingletonJob {
       applicationName: string;
       intervalMs: number;
       log: Logger;
-      /** One round of the job, on the leader's session. */
-      work: (client: pg.Client) => Promise<void>;
     },
   ) {}
+
+  /** One round of the job, on the leader's session. */
+  protected abstract work(client: pg.Client): Promise<void>;
 
   /** Whether this replica currently holds the job. */
   get isLeader(): boolean {
@@ -35,7 +37,7 @@ export class SingletonJob {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.options.intervalMs);
+    this.timer = setInterval(() => this.tick(), this.election.intervalMs);
     this.tick();
   }
 
@@ -53,7 +55,7 @@ export class SingletonJob {
     if (this.running || !this.timer) return;
     this.running = this.round()
       .catch((error) => {
-        this.options.log.warn({ err: (error as Error).message }, `${this.options.name} failed; will retry`);
+        this.election.log.warn({ err: (error as Error).message }, `${this.election.name} failed; will retry`);
         this.leader = false;
         this.client?.end().catch(() => {});
         this.client = undefined;
@@ -63,16 +65,16 @@ export class SingletonJob {
 
   private async round(): Promise<void> {
     if (!this.client) {
-      const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: this.options.applicationName });
+      const client = new pg.Client({ connectionString: this.election.databaseUrl, application_name: this.election.applicationName });
       client.on('error', () => {}); // surfaces on the next query, which the round catches
       await client.connect();
       this.client = client;
     }
     if (!this.leader) {
-      const { rows } = await run<{ locked: boolean }>(this.client, sql`select pg_try_advisory_lock(${this.options.lockKey}) as locked`);
+      const { rows } = await run<{ locked: boolean }>(this.client, sql`select pg_try_advisory_lock(${this.election.lockKey}) as locked`);
       this.leader = rows[0]!.locked;
-      if (this.leader) this.options.log.info(`this replica now runs the ${this.options.name}`);
+      if (this.leader) this.election.log.info(`this replica now runs the ${this.election.name}`);
     }
-    if (this.leader) await this.options.work(this.client);
+    if (this.leader) await this.work(this.client);
   }
 }

@@ -69,30 +69,16 @@ async function ensureCurrentPartitions(client: pg.ClientBase, now: Date): Promis
  * starting found it too large to do it then, makes months ahead of need, and drops months older than
  * the retention from both history tables.
  */
-export class HistoryMaintainer {
-  private readonly job: SingletonJob;
-
+export class HistoryMaintainer extends SingletonJob {
   constructor(
     databaseUrl: string,
     private readonly log: Logger,
     private readonly options: HistoryOptions,
   ) {
-    this.job = new SingletonJob({ databaseUrl, lockKey: MAINTAINER_LOCK, name: 'history maintenance', applicationName: 'fleetgate-history', intervalMs: options.intervalMs, log, work: (client) => this.round(client) });
+    super({ databaseUrl, lockKey: MAINTAINER_LOCK, name: 'history maintenance', applicationName: 'fleetgate-history', intervalMs: options.intervalMs, log });
   }
 
-  get isLeader(): boolean {
-    return this.job.isLeader;
-  }
-
-  start(): void {
-    this.job.start();
-  }
-
-  stop(): Promise<void> {
-    return this.job.stop();
-  }
-
-  private async round(client: pg.Client): Promise<void> {
+  protected async work(client: pg.Client): Promise<void> {
     const now = new Date();
     await run(client, sql`select pg_advisory_lock(${PARTITIONS_LOCK})`);
     try {

@@ -35,9 +35,7 @@ function markSilentBoxesOffline(now: Date, { periods, minSeconds, defaultPeriodS
  * Marks boxes offline when they fall silent, on exactly one replica at a time (a SingletonJob): the
  * replica that holds the advisory lock sweeps, the others keep asking.
  */
-export class OfflineSweeper {
-  private readonly job: SingletonJob;
-
+export class OfflineSweeper extends SingletonJob {
   constructor(
     databaseUrl: string,
     private readonly log: Logger,
@@ -45,20 +43,11 @@ export class OfflineSweeper {
     /** Told of the events a sweep committed (EventHub.published). */
     private readonly onCommitted: (events: RecordedEvent[]) => void = () => {},
   ) {
-    this.job = new SingletonJob({ databaseUrl, lockKey: SWEEP_LOCK, name: 'offline sweep', applicationName: 'fleetgate-sweeper', intervalMs: options.intervalMs, log, work: (client) => this.sweep(client, new Date()) });
+    super({ databaseUrl, lockKey: SWEEP_LOCK, name: 'offline sweep', applicationName: 'fleetgate-sweeper', intervalMs: options.intervalMs, log });
   }
 
-  /** Whether this replica currently holds the sweep. */
-  get isLeader(): boolean {
-    return this.job.isLeader;
-  }
-
-  start(): void {
-    this.job.start();
-  }
-
-  stop(): Promise<void> {
-    return this.job.stop();
+  protected work(client: pg.Client): Promise<void> {
+    return this.sweep(client, new Date());
   }
 
   /** Marks silent boxes offline with one event each, in one transaction. */
