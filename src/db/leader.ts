@@ -42,7 +42,8 @@ export abstract class SingletonJob {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.election.intervalMs);
+    // Through runSoon: a round that outlasts the interval is followed by a pause as long as itself.
+    this.timer = setInterval(() => this.runSoon(), this.election.intervalMs);
     this.tick();
   }
 
