@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { AlertChangeHub } from './alerts/change-hub';
+import { WebhookNetworks } from './alerts/webhooks/webhook-networks';
 import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
 import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
@@ -75,6 +77,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let apiPool: pg.Pool | undefined;
   let writer: ReportWriter | undefined;
   let events: EventHub | undefined;
+  let alertChanges: AlertChangeHub | undefined;
   let sweeper: OfflineSweeper | undefined;
   let history: HistoryMaintainer | undefined;
   let server: Server | undefined;
@@ -94,6 +97,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   /** This gateway's HTTP port once listening, and its database's: a box call never connects to them on this machine. */
   const ownPorts = new Set<number>();
   const boxNetworks = new BoxNetworks(config.boxNetworks, () => ownPorts);
+  const webhookNetworks = new WebhookNetworks(config.webhookNetworks, () => ownPorts);
 
   async function start(): Promise<void> {
     if (!config.databaseUrl) {
@@ -118,6 +122,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     // hub hands them to the subscriptions of graphql/types/live.ts.
     const hub = (events = new EventHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
     await hub.start();
+    // Alert changes reach `alertChanged` subscribers the same way: NOTIFY, then one read per replica.
+    const alertHub = (alertChanges = new AlertChangeHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
+    await alertHub.start();
     sweeper = new OfflineSweeper(
       databaseUrl,
       log,
@@ -153,7 +160,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       customPlans: true,
     });
     const yoga = createGraphQLServer(
-      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks },
+      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks, alertChanges: alertHub, webhookNetworks },
       { plugins: [metrics.graphqlPlugin] },
     );
     const probes = createProbeEndpoints(metrics, createReadinessCheck(pool), log);
@@ -222,6 +229,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
+    await alertChanges?.stop();
+    alertChanges = undefined;
     await apiPool?.end();
     apiPool = undefined;
     await pool?.end();

@@ -1,4 +1,6 @@
 import { webhookChannelsByIds, webhookChannelsList, type WebhookChannelRow, channelsPerRule } from '../../models/alert-rules';
+import { createWebhookChannel, deleteWebhookChannel, rotateWebhookChannelSecret, updateWebhookChannel } from '../../alerts/webhooks/channels';
+import { alertWrite, databaseIdOf } from '../alert-requests';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { parseDatabaseId } from '../global-id';
@@ -54,3 +56,65 @@ builder.objectField(AlertRuleRef, 'channels', (t) =>
       batchLoader(context, 'AlertRule.channels', (ids) => channelsPerRule(context.pool, ids), [] as WebhookChannelRow[]).load(rule.id),
   }),
 );
+
+// ---------------------------------------------------------------------------------------------
+// Writes (operator+)
+
+const WebhookChannelInput = builder.inputType('WebhookChannelInput', {
+  fields: (t) => ({
+    name: t.string({ required: true }),
+    url: t.string({ required: true, description: 'http(s) URL; its host must resolve inside WEBHOOK_NETWORKS.' }),
+    enabled: t.boolean({ description: 'Default true.' }),
+    notifyAcknowledged: t.boolean({ description: 'Default false.' }),
+  }),
+});
+
+const WebhookChannelPatch = builder.inputType('WebhookChannelPatch', {
+  description: 'Fields left out (or null) stay as they are.',
+  fields: (t) => ({
+    name: t.string(),
+    url: t.string(),
+    enabled: t.boolean(),
+    notifyAcknowledged: t.boolean(),
+  }),
+});
+
+const channelId = (id: string | number) => databaseIdOf(String(id), 'WebhookChannel', 'id');
+
+builder.mutationFields((t) => ({
+  createWebhookChannel: t.field({
+    type: WebhookChannelSecret,
+    authScopes: { operator: true },
+    description: 'Makes a channel and answers its signing secret, the only time it is shown. Route rules to it with `channelIds`.',
+    args: { input: t.arg({ type: WebhookChannelInput, required: true }) },
+    resolve: (_root, { input }, context) => alertWrite(() => createWebhookChannel(context.pool, input, context.actor, context.webhookNetworks)),
+  }),
+  updateWebhookChannel: t.field({
+    type: WebhookChannelRef,
+    authScopes: { operator: true },
+    description: 'Changes a channel. Notifications already queued keep going to it (to its URL as it is when each is sent).',
+    args: { id: t.arg.id({ required: true }), patch: t.arg({ type: WebhookChannelPatch, required: true }) },
+    resolve: (_root, { id, patch }, context) => alertWrite(async () => updateWebhookChannel(
+          context.pool,
+          channelId(id),
+          { name: patch.name ?? undefined, url: patch.url ?? undefined, enabled: patch.enabled, notifyAcknowledged: patch.notifyAcknowledged },
+          context.webhookNetworks,
+        )),
+  }),
+  rotateWebhookChannelSecret: t.field({
+    type: WebhookChannelSecret,
+    authScopes: { operator: true },
+    description: 'Gives a channel a new secret, answered once; every send from now on (retries too) is signed with it.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, context) => alertWrite(async () => rotateWebhookChannelSecret(context.pool, channelId(id))),
+  }),
+  deleteWebhookChannel: t.id({
+    authScopes: { operator: true },
+    description: 'Deletes a channel with its routes and its notifications; answers its ID.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: async (_root, { id }, context) => {
+      await alertWrite(async () => deleteWebhookChannel(context.pool, channelId(id)));
+      return String(id);
+    },
+  }),
+}));
