@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { AlertChangeHub } from './alerts/change-hub';
+import { AlertEvaluator } from './alerts/evaluator';
 import { WebhookNetworks } from './alerts/webhooks/webhook-networks';
 import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
@@ -40,6 +41,8 @@ export interface App {
   readonly sweeper: OfflineSweeper;
   /** Partitions of the history: made ahead, dropped past the retention (on one replica). */
   readonly history: HistoryMaintainer;
+  /** Alert rules evaluated on one replica at a time. */
+  readonly alertEvaluator: AlertEvaluator;
   readonly authenticator: Authenticator;
   readonly ingestTrust: IngestTrust;
   /** What start-up did about the first admin token (main.ts prints a new one once). */
@@ -80,6 +83,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let alertChanges: AlertChangeHub | undefined;
   let sweeper: OfflineSweeper | undefined;
   let history: HistoryMaintainer | undefined;
+  let alertEvaluator: AlertEvaluator | undefined;
   let server: Server | undefined;
   let websockets: WebSocketTransport | undefined;
   let authenticator: Authenticator | undefined;
@@ -139,6 +143,13 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper.start();
     history = new HistoryMaintainer(databaseUrl, log, { retentionDays: config.historyRetentionDays, intervalMs: HISTORY_MAINTENANCE_INTERVAL_MS });
     history.start();
+    // Alerts: a round every ALERT_EVALUATION_INTERVAL_MS, and one as soon as status events commit
+    // on any replica (the hub hears them all), for the replica that holds the evaluator.
+    const evaluator = (alertEvaluator = new AlertEvaluator(databaseUrl, log, { intervalMs: config.alertEvaluationIntervalMs }));
+    hub.onCommitted(() => {
+      if (evaluator.isLeader) evaluator.runSoon();
+    });
+    evaluator.start();
     const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
     writer = new ReportWriter(
       pool,
@@ -226,6 +237,8 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper = undefined;
     await history?.stop();
     history = undefined;
+    await alertEvaluator?.stop();
+    alertEvaluator = undefined;
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
@@ -268,6 +281,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get history() {
       if (!history) throw new Error('app not started');
       return history;
+    },
+    get alertEvaluator() {
+      if (!alertEvaluator) throw new Error('app not started');
+      return alertEvaluator;
     },
     get authenticator() {
       if (!authenticator) throw new Error('app not started');

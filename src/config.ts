@@ -104,6 +104,8 @@ const configSchema = z.object({
   sweepIntervalMs: wholeNumber({ env: 'SWEEP_INTERVAL_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'how often the offline sweep runs (on one replica)' }),
   eventPollIntervalMs: wholeNumber({ env: 'EVENT_POLL_INTERVAL_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'safety read of the event table when no NOTIFY arrives' }),
   subscriptionBuffer: wholeNumber({ env: 'SUBSCRIPTION_BUFFER', default: 1000, min: 1, max: 1_000_000, unit: 'events', about: 'events a subscription may have waiting before it is closed as too slow' }),
+  // Alerts. A due time between rounds waits for the next: "fires within one interval" is the contract.
+  alertEvaluationIntervalMs: wholeNumber({ env: 'ALERT_EVALUATION_INTERVAL_MS', default: 1000, min: 50, max: 600_000, unit: 'ms', about: 'how often alert rules are evaluated (on one replica), besides as soon as status events commit; an alert fires within this of its due time' }),
   // History. 400 days: a year's monthly reports compared with the same month a year before (13 months),
   // with a month's margin, since a month goes only once all of it is older than this.
   historyRetentionDays: wholeNumber({ env: 'HISTORY_RETENTION_DAYS', default: 400, min: 1, max: 36_500, unit: 'days', about: 'status history and box health older than this are dropped, a whole month at a time (on one replica)' }),
