@@ -71,6 +71,7 @@ builder.mutationFields((t) => ({
   createAlertRule: t.field({
     type: AlertRuleRef,
     authScopes: { operator: true },
+    nullable: true,
     description: 'Makes a rule; it is evaluated at once (subjects already due fire now).',
     args: { input: t.arg({ type: AlertRuleInput, required: true }) },
     resolve: (_root, { input }, context) =>
@@ -82,6 +83,7 @@ builder.mutationFields((t) => ({
   updateAlertRule: t.field({
     type: AlertRuleRef,
     authScopes: { operator: true },
+    nullable: true,
     description:
       'Changes a rule and re-evaluates it at once: open alerts no longer due under the new definition resolve (RULE_CHANGED), those still due stay open, newly due subjects fire; disabling resolves its open alerts (RULE_DISABLED).',
     args: { id: t.arg.id({ required: true }), patch: t.arg({ type: AlertRulePatch, required: true }) },
@@ -89,6 +91,7 @@ builder.mutationFields((t) => ({
   }),
   deleteAlertRule: t.id({
     authScopes: { operator: true },
+    nullable: true,
     description: 'Deletes a rule (its open alerts resolve: RULE_DELETED; its alerts stay as history); answers its ID.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, context) => {

@@ -177,6 +177,7 @@ builder.mutationField('acknowledgeAlert', (t) =>
   t.field({
     type: AlertRef,
     authScopes: { operator: true },
+    nullable: true,
     description: 'Acknowledges a firing alert (who, when, comment): repeats stop; it resolves when its condition clears. ALERT_NOT_OPEN once resolved.',
     args: { id: t.arg.id({ required: true }), comment: t.arg.string({ description: 'At most 1,000 characters.' }) },
     resolve: (_root, { id, comment }, context) =>
