@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { WebhookDeliverer } from './alerts/webhooks/deliverer';
+import { WebhookNetworks } from './alerts/webhooks/webhook-networks';
 import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
 import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
@@ -42,6 +44,10 @@ export interface App {
   readonly ingestTrust: IngestTrust;
   /** What start-up did about the first admin token (main.ts prints a new one once). */
   readonly bootstrap: BootstrapOutcome;
+  /** Sends alert notifications (the outbox), on every replica; `poke()` after queueing some. */
+  readonly webhooks: WebhookDeliverer;
+  /** Addresses a webhook may be sent to (WEBHOOK_NETWORKS, less this gateway's own ports): channel writes check URLs with it. */
+  readonly webhookNetworks: WebhookNetworks;
 }
 
 function notFound(res: ServerResponse): void {
@@ -81,6 +87,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let websockets: WebSocketTransport | undefined;
   let authenticator: Authenticator | undefined;
   let ingestTrust: IngestTrust | undefined;
+  let webhooks: WebhookDeliverer | undefined;
   let bootstrap: BootstrapOutcome = { kind: 'none' };
   let stopping = false;
   /** Responses under way, so stop() can make them close their connections. */
@@ -94,6 +101,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   /** This gateway's HTTP port once listening, and its database's: a box call never connects to them on this machine. */
   const ownPorts = new Set<number>();
   const boxNetworks = new BoxNetworks(config.boxNetworks, () => ownPorts);
+  const webhookNetworks = new WebhookNetworks(config.webhookNetworks, () => ownPorts);
 
   async function start(): Promise<void> {
     if (!config.databaseUrl) {
@@ -132,6 +140,17 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper.start();
     history = new HistoryMaintainer(databaseUrl, log, { retentionDays: config.historyRetentionDays, intervalMs: HISTORY_MAINTENANCE_INTERVAL_MS });
     history.start();
+    // The outbox's deliverer runs on every replica (claims are leased, SKIP LOCKED); it hears every
+    // replica's alert changes by LISTEN, so whoever records a change needs no handle on it.
+    webhooks = new WebhookDeliverer(pool, databaseUrl, log.child({ part: 'webhooks' }), {
+      timeoutMs: config.webhookTimeoutMs,
+      retry: { maxAttempts: config.webhookMaxAttempts, baseMs: config.webhookRetryBaseMs, maxMs: config.webhookRetryMaxMs },
+      channelConcurrency: config.webhookChannelConcurrency,
+      concurrency: config.webhookConcurrency,
+      pollIntervalMs: config.webhookPollIntervalMs,
+      networks: webhookNetworks,
+    });
+    await webhooks.start();
     const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
     writer = new ReportWriter(
       pool,
@@ -219,6 +238,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper = undefined;
     await history?.stop();
     history = undefined;
+    // Sends under way get a moment to finish; the rest keep their leases, which lapse for another replica.
+    await webhooks?.stop();
+    webhooks = undefined;
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
@@ -271,5 +293,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get bootstrap() {
       return bootstrap;
     },
+    get webhooks() {
+      if (!webhooks) throw new Error('app not started');
+      return webhooks;
+    },
+    webhookNetworks,
   };
 }
