@@ -6,7 +6,7 @@ import { encodeGlobalId } from '../../src/graphql/global-id';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
-import { createToken } from '../helpers/tokens';
+import { createToken, revokeToken } from '../helpers/tokens';
 import { insertBox } from './fixtures';
 
 // alertChanged over graphql-ws and SSE: live changes from the real evaluator and acknowledge, a
@@ -106,6 +106,20 @@ describe('alertChanged', () => {
     ws.close();
     sse.close();
     await client.dispose();
+  });
+
+  it('ends when its token is revoked: SSE with TOKEN_REVOKED, a websocket closed 4403', async () => {
+    const doomed = await createToken(gateway.url, 'viewer', 'revoked while following alerts');
+    const setUps = await subscriptionSetUps(gateway.url);
+    const client = wsClient(gateway.url, { token: doomed.token });
+    wsSubscribe(client, CHANGES);
+    const sse = sseSubscribe(gateway.url, CHANGES, undefined, { token: doomed.token });
+    await setUps.reach(2);
+    await revokeToken(gateway.url, doomed.id);
+    expect(await client.closed).toEqual(expect.objectContaining({ code: 4403 }));
+    const last = await sse.next();
+    expect(last.errors).toEqual([expect.objectContaining({ extensions: { code: 'TOKEN_REVOKED' } })]);
+    expect(await sse.ended).toBeUndefined();
   });
 
   it('refuses a cursor of another list', async () => {
