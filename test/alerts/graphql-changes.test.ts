@@ -5,6 +5,7 @@ import { encodeCursor } from '../../src/graphql/cursors';
 import { encodeGlobalId } from '../../src/graphql/global-id';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
+import { metric } from '../helpers/metrics';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { createToken, revokeToken } from '../helpers/tokens';
 import { insertBox } from './fixtures';
@@ -51,6 +52,7 @@ describe('alertChanged', () => {
     const sse = sseSubscribe(gateway.url, CHANGES, undefined, { token: viewer });
     const resolvedOnly = wsSubscribe(client, CHANGES, { filter: { states: ['RESOLVED'], boxIds: [encodeGlobalId('Box', boxId)] } });
     await setUps.reach(3);
+    expect(await metric(gateway.url, 'fleetgate_live_subscriptions')).toBe(3);
 
     await ok(`mutation ($id: ID!) { acknowledgeAlert(id: $id, comment: "looking") { id } }`, { id: alertId });
     for (const sub of [all, sse]) {
