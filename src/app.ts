@@ -1,7 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { AlertChangeHub } from './alerts/change-hub';
 import { AlertEvaluator } from './alerts/evaluator';
+import { WebhookDeliverer } from './alerts/webhooks/deliverer';
+import { WebhookNetworks } from './alerts/webhooks/webhook-networks';
 import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
 import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
@@ -45,6 +48,10 @@ export interface App {
   readonly ingestTrust: IngestTrust;
   /** What start-up did about the first admin token (main.ts prints a new one once). */
   readonly bootstrap: BootstrapOutcome;
+  /** Sends alert notifications (the outbox), on every replica; `poke()` after queueing some. */
+  readonly webhooks: WebhookDeliverer;
+  /** Addresses a webhook may be sent to (WEBHOOK_NETWORKS, less this gateway's own ports): channel writes check URLs with it. */
+  readonly webhookNetworks: WebhookNetworks;
 }
 
 function notFound(res: ServerResponse): void {
@@ -78,6 +85,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let apiPool: pg.Pool | undefined;
   let writer: ReportWriter | undefined;
   let events: EventHub | undefined;
+  let alertChanges: AlertChangeHub | undefined;
   let sweeper: OfflineSweeper | undefined;
   let history: HistoryMaintainer | undefined;
   let alertEvaluator: AlertEvaluator | undefined;
@@ -85,6 +93,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let websockets: WebSocketTransport | undefined;
   let authenticator: Authenticator | undefined;
   let ingestTrust: IngestTrust | undefined;
+  let webhooks: WebhookDeliverer | undefined;
   let bootstrap: BootstrapOutcome = { kind: 'none' };
   let stopping = false;
   /** Responses under way, so stop() can make them close their connections. */
@@ -98,6 +107,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   /** This gateway's HTTP port once listening, and its database's: a box call never connects to them on this machine. */
   const ownPorts = new Set<number>();
   const boxNetworks = new BoxNetworks(config.boxNetworks, () => ownPorts);
+  const webhookNetworks = new WebhookNetworks(config.webhookNetworks, () => ownPorts);
 
   async function start(): Promise<void> {
     if (!config.databaseUrl) {
@@ -122,6 +132,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     // hub hands them to the subscriptions of graphql/types/live.ts.
     const hub = (events = new EventHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
     await hub.start();
+    // Alert changes reach `alertChanged` subscribers the same way: NOTIFY, then one read per replica.
+    const alertHub = (alertChanges = new AlertChangeHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
+    await alertHub.start();
     sweeper = new OfflineSweeper(
       databaseUrl,
       log,
@@ -143,7 +156,18 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       if (evaluator.isLeader) evaluator.runSoon();
     });
     evaluator.start();
-    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
+    // The outbox's deliverer runs on every replica (claims are leased, SKIP LOCKED); it hears every
+    // replica's alert changes by LISTEN, so whoever records a change needs no handle on it.
+    webhooks = new WebhookDeliverer(pool, databaseUrl, log.child({ part: 'webhooks' }), {
+      timeoutMs: config.webhookTimeoutMs,
+      retry: { maxAttempts: config.webhookMaxAttempts, baseMs: config.webhookRetryBaseMs, maxMs: config.webhookRetryMaxMs },
+      channelConcurrency: config.webhookChannelConcurrency,
+      concurrency: config.webhookConcurrency,
+      pollIntervalMs: config.webhookPollIntervalMs,
+      networks: webhookNetworks,
+    });
+    await webhooks.start();
+    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount + alertHub.subscriberCount });
     writer = new ReportWriter(
       pool,
       log,
@@ -164,7 +188,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       customPlans: true,
     });
     const yoga = createGraphQLServer(
-      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks },
+      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks, alertChanges: alertHub, webhookNetworks },
       { plugins: [metrics.graphqlPlugin] },
     );
     const probes = createProbeEndpoints(metrics, createReadinessCheck(pool), log);
@@ -232,9 +256,14 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     history = undefined;
     await alertEvaluator?.stop();
     alertEvaluator = undefined;
+    // Sends under way get a moment to finish; the rest keep their leases, which lapse for another replica.
+    await webhooks?.stop();
+    webhooks = undefined;
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
+    await alertChanges?.stop();
+    alertChanges = undefined;
     await apiPool?.end();
     apiPool = undefined;
     await pool?.end();
@@ -288,5 +317,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get bootstrap() {
       return bootstrap;
     },
+    get webhooks() {
+      if (!webhooks) throw new Error('app not started');
+      return webhooks;
+    },
+    webhookNetworks,
   };
 }
