@@ -256,6 +256,38 @@ describe('webhook delivery', () => {
     expect(r.received).toHaveLength(0);
   });
 
+  it('two replicas share the outbox: every notification sent once, none twice', { timeout: 30_000 }, async () => {
+    const r = await receiver();
+    const channel = await insertChannel(pool, r.url);
+    const f = await alertFixture(pool, [channel], 150);
+    await deliverer({ channelConcurrency: 8 });
+    await deliverer({ channelConcurrency: 8 });
+    await recordChanges(pool, f.alertIds.map((alertId) => ({ alertId, kind: 'fired' as const })));
+    await until(async () => (await notifications(channel)).every((n) => n.status === 'delivered'), 'all delivered', { timeoutMs: 20_000 });
+    const keys = r.received.map((w) => w.headers['idempotency-key']);
+    expect(keys).toHaveLength(150);
+    expect(new Set(keys).size).toBe(150);
+    const { rows } = await pool.query(`select count(*)::int as n from webhook_attempts a join alert_notifications n on n.id = a.notification_id where n.channel_id = $1`, [channel]);
+    expect(rows[0].n).toBe(150);
+  });
+
+  it('a receiver that trickles its answer is cut at the deadline (the deadline covers the whole answer)', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const drip = setInterval(() => res.write('.'), 100);
+      res.on('close', () => clearInterval(drip));
+    });
+    const channel = await insertChannel(pool, r.url);
+    const f = await alertFixture(pool, [channel]);
+    await deliverer({ timeoutMs: 700, retry: { maxAttempts: 1, baseMs: 10, maxMs: 10 } });
+    await recordChanges(pool, [{ alertId: f.alertIds[0]!, kind: 'fired' }]);
+    await until(async () => (await notifications(channel))[0].status === 'dead', 'the attempt');
+    const [attempt] = await attempts((await notifications(channel))[0].id);
+    expect(attempt).toMatchObject({ outcome: 'timed_out', httpStatus: null });
+    expect(attempt.latencyMs).toBeGreaterThanOrEqual(690);
+    expect(attempt.latencyMs).toBeLessThan(2_000);
+  });
+
   it('backs off with full jitter: a random delay up to base × 2^(failures − 1), capped', () => {
     const policy = { maxAttempts: 10, baseMs: 1_000, maxMs: 300_000 };
     for (const [failures, ceiling] of [[1, 1_000], [2, 2_000], [5, 16_000], [9, 256_000], [10, 300_000], [60, 300_000]] as const) {
