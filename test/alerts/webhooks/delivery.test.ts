@@ -217,14 +217,17 @@ describe('webhook delivery', () => {
     const slow = await insertChannel(pool, hanging.url);
     const fine = await insertChannel(pool, healthy.url);
     const f = await alertFixture(pool, [slow, fine], 10);
-    await deliverer({ timeoutMs: 1_500, channelConcurrency: 4 });
-    const started = Date.now();
+    await deliverer({ timeoutMs: 3_000, channelConcurrency: 4 });
     await recordChanges(pool, f.alertIds.map((alertId) => ({ alertId, kind: 'fired' as const })));
 
     await until(() => healthy.received.length === 10, 'the healthy channel\'s ten webhooks');
-    expect(Date.now() - started).toBeLessThan(1_500); // before the hanging sends even time out
+    // ... before the hanging sends even timed out: the slow channel held up nothing.
+    const attemptsOfSlow = async () =>
+      (await pool.query(`select count(*)::int as n from webhook_attempts a join alert_notifications n on n.id = a.notification_id where n.channel_id = $1`, [slow])).rows[0].n as number;
+    expect(await attemptsOfSlow()).toBe(0);
+    await until(() => hanging.received.length === 4, 'four sends held by the hanging receiver (its channel cap)');
     expect(mostOpen).toBeLessThanOrEqual(4);
-    await until(async () => (await pool.query(`select count(*)::int as n from webhook_attempts a join alert_notifications n on n.id = a.notification_id where n.channel_id = $1`, [slow])).rows[0].n >= 4, 'timed-out attempts');
+    await until(async () => (await attemptsOfSlow()) >= 4, 'timed-out attempts');
     const { rows } = await pool.query(`select distinct a.outcome, a.http_status from webhook_attempts a join alert_notifications n on n.id = a.notification_id where n.channel_id = $1`, [slow]);
     expect(rows).toEqual([{ outcome: 'timed_out', http_status: null }]);
     expect(mostOpen).toBeLessThanOrEqual(4);
@@ -254,6 +257,38 @@ describe('webhook delivery', () => {
     await until(async () => (await notifications(channel))[0].status === 'dead', 'the attempt');
     expect(await attempts((await notifications(channel))[0].id)).toEqual([expect.objectContaining({ outcome: 'refused' })]);
     expect(r.received).toHaveLength(0);
+  });
+
+  it('two replicas share the outbox: every notification sent once, none twice', { timeout: 30_000 }, async () => {
+    const r = await receiver();
+    const channel = await insertChannel(pool, r.url);
+    const f = await alertFixture(pool, [channel], 150);
+    await deliverer({ channelConcurrency: 8 });
+    await deliverer({ channelConcurrency: 8 });
+    await recordChanges(pool, f.alertIds.map((alertId) => ({ alertId, kind: 'fired' as const })));
+    await until(async () => (await notifications(channel)).every((n) => n.status === 'delivered'), 'all delivered', { timeoutMs: 20_000 });
+    const keys = r.received.map((w) => w.headers['idempotency-key']);
+    expect(keys).toHaveLength(150);
+    expect(new Set(keys).size).toBe(150);
+    const { rows } = await pool.query(`select count(*)::int as n from webhook_attempts a join alert_notifications n on n.id = a.notification_id where n.channel_id = $1`, [channel]);
+    expect(rows[0].n).toBe(150);
+  });
+
+  it('a receiver that trickles its answer is cut at the deadline (the deadline covers the whole answer)', async () => {
+    const r = await receiver((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      const drip = setInterval(() => res.write('.'), 100);
+      res.on('close', () => clearInterval(drip));
+    });
+    const channel = await insertChannel(pool, r.url);
+    const f = await alertFixture(pool, [channel]);
+    await deliverer({ timeoutMs: 700, retry: { maxAttempts: 1, baseMs: 10, maxMs: 10 } });
+    await recordChanges(pool, [{ alertId: f.alertIds[0]!, kind: 'fired' }]);
+    await until(async () => (await notifications(channel))[0].status === 'dead', 'the attempt');
+    const [attempt] = await attempts((await notifications(channel))[0].id);
+    expect(attempt).toMatchObject({ outcome: 'timed_out', httpStatus: null });
+    expect(attempt.latencyMs).toBeGreaterThanOrEqual(690);
+    expect(attempt.latencyMs).toBeLessThan(2_000);
   });
 
   it('backs off with full jitter: a random delay up to base × 2^(failures − 1), capped', () => {
