@@ -38,7 +38,7 @@ Usage: npm run bench:alerts -- [options]
   --flap-after S             seconds from the silence to the flapping (default 15)
   --flap-seconds S           how long devices flap (default 30)
   --concurrency N            reports in flight, each box waiting for its answer (default 512)
-  --evaluation-interval-ms N the gateway's ALERT_EVALUATION_INTERVAL_MS (default: the gateway's default)
+  --evaluation-interval-ms N the gateway's ALERT_EVALUATION_INTERVAL_MS (default 1000, the gateway's default)
   --drain S                  longest wait for late webhooks after the cutoff (default 60)
   --seed N                   seed of the fleet and of which boxes and devices fail (default 1)
   --ready-timeout S          seconds for the gateway to answer its first report (default 120)
@@ -55,7 +55,7 @@ export interface AlertBenchOptions {
   flapAfterSeconds: number;
   flapSeconds: number;
   concurrency: number;
-  evaluationIntervalMs: number | undefined;
+  evaluationIntervalMs: number;
   drainSeconds: number;
   seed: number;
   readyTimeoutMs: number;
@@ -82,7 +82,7 @@ function parseOptions(argv: string[]): AlertBenchOptions | 'help' {
     flapAfterSeconds: numberOption(v['flap-after'], 'flap-after', 15, 0, 600),
     flapSeconds: numberOption(v['flap-seconds'], 'flap-seconds', 30, 1, 600),
     concurrency: numberOption(v.concurrency, 'concurrency', Math.min(512, boxes), 1, 4096, true),
-    evaluationIntervalMs: v['evaluation-interval-ms'] === undefined ? undefined : numberOption(v['evaluation-interval-ms'], 'evaluation-interval-ms', 0, 10, 600_000, true),
+    evaluationIntervalMs: numberOption(v['evaluation-interval-ms'], 'evaluation-interval-ms', 1000, 50, 600_000, true),
     drainSeconds: numberOption(v.drain, 'drain', 60, 1, 3600),
     seed: numberOption(v.seed, 'seed', 1, 0, 2 ** 32 - 1, true),
     readyTimeoutMs: numberOption(v['ready-timeout'], 'ready-timeout', 120, 1, 3600) * 1000,
@@ -152,7 +152,7 @@ async function startGateway(options: AlertBenchOptions): Promise<{ gateway: Serv
     OFFLINE_MIN_SECONDS: String(OFFLINE.minSeconds),
     DEFAULT_REPORT_PERIOD_SECONDS: String(OFFLINE.defaultPeriodSeconds),
     SWEEP_INTERVAL_MS: '500',
-    ...(options.evaluationIntervalMs === undefined ? {} : { ALERT_EVALUATION_INTERVAL_MS: String(options.evaluationIntervalMs) }),
+    ALERT_EVALUATION_INTERVAL_MS: String(options.evaluationIntervalMs),
   };
   const gateway = startServer('gateway', 'src/main.ts', env, port);
   cleanups.push(() => stopServer(gateway, 30_000));
