@@ -1,6 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
+import { AlertChangeHub } from './alerts/change-hub';
+import { AlertEvaluator } from './alerts/evaluator';
+import { WebhookNetworks } from './alerts/webhooks/webhook-networks';
 import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
 import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
@@ -38,6 +41,8 @@ export interface App {
   readonly sweeper: OfflineSweeper;
   /** Partitions of the history: made ahead, dropped past the retention (on one replica). */
   readonly history: HistoryMaintainer;
+  /** Alert rules evaluated on one replica at a time. */
+  readonly alertEvaluator: AlertEvaluator;
   readonly authenticator: Authenticator;
   readonly ingestTrust: IngestTrust;
   /** What start-up did about the first admin token (main.ts prints a new one once). */
@@ -75,8 +80,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let apiPool: pg.Pool | undefined;
   let writer: ReportWriter | undefined;
   let events: EventHub | undefined;
+  let alertChanges: AlertChangeHub | undefined;
   let sweeper: OfflineSweeper | undefined;
   let history: HistoryMaintainer | undefined;
+  let alertEvaluator: AlertEvaluator | undefined;
   let server: Server | undefined;
   let websockets: WebSocketTransport | undefined;
   let authenticator: Authenticator | undefined;
@@ -94,6 +101,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   /** This gateway's HTTP port once listening, and its database's: a box call never connects to them on this machine. */
   const ownPorts = new Set<number>();
   const boxNetworks = new BoxNetworks(config.boxNetworks, () => ownPorts);
+  const webhookNetworks = new WebhookNetworks(config.webhookNetworks, () => ownPorts);
 
   async function start(): Promise<void> {
     if (!config.databaseUrl) {
@@ -118,6 +126,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     // hub hands them to the subscriptions of graphql/types/live.ts.
     const hub = (events = new EventHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
     await hub.start();
+    // Alert changes reach `alertChanged` subscribers the same way: NOTIFY, then one read per replica.
+    const alertHub = (alertChanges = new AlertChangeHub(databaseUrl, pool, log, { pollIntervalMs: config.eventPollIntervalMs }));
+    await alertHub.start();
     sweeper = new OfflineSweeper(
       databaseUrl,
       log,
@@ -132,6 +143,13 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper.start();
     history = new HistoryMaintainer(databaseUrl, log, { retentionDays: config.historyRetentionDays, intervalMs: HISTORY_MAINTENANCE_INTERVAL_MS });
     history.start();
+    // Alerts: a round every ALERT_EVALUATION_INTERVAL_MS, and one as soon as status events commit
+    // on any replica (the hub hears them all), for the replica that holds the evaluator.
+    const evaluator = (alertEvaluator = new AlertEvaluator(databaseUrl, log, { intervalMs: config.alertEvaluationIntervalMs }));
+    hub.onCommitted(() => {
+      if (evaluator.isLeader) evaluator.runSoon();
+    });
+    evaluator.start();
     const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
     writer = new ReportWriter(
       pool,
@@ -153,7 +171,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       customPlans: true,
     });
     const yoga = createGraphQLServer(
-      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks },
+      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks, alertChanges: alertHub, webhookNetworks },
       { plugins: [metrics.graphqlPlugin] },
     );
     const probes = createProbeEndpoints(metrics, createReadinessCheck(pool), log);
@@ -219,9 +237,13 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     sweeper = undefined;
     await history?.stop();
     history = undefined;
+    await alertEvaluator?.stop();
+    alertEvaluator = undefined;
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
+    await alertChanges?.stop();
+    alertChanges = undefined;
     await apiPool?.end();
     apiPool = undefined;
     await pool?.end();
@@ -259,6 +281,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get history() {
       if (!history) throw new Error('app not started');
       return history;
+    },
+    get alertEvaluator() {
+      if (!alertEvaluator) throw new Error('app not started');
+      return alertEvaluator;
     },
     get authenticator() {
       if (!authenticator) throw new Error('app not started');

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_WEBHOOK_NETWORKS } from './alerts/webhooks/webhook-networks';
 import { DEFAULT_BOX_NETWORKS, parseNetwork } from './box-api/box-networks';
 import { flag, oneOf, optionalText, text, variableDocs, wholeNumber, type VariableDoc } from './config-variable';
 
@@ -103,6 +104,8 @@ const configSchema = z.object({
   sweepIntervalMs: wholeNumber({ env: 'SWEEP_INTERVAL_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'how often the offline sweep runs (on one replica)' }),
   eventPollIntervalMs: wholeNumber({ env: 'EVENT_POLL_INTERVAL_MS', default: 2000, min: 10, max: 600_000, unit: 'ms', about: 'safety read of the event table when no NOTIFY arrives' }),
   subscriptionBuffer: wholeNumber({ env: 'SUBSCRIPTION_BUFFER', default: 1000, min: 1, max: 1_000_000, unit: 'events', about: 'events a subscription may have waiting before it is closed as too slow' }),
+  // Alerts. A due time between rounds waits for the next: "fires within one interval" is the contract.
+  alertEvaluationIntervalMs: wholeNumber({ env: 'ALERT_EVALUATION_INTERVAL_MS', default: 1000, min: 50, max: 600_000, unit: 'ms', about: 'how often alert rules are evaluated (on one replica), besides as soon as status events commit; an alert fires within this of its due time' }),
   // History. 400 days: a year's monthly reports compared with the same month a year before (13 months),
   // with a month's margin, since a month goes only once all of it is older than this.
   historyRetentionDays: wholeNumber({ env: 'HISTORY_RETENTION_DAYS', default: 400, min: 1, max: 36_500, unit: 'days', about: 'status history and box health older than this are dropped, a whole month at a time (on one replica)' }),
@@ -119,6 +122,25 @@ const configSchema = z.object({
     about: 'networks the gateway may call as boxes; production sets the boxes\' own, without loopback. Link-local, unspecified, multicast, broadcast and the gateway\'s own ports are refused whatever it says',
   }),
   boxApiTimeoutMs: wholeNumber({ env: 'BOX_API_TIMEOUT_MS', default: 5000, min: 1, max: 600_000, unit: 'ms', about: 'deadline of one call to a box\'s REST API (connect, request, whole answer)' }),
+  // Webhooks (alert notifications), sent by a deliverer on every replica
+  // Receivers are often on the internet, so any unicast address by default; the never-called classes
+  // and the gateway's own ports are refused whatever this says. Checked again at every send.
+  webhookNetworks: text({
+    env: 'WEBHOOK_NETWORKS',
+    type: 'list',
+    default: DEFAULT_WEBHOOK_NETWORKS.join(','),
+    allowed: 'CIDRs or addresses, comma- or space-separated',
+    expected: 'a list of networks',
+    value: networkList,
+    about: 'networks webhooks may be sent to (channel URLs are checked at create/update and on the address connected to at every send); production narrows it. Link-local (cloud metadata), unspecified, multicast, broadcast and the gateway\'s own ports are refused whatever it says',
+  }),
+  webhookTimeoutMs: wholeNumber({ env: 'WEBHOOK_TIMEOUT_MS', default: 10_000, min: 100, max: 600_000, unit: 'ms', about: 'deadline of one webhook attempt (name lookup, connect, request, whole answer); past it the attempt is `timed_out`' }),
+  webhookRetryBaseMs: wholeNumber({ env: 'WEBHOOK_RETRY_BASE_MS', default: 1000, min: 1, max: 3_600_000, unit: 'ms', about: 'backoff after a failed attempt: a random delay up to this, doubling with each failure (full jitter) ...' }),
+  webhookRetryMaxMs: wholeNumber({ env: 'WEBHOOK_RETRY_MAX_MS', default: 300_000, min: 1, max: 86_400_000, unit: 'ms', about: '... up to this' }),
+  webhookMaxAttempts: wholeNumber({ env: 'WEBHOOK_MAX_ATTEMPTS', default: 10, min: 1, max: 1000, unit: 'attempts', about: 'a notification not delivered after this many attempts is `DEAD` (redeliver sends it again)' }),
+  webhookChannelConcurrency: wholeNumber({ env: 'WEBHOOK_CHANNEL_CONCURRENCY', default: 4, min: 1, max: 1000, unit: 'sends', about: 'sends to one channel at once (across replicas, by their leases): a slow receiver holds at most this many' }),
+  webhookConcurrency: wholeNumber({ env: 'WEBHOOK_CONCURRENCY', default: 32, min: 1, max: 10_000, unit: 'sends', about: 'sends at once per process, all channels together' }),
+  webhookPollIntervalMs: wholeNumber({ env: 'WEBHOOK_POLL_INTERVAL_MS', default: 250, min: 10, max: 600_000, unit: 'ms', about: 'how often each replica looks for due notifications (also at once on NOTIFY of a change)' }),
   // API tokens
   adminToken: optionalText({
     env: 'ADMIN_TOKEN',

@@ -1,10 +1,9 @@
-import net from 'node:net';
-import os from 'node:os';
+import { AddressPolicy } from '../net/address-policy';
 
-// Which addresses the gateway may call as a box. An operator sets a box's API address to anything,
-// so without this the gateway would call whatever it can reach: its own port, its Postgres, other
-// loopback services, cloud metadata (169.254.169.254). The check runs on the address actually
-// connected to (client.ts checks literals, and names in the connection's own lookup).
+// Which addresses the gateway may call as a box: the shared policy (../net/address-policy.ts) over
+// the box networks. An operator sets a box's API address to anything; this keeps calls to boxes.
+
+export { AddressRefusedError, normaliseAddress, parseNetwork, type AddressRefusal, type RefusedAddress } from '../net/address-policy';
 
 /**
  * Box networks when `BOX_NETWORKS` is unset: loopback (the simulator and the quick start run boxes
@@ -13,134 +12,14 @@ import os from 'node:os';
  */
 export const DEFAULT_BOX_NETWORKS: readonly string[] = ['127.0.0.0/8', '::1/128', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'];
 
-/** Why an address is not called: outside the box networks, or in a class that is never a box. */
-export type AddressRefusal = 'not_allowed' | 'unspecified' | 'link_local' | 'multicast' | 'broadcast' | 'gateway_port';
-
-export interface RefusedAddress {
-  refusal: AddressRefusal;
-  /** The address refused, IPv4-mapped IPv6 written as the IPv4 address it is. */
-  address: string;
-  port: number;
-  message: string;
-}
-
-interface Network {
-  address: string;
-  prefix: number;
-  family: 'ipv4' | 'ipv6';
-}
-
-/** `10.0.0.0/8`, `fd00::/8`, or a bare address (one host); throws a RangeError naming what is wrong. */
-export function parseNetwork(text: string): Network {
-  const [address = '', prefixText, ...rest] = text.trim().split('/');
-  const version = net.isIP(address);
-  if (version === 0 || rest.length > 0) throw new RangeError(`${JSON.stringify(text)} is not a network: give an address with an optional /prefix, e.g. 10.20.0.0/16 or fd00::/8.`);
-  const max = version === 4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : Number(prefixText);
-  if (!/^\d{1,3}$/.test(prefixText ?? String(max)) || prefix > max) throw new RangeError(`${JSON.stringify(text)} has a prefix that is not 0 to ${max}.`);
-  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
-}
-
-/** The eight 16-bit groups of an IPv6 address (no zone), or undefined. */
-function ipv6Groups(address: string): number[] | undefined {
-  // A dotted IPv4 tail (`::ffff:1.2.3.4`) is two groups.
-  const text = address.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_all, a, b, c, d) =>
-    [((Number(a) << 8) | Number(b)).toString(16), ((Number(c) << 8) | Number(d)).toString(16)].join(':'),
-  );
-  const [head, rest] = text.split('::') as [string, string | undefined];
-  const parse = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
-  const left = parse(head);
-  const right = rest === undefined ? [] : parse(rest);
-  const fill = 8 - left.length - right.length;
-  if (fill < 0 || (rest === undefined && fill !== 0)) return undefined;
-  return [...left, ...new Array<number>(fill).fill(0), ...right];
-}
-
-/**
- * The address as the family it reaches: `::ffff:127.0.0.1` and `::ffff:7f00:1` (IPv4-mapped) and
- * `::127.0.0.1` (IPv4-compatible) are IPv4; a zone (`%eth0`) is dropped.
- */
-export function normaliseAddress(address: string): { address: string; family: 'ipv4' | 'ipv6' } {
-  const bare = address.replace(/%.*$/, '');
-  if (net.isIPv4(bare)) return { address: bare, family: 'ipv4' };
-  const groups = ipv6Groups(bare);
-  if (groups) {
-    const zeros = groups.slice(0, 5).every((g) => g === 0);
-    const mapped = zeros && groups[5] === 0xffff;
-    const compatible = zeros && groups[5] === 0 && (groups[6]! > 0 || groups[7]! > 1);
-    if (mapped || compatible) {
-      const v4 = [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.');
-      return { address: v4, family: 'ipv4' };
-    }
-  }
-  return { address: bare, family: 'ipv6' };
-}
-
-function blockList(networks: readonly string[]): net.BlockList {
-  const list = new net.BlockList();
-  for (const text of networks) {
-    const { address, prefix, family } = parseNetwork(text);
-    list.addSubnet(address, prefix, family);
-  }
-  return list;
-}
-
-/** Address classes never called, whatever BOX_NETWORKS says. */
-const NEVER: ReadonlyArray<readonly [AddressRefusal, net.BlockList, string]> = [
-  ['unspecified', blockList(['0.0.0.0/8', '::/128']), 'an unspecified address (0.0.0.0, ::), which reaches this machine'],
-  ['link_local', blockList(['169.254.0.0/16', 'fe80::/10']), 'a link-local address (169.254.0.0/16, fe80::/10), where cloud metadata services answer'],
-  ['multicast', blockList(['224.0.0.0/4', 'ff00::/8']), 'a multicast address'],
-  ['broadcast', blockList(['240.0.0.0/4']), 'a broadcast or reserved address (240.0.0.0/4, 255.255.255.255)'],
-];
-
-const LOOPBACK = blockList(['127.0.0.0/8', '::1/128']);
-
-/** Whether `address` (normalised) is this machine: loopback or one of its interfaces' addresses. */
-function isLocal(address: string, family: 'ipv4' | 'ipv6'): boolean {
-  if (LOOPBACK.check(address, family)) return true;
-  for (const entries of Object.values(os.networkInterfaces())) {
-    for (const entry of entries ?? []) if (normaliseAddress(entry.address).address === address) return true;
-  }
-  return false;
-}
-
 /** The allow-list of box networks and the gateway's own ports: which addresses a box call may connect to. */
-export class BoxNetworks {
-  private readonly allowed: net.BlockList;
-
+export class BoxNetworks extends AddressPolicy {
   /**
    * @param networks CIDRs boxes live in (`BOX_NETWORKS`); checked with `parseNetwork`, throws on a bad one.
    * @param gatewayPorts Ports this gateway listens on (HTTP, its Postgres), refused on any address of
    *   this machine; read at each check, so a port known only after listening counts.
    */
-  constructor(
-    readonly networks: readonly string[] = DEFAULT_BOX_NETWORKS,
-    private readonly gatewayPorts: () => Iterable<number> = () => [],
-  ) {
-    this.allowed = blockList(networks);
-  }
-
-  /** Null when a box call may connect to `address` on `port`; else why not. */
-  check(address: string, port: number): RefusedAddress | null {
-    const normal = normaliseAddress(address);
-    const refuse = (refusal: AddressRefusal, message: string): RefusedAddress => ({ refusal, address: normal.address, port, message });
-    for (const [refusal, list, what] of NEVER) {
-      if (list.check(normal.address, normal.family)) return refuse(refusal, `${normal.address} is ${what}: never a box.`);
-    }
-    if ([...this.gatewayPorts()].includes(port) && isLocal(normal.address, normal.family)) {
-      return refuse('gateway_port', `${normal.address} port ${port} is this gateway itself (its HTTP server or its database): never a box.`);
-    }
-    if (!this.allowed.check(normal.address, normal.family)) {
-      return refuse('not_allowed', `${normal.address} is outside the box networks (BOX_NETWORKS: ${this.networks.join(', ')}).`);
-    }
-    return null;
-  }
-}
-
-/** What a connection's lookup reports when every address a name resolved to is refused. */
-export class AddressRefusedError extends Error {
-  readonly code = 'EADDRESSREFUSED';
-  constructor(readonly refused: RefusedAddress) {
-    super(refused.message);
+  constructor(networks: readonly string[] = DEFAULT_BOX_NETWORKS, gatewayPorts: () => Iterable<number> = () => []) {
+    super(networks, gatewayPorts, { target: 'a box', networksName: 'the box networks', variable: 'BOX_NETWORKS' });
   }
 }

@@ -1,11 +1,11 @@
 // How a call to a box's REST API is made: the target checked, one HTTP exchange under one deadline,
 // connected only to addresses the box networks allow. What the answer means is ./box-answer.ts.
-import dns from 'node:dns';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { interpret, type BoxApplied, type BoxCallOutcome, type BoxInvalidTarget, type Exchange } from './box-answer';
-import { AddressRefusedError, BoxNetworks } from './box-networks';
+import { checkedLookup } from '../net/address-policy';
+import { BoxNetworks } from './box-networks';
 import type { ConfigDict } from './config-keys';
 
 /** The port of a box's REST API when an operator set none. */
@@ -76,26 +76,6 @@ export function formatTarget(target: BoxTarget): string {
 
 function elapsed(started: number): number {
   return Math.round(performance.now() - started);
-}
-
-/**
- * `dns.lookup` for one connection, keeping only the addresses `networks` allows on `port`: the
- * socket connects to what this answers, so the address checked is the address called.
- */
-function checkedLookup(networks: BoxNetworks, port: number): net.LookupFunction {
-  return (hostname, options, callback) => {
-    dns.lookup(hostname, { ...options, all: true }, (error, addresses) => {
-      if (error) return callback(error, '', 0);
-      const allowed = addresses.filter((entry) => networks.check(entry.address, port) === null);
-      if (allowed.length === 0) {
-        const refused = addresses.length > 0 ? networks.check(addresses[0]!.address, port)! : null;
-        const failure = refused ? new AddressRefusedError(refused) : Object.assign(new Error(`${hostname} resolved to no address.`), { code: 'ENOTFOUND' });
-        return callback(failure, '', 0);
-      }
-      if (options.all) return callback(null, allowed);
-      return callback(null, allowed[0]!.address, allowed[0]!.family);
-    });
-  };
 }
 
 /**

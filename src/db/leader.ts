@@ -13,6 +13,8 @@ export abstract class SingletonJob {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private leader = false;
+  /** A round asked for (runSoon) while one ran: run once more when it ends. */
+  private again = false;
 
   constructor(
     private readonly election: {
@@ -51,6 +53,16 @@ export abstract class SingletonJob {
     this.leader = false;
   }
 
+  /**
+   * Runs a round as soon as possible, e.g. because something it watches just changed: at once when
+   * idle, else once right after the running round (calls coalesce: one running, one queued).
+   */
+  runSoon(): void {
+    if (!this.timer) return;
+    if (this.running) this.again = true;
+    else this.tick();
+  }
+
   private tick(): void {
     if (this.running || !this.timer) return;
     this.running = this.round()
@@ -60,7 +72,13 @@ export abstract class SingletonJob {
         this.client?.end().catch(() => {});
         this.client = undefined;
       })
-      .finally(() => (this.running = undefined));
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.tick();
+        }
+      });
   }
 
   private async round(): Promise<void> {

@@ -1,6 +1,8 @@
 import type DataLoader from 'dataloader';
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
+import type { AlertChangeHub } from '../alerts/change-hub';
+import type { WebhookNetworks } from '../alerts/webhooks/webhook-networks';
 import type { Authenticator } from '../auth/authenticator';
 import { Cap } from '../auth/rate-limits';
 import { actorName, type Principal } from '../auth/roles';
@@ -28,6 +30,10 @@ export interface GraphQLDeps {
   ingestSecretsChanged: () => void;
   /** Addresses a call to a box may connect to (BOX_NETWORKS, less this gateway's own ports). */
   boxNetworks: BoxNetworks;
+  /** This process's feed of committed alert changes, for `alertChanged`. */
+  alertChanges: AlertChangeHub;
+  /** Addresses a webhook channel's URL may name (WEBHOOK_NETWORKS, less this gateway's own ports). */
+  webhookNetworks: WebhookNetworks;
 }
 
 /** State that outlives a request: one per server, shared by HTTP and (later) websocket operations. */
@@ -99,6 +105,8 @@ export interface GraphQLContext {
   subscriptionCap: Cap;
   boxCalls: SerialQueue<number>;
   boxNetworks: BoxNetworks;
+  alertChanges: AlertChangeHub;
+  webhookNetworks: WebhookNetworks;
 }
 
 /**
@@ -129,5 +137,7 @@ export function createGraphQLContext(
     subscriptionCap: deps.subscriptionCap,
     boxCalls: deps.boxCalls,
     boxNetworks: deps.boxNetworks,
+    alertChanges: deps.alertChanges,
+    webhookNetworks: deps.webhookNetworks,
   };
 }

@@ -17,7 +17,7 @@ export function decodeGlobalId(globalId: string): { typename: string; id: string
 }
 
 /** Types whose ids are Postgres `integer`s (serial); the others are `bigint`s (bigserial). */
-const INT4_IDS: ReadonlySet<string> = new Set(['Box', 'Device', 'ApiToken']);
+const INT4_IDS: ReadonlySet<string> = new Set(['Box', 'Device', 'ApiToken', 'AlertRule', 'WebhookChannel']);
 const INT4_MAX = 2 ** 31 - 1;
 
 /**

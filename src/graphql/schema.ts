@@ -14,6 +14,12 @@ import './types/live';
 import './types/api-token';
 import './types/availability';
 import './types/fleet-availability';
+import './types/alert-rule';
+import './types/alert';
+import './types/webhook-channel';
+import './types/webhook-notification';
+import './types/alert-changed';
+import './types/alert-counts';
 
 /** The executable schema. Only the server (and the printer and tests) import this file. */
 export const schema = builder.toSchema({ sortSchema: false });

@@ -62,6 +62,7 @@ export class EventHub {
   private reconnectDelayMs = 250;
   private readonly pollIntervalMs: number;
   private readonly pageSize: number;
+  private readonly committedListeners: Array<() => void> = [];
 
   constructor(
     private readonly databaseUrl: string,
@@ -107,8 +108,14 @@ export class EventHub {
     if (recorded.length > 0) this.known(recorded[recorded.length - 1]!.id);
   };
 
+  /** Calls `listener` whenever newer events are known to be committed (here or on another replica); no read. */
+  onCommitted(listener: () => void): void {
+    this.committedListeners.push(listener);
+  }
+
   /** Events up to `id` are committed. With nobody listening here they need not be read at all. */
   private known(id: number): void {
+    if (id > this.committedUpTo) for (const listener of this.committedListeners) listener();
     this.committedUpTo = Math.max(this.committedUpTo, id);
     if (id <= this.delivered) return;
     if (this.subscribers.size === 0 && !this.fetching) this.delivered = id;

@@ -97,15 +97,17 @@ export function pagePerParentQuery(options: {
   parentIds: readonly number[];
   /** The child's column holding the parent id, e.g. `d.box_id`. */
   parentColumn: SQL;
+  /** The parents' id type; default int4. */
+  parentIdType?: 'int4' | 'int8';
   columns: SQL;
   from: SQL;
   where: readonly SQL[];
   ordering: Ordering;
   window: PageWindow;
 }): SQL {
-  const { parentIds, parentColumn, ...page } = options;
+  const { parentIds, parentColumn, parentIdType = 'int4', ...page } = options;
   const inner = pageQuery({ ...page, where: [sql`${parentColumn} = parent.id`, ...page.where] });
-  return sql`select page.* from unnest(${sql.param(parentIds)}::int4[]) as parent(id) cross join lateral (${inner}) as page`;
+  return sql`select page.* from unnest(${sql.param(parentIds)}::${sql.raw(parentIdType)}[]) as parent(id) cross join lateral (${inner}) as page`;
 }
 
 export const timestampKey = (expr: SQL): SortKey => ({ expr, cursorText: sql`to_json(${expr}) #>> '{}'`, type: 'timestamptz' });

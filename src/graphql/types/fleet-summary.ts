@@ -42,7 +42,7 @@ const BoxCountsRef = builder.objectRef<BoxCounts>('BoxCounts').implement({
   }),
 });
 
-const FleetSummary = builder.objectRef<FleetCounts>('FleetSummary').implement({
+export const FleetSummary = builder.objectRef<FleetCounts>('FleetSummary').implement({
   description:
     'Counts over the whole fleet (removed boxes left out). For a large fleet they are kept about a second: see `countedAt`.',
   fields: (t) => ({
