@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type pg from 'pg';
 import { AlertChangeHub } from './alerts/change-hub';
 import { AlertEvaluator } from './alerts/evaluator';
+import { WebhookDeliverer } from './alerts/webhooks/deliverer';
 import { WebhookNetworks } from './alerts/webhooks/webhook-networks';
 import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
@@ -47,6 +48,10 @@ export interface App {
   readonly ingestTrust: IngestTrust;
   /** What start-up did about the first admin token (main.ts prints a new one once). */
   readonly bootstrap: BootstrapOutcome;
+  /** Sends alert notifications (the outbox), on every replica; `poke()` after queueing some. */
+  readonly webhooks: WebhookDeliverer;
+  /** Addresses a webhook may be sent to (WEBHOOK_NETWORKS, less this gateway's own ports): channel writes check URLs with it. */
+  readonly webhookNetworks: WebhookNetworks;
 }
 
 function notFound(res: ServerResponse): void {
@@ -88,6 +93,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let websockets: WebSocketTransport | undefined;
   let authenticator: Authenticator | undefined;
   let ingestTrust: IngestTrust | undefined;
+  let webhooks: WebhookDeliverer | undefined;
   let bootstrap: BootstrapOutcome = { kind: 'none' };
   let stopping = false;
   /** Responses under way, so stop() can make them close their connections. */
@@ -150,6 +156,17 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       if (evaluator.isLeader) evaluator.runSoon();
     });
     evaluator.start();
+    // The outbox's deliverer runs on every replica (claims are leased, SKIP LOCKED); it hears every
+    // replica's alert changes by LISTEN, so whoever records a change needs no handle on it.
+    webhooks = new WebhookDeliverer(pool, databaseUrl, log.child({ part: 'webhooks' }), {
+      timeoutMs: config.webhookTimeoutMs,
+      retry: { maxAttempts: config.webhookMaxAttempts, baseMs: config.webhookRetryBaseMs, maxMs: config.webhookRetryMaxMs },
+      channelConcurrency: config.webhookChannelConcurrency,
+      concurrency: config.webhookConcurrency,
+      pollIntervalMs: config.webhookPollIntervalMs,
+      networks: webhookNetworks,
+    });
+    await webhooks.start();
     const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
     writer = new ReportWriter(
       pool,
@@ -239,6 +256,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     history = undefined;
     await alertEvaluator?.stop();
     alertEvaluator = undefined;
+    // Sends under way get a moment to finish; the rest keep their leases, which lapse for another replica.
+    await webhooks?.stop();
+    webhooks = undefined;
     await authenticator?.stop();
     await events?.stop();
     events = undefined;
@@ -297,5 +317,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
     get bootstrap() {
       return bootstrap;
     },
+    get webhooks() {
+      if (!webhooks) throw new Error('app not started');
+      return webhooks;
+    },
+    webhookNetworks,
   };
 }
