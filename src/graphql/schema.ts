@@ -15,6 +15,7 @@ import './types/api-token';
 import './types/availability';
 import './types/fleet-availability';
 import './types/alert-rule';
+import './types/alert-rule-writes';
 import './types/alert';
 import './types/webhook-channel';
 import './types/webhook-notification';

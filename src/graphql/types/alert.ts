@@ -12,7 +12,8 @@ import {
 import { boxesByIds, type BoxRow } from '../../models/boxes';
 import { devicesByIds, type DeviceRow } from '../../models/devices';
 import { keysetCondition } from '../../models/query-parts';
-import { databaseIdsOf } from '../alert-requests';
+import { acknowledgeAlert } from '../../alerts/acknowledge';
+import { alertWrite, databaseIdOf, databaseIdsOf } from '../alert-requests';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { encodeCursor } from '../cursors';
@@ -170,4 +171,16 @@ builder.objectField(BoxRef, 'alerts', (t) =>
 
 builder.objectField(DeviceRef, 'alerts', (t) =>
   t.loadable({ ...alertsOf('device', 'Alerts about the device, newest first; the pages of all devices in a response are read in one statement.'), resolve: (device) => device.id }),
+);
+
+builder.mutationField('acknowledgeAlert', (t) =>
+  t.field({
+    type: AlertRef,
+    authScopes: { operator: true },
+    nullable: true,
+    description: 'Acknowledges a firing alert (who, when, comment): repeats stop; it resolves when its condition clears. ALERT_NOT_OPEN once resolved.',
+    args: { id: t.arg.id({ required: true }), comment: t.arg.string({ description: 'At most 1,000 characters.' }) },
+    resolve: (_root, { id, comment }, context) =>
+      alertWrite(async () => acknowledgeAlert(context.pool, databaseIdOf(String(id), 'Alert', 'id'), context.actor, comment ?? null)),
+  }),
 );

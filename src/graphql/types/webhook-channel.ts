@@ -85,6 +85,7 @@ builder.mutationFields((t) => ({
   createWebhookChannel: t.field({
     type: WebhookChannelSecret,
     authScopes: { operator: true },
+    nullable: true,
     description: 'Makes a channel and answers its signing secret, the only time it is shown. Route rules to it with `channelIds`.',
     args: { input: t.arg({ type: WebhookChannelInput, required: true }) },
     resolve: (_root, { input }, context) => alertWrite(() => createWebhookChannel(context.pool, input, context.actor, context.webhookNetworks)),
@@ -92,6 +93,7 @@ builder.mutationFields((t) => ({
   updateWebhookChannel: t.field({
     type: WebhookChannelRef,
     authScopes: { operator: true },
+    nullable: true,
     description: 'Changes a channel. Notifications already queued keep going to it (to its URL as it is when each is sent).',
     args: { id: t.arg.id({ required: true }), patch: t.arg({ type: WebhookChannelPatch, required: true }) },
     resolve: (_root, { id, patch }, context) => alertWrite(async () => updateWebhookChannel(
@@ -104,12 +106,14 @@ builder.mutationFields((t) => ({
   rotateWebhookChannelSecret: t.field({
     type: WebhookChannelSecret,
     authScopes: { operator: true },
+    nullable: true,
     description: 'Gives a channel a new secret, answered once; every send from now on (retries too) is signed with it.',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, context) => alertWrite(async () => rotateWebhookChannelSecret(context.pool, channelId(id))),
   }),
   deleteWebhookChannel: t.id({
     authScopes: { operator: true },
+    nullable: true,
     description: 'Deletes a channel with its routes and its notifications; answers its ID.',
     args: { id: t.arg.id({ required: true }) },
     resolve: async (_root, { id }, context) => {

@@ -168,6 +168,7 @@ builder.mutationField('redeliverWebhookNotification', (t) =>
   t.field({
     type: WebhookNotificationRef,
     authScopes: { operator: true },
+    nullable: true,
     description: 'Sends a notification again, now, with the same body and Idempotency-Key (a DEAD or DELIVERED one is PENDING again, its attempts counted afresh).',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, context) => alertWrite(async () => redeliverNotification(context.pool, databaseIdOf(String(id), 'WebhookNotification', 'id'))),

@@ -548,10 +548,14 @@ export type NodeQueryVariables = Exact<{
 
 
 export type NodeQuery = { node:
+    | { __typename: 'Alert', id: string }
+    | { __typename: 'AlertRule', id: string }
     | { __typename: 'Box', licenseKey: string, id: string }
     | { __typename: 'BoxConfigChange', id: string }
     | { __typename: 'Device', externalId: string, id: string }
     | { __typename: 'StatusEvent', toStatus: EventStatus, id: string }
+    | { __typename: 'WebhookChannel', id: string }
+    | { __typename: 'WebhookNotification', id: string }
    | null };
 
 export type LookaheadQueryVariables = Exact<{ [key: string]: never; }>;
@@ -605,7 +609,11 @@ export type StatementsNodesQueryVariables = Exact<{
 export type StatementsNodesQuery = { nodes: Array<
     | { id: string }
     | { id: string }
+    | { id: string }
+    | { id: string }
     | { name: string | null, id: string, box: { licenseKey: string, deviceCounts: { total: number } } }
+    | { id: string }
+    | { id: string }
     | { id: string }
    | null> };
 
