@@ -106,6 +106,8 @@ describe('the simulator with faults, against a loopback receiver', () => {
       const steady = others[0]!.devices.findIndex((_, i) => !others[0]!.flapping.has(i));
       expect(new Set(reportsOf(receiver.received, others[0]!).map((r) => r.statuses.get(deviceKey(others[0]!, steady))))).toEqual(new Set(['online']));
 
+      // Stopped, a flapping device stays where it is; recover still brings it back.
+      expect(faults.stopFlapping()).toHaveLength(6);
       const recovered = faults.recover();
       const indexes = (boxes: SimulatedBox[]) => boxes.map((box) => box.index).sort((a, b) => a - b);
       expect(indexes(recovered.boxes)).toEqual(indexes(silenced));

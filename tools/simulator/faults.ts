@@ -45,6 +45,8 @@ export class FleetFaults {
   private readonly deviceOrder: FleetDevice[];
   private boxCursor = 0;
   private deviceCursor = 0;
+  /** Devices made to flap since the last `recover`, flapping still or stopped where they were. */
+  private flapped: FleetDevice[] = [];
 
   constructor(private readonly fleet: readonly SimulatedBox[], seed: number) {
     const random = seededRandom(deriveSeed(seed, 'faults'));
@@ -95,6 +97,7 @@ export class FleetFaults {
       device.box.flapping.add(device.index);
       device.box.recovering.delete(device.index);
       picked.push(device);
+      this.flapped.push(device);
     }
     return picked;
   }
@@ -109,11 +112,16 @@ export class FleetFaults {
     return stopped;
   }
 
-  /** Every silenced box reports again; every flapping device stops and comes back online at its box's next report. */
+  /**
+   * Every silenced box reports again; every device that flapped since the last recover (flapping still,
+   * or stopped offline) stops and comes back online at its box's next report.
+   */
   recover(): FaultChange {
     const boxes = this.fleet.filter((box) => box.silent);
     for (const box of boxes) box.silent = false;
-    const devices = this.stopFlapping();
+    this.stopFlapping();
+    const devices = this.flapped;
+    this.flapped = [];
     for (const { box, index } of devices) box.recovering.add(index);
     return { boxes, devices };
   }
