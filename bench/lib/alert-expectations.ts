@@ -97,6 +97,9 @@ export interface Matched {
   delays: number[];
   /** The same from the gateway's own `firesAt` in the payload. */
   delaysFromFiresAt: number[];
+  /** Where the time went: due to the alert's commit (`firedAt`, the evaluator), and commit to receipt (the deliverer). */
+  evaluationLags: number[];
+  deliveryLags: number[];
   lost: Array<ExpectedAlert & { channel: number }>;
   /** FIRED receipts for a (rule, subject) the bench did not expect, or a second firing of one. */
   unexpected: Receipt[];
@@ -104,7 +107,7 @@ export interface Matched {
 
 /** Pairs each expected firing, on each channel its rule routes to, with the first FIRED receipt of that channel. */
 export function matchReceipts(expected: ExpectedAlert[], receiptsByChannel: Array<Map<string, Receipt>>, cutoff: Date): Matched {
-  const result: Matched = { delays: [], delaysFromFiresAt: [], lost: [], unexpected: [] };
+  const result: Matched = { delays: [], delaysFromFiresAt: [], evaluationLags: [], deliveryLags: [], lost: [], unexpected: [] };
   const firstByKey = receiptsByChannel.map((receipts) => {
     const first = new Map<string, Receipt>();
     for (const receipt of [...receipts.values()].sort((a, b) => a.receivedAt - b.receivedAt)) {
@@ -127,7 +130,12 @@ export function matchReceipts(expected: ExpectedAlert[], receiptsByChannel: Arra
         continue;
       }
       result.delays.push(receipt.receivedAt - alert.dueAt);
-      if (receipt.payload.alert.firesAt) result.delaysFromFiresAt.push(receipt.receivedAt - ms(receipt.payload.alert.firesAt));
+      const { firesAt, firedAt } = receipt.payload.alert;
+      if (firesAt) result.delaysFromFiresAt.push(receipt.receivedAt - ms(firesAt));
+      if (firedAt) {
+        result.evaluationLags.push(ms(firedAt) - alert.dueAt);
+        result.deliveryLags.push(receipt.receivedAt - ms(firedAt));
+      }
     }
   }
   firstByKey.forEach((first, channel) => {

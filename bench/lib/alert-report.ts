@@ -31,6 +31,8 @@ export interface AlertResults {
   outbox: Record<string, number>;
   queuedKeys: string[];
   evaluationIntervalMs: number | undefined;
+  /** Device status changes the gateway stored from the start of the second storm. */
+  deviceChanges: number;
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -65,7 +67,7 @@ export function printAlertResults(r: AlertResults): number {
     'fleetgate alerts benchmark',
     `  fleet        ${fmt(o.boxes)} boxes × ${o.devices} devices (mixed formats), seed ${o.seed}; ${o.concurrency} reports in flight, each box posting again when answered`,
     `  rules        ${r.rules.length}: ${countBy(r.rules, (x) => x.kind)}; routed to 2 webhook receivers (in-process, signatures checked)`,
-    `  storm        ${fmt(o.silence)} boxes fall silent at once; ${o.flapAfterSeconds} s later ${fmt(r.withRules.flapping)} devices flap (a change at every report) for ${o.flapSeconds} s, then stay as they are`,
+    `  storm        ${fmt(o.silence)} boxes fall silent at once; ${o.flapAfterSeconds} s later ${fmt(r.withRules.flapping)} devices flap (a change at every report) for ${o.flapSeconds} s, then stay as they are; ${fmt(r.deviceChanges)} device changes stored`,
     `  gateway      one process, fresh embedded Postgres; ALERT_EVALUATION_INTERVAL_MS ${interval ?? 'default'}, OFFLINE_MIN_SECONDS 10, OFFLINE_PERIODS 3, SWEEP_INTERVAL_MS 500`,
     `  machine      node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${r.baseline.loadAverage.toFixed(1)} / ${r.withRules.loadAverage.toFixed(1)} (storm without / with rules), loopback`,
     '',
@@ -73,6 +75,7 @@ export function printAlertResults(r: AlertResults): number {
     `  expected     ${fmt(r.expected.length)} alerts (${countBy(r.expected, (x) => x.rule.kind)}), ${fmt(r.expected.reduce((n, x) => n + x.rule.channels.length, 0))} webhooks with their routes`,
     `  delay        p50 ${seconds(percentile(matched.delays, 0.5))}, p99 ${seconds(p99)}, max ${seconds(percentile(matched.delays, 1))} from when each should fire to its webhook's receipt (${fmt(matched.delays.length)} receipts)`,
     `  from firesAt p50 ${seconds(percentile(matched.delaysFromFiresAt, 0.5))}, p99 ${seconds(percentile(matched.delaysFromFiresAt, 0.99))} from the gateway's own firesAt (its view of when the condition began)`,
+    `  split        due → fired (evaluator commit) p50 ${seconds(percentile(matched.evaluationLags, 0.5))}, p99 ${seconds(percentile(matched.evaluationLags, 0.99))}; fired → received (deliverer) p50 ${seconds(percentile(matched.deliveryLags, 0.5))}, p99 ${seconds(percentile(matched.deliveryLags, 0.99))}`,
     `  lost         ${fmt(matched.lost.length)} expected webhooks never received${matched.lost.length ? ` (${countBy(matched.lost, (x) => x.rule.kind)})` : ''}`,
     `  unexpected   ${fmt(matched.unexpected.length)} FIRED webhooks for alerts not expected or fired a second time${matched.unexpected.length ? ` (${countBy(matched.unexpected, (x) => x.payload.rule.kind)})` : ''}`,
     '',

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 export interface WebhookPayload {
   idempotencyKey: string;
   event: 'FIRED' | 'ACKNOWLEDGED' | 'RESOLVED' | 'REPEAT';
-  alert: { databaseId: number; firesAt: string | null; conditionSince: string | null };
+  alert: { databaseId: number; firesAt: string | null; firedAt: string | null; conditionSince: string | null };
   rule: { databaseId: number; kind: string };
   subject: { kind: 'BOX' | 'DEVICE'; box: { databaseId: number }; device: { databaseId: number } | null };
 }
