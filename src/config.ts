@@ -138,7 +138,7 @@ const configSchema = z.object({
   webhookRetryBaseMs: wholeNumber({ env: 'WEBHOOK_RETRY_BASE_MS', default: 1000, min: 1, max: 3_600_000, unit: 'ms', about: 'backoff after a failed attempt: a random delay up to this, doubling with each failure (full jitter) ...' }),
   webhookRetryMaxMs: wholeNumber({ env: 'WEBHOOK_RETRY_MAX_MS', default: 300_000, min: 1, max: 86_400_000, unit: 'ms', about: '... up to this' }),
   webhookMaxAttempts: wholeNumber({ env: 'WEBHOOK_MAX_ATTEMPTS', default: 10, min: 1, max: 1000, unit: 'attempts', about: 'a notification not delivered after this many attempts is `DEAD` (redeliver sends it again)' }),
-  webhookChannelConcurrency: wholeNumber({ env: 'WEBHOOK_CHANNEL_CONCURRENCY', default: 4, min: 1, max: 1000, unit: 'sends', about: 'sends to one channel at once (across replicas, by their leases): a slow receiver holds at most this many' }),
+  webhookChannelConcurrency: wholeNumber({ env: 'WEBHOOK_CHANNEL_CONCURRENCY', default: 4, min: 1, max: 1000, unit: 'sends', about: 'sends to one channel at once per process: a slow or hanging receiver holds at most this many of the process\'s slots' }),
   webhookConcurrency: wholeNumber({ env: 'WEBHOOK_CONCURRENCY', default: 32, min: 1, max: 10_000, unit: 'sends', about: 'sends at once per process, all channels together' }),
   webhookPollIntervalMs: wholeNumber({ env: 'WEBHOOK_POLL_INTERVAL_MS', default: 250, min: 10, max: 600_000, unit: 'ms', about: 'how often each replica looks for due notifications (also at once on NOTIFY of a change)' }),
   // API tokens

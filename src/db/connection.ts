@@ -42,6 +42,8 @@ export interface PoolOptions {
    * an order of magnitude slower (measurements in the commit that set this).
    */
   customPlans?: boolean;
+  /** Planner settings of the pool's sessions (`-c name=value`), e.g. the webhook deliverer's; see there why. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 export function createPool(url: string, max: number, log: Logger, options: PoolOptions = {}): pg.Pool {
@@ -53,7 +55,13 @@ export function createPool(url: string, max: number, log: Logger, options: PoolO
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? 'fleetgate',
     ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
-    ...(options.customPlans ? { options: '-c plan_cache_mode=force_custom_plan' } : {}),
+    ...(options.customPlans || options.settings
+      ? {
+          options: Object.entries({ ...(options.customPlans ? { plan_cache_mode: 'force_custom_plan' } : {}), ...options.settings })
+            .map(([name, value]) => `-c ${name}=${value}`)
+            .join(' '),
+        }
+      : {}),
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => log.warn({ err: error.message }, 'idle database connection lost'));

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../../log';
 import { ALERT_CHANGES_CHANNEL } from '../changes';
-import { claimDue, recordAttempt, type ClaimedNotification, type RetryPolicy } from './outbox';
+import { claimDue, recordAttempts, type ClaimedNotification, type FinishedAttempt, type RetryPolicy } from './outbox';
 import { WEBHOOKS_DUE_CHANNEL } from './redeliver';
 import { sendWebhook } from './send';
 import type { WebhookNetworks } from './webhook-networks';
@@ -10,7 +10,7 @@ export interface DelivererOptions {
   /** Deadline of one attempt (WEBHOOK_TIMEOUT_MS). */
   timeoutMs: number;
   retry: RetryPolicy;
-  /** Sends to one channel at once, across replicas (WEBHOOK_CHANNEL_CONCURRENCY). */
+  /** Sends to one channel at once from this process (WEBHOOK_CHANNEL_CONCURRENCY). */
   channelConcurrency: number;
   /** Sends at once in this process (WEBHOOK_CONCURRENCY); claims never exceed the free slots. */
   concurrency: number;
@@ -20,6 +20,9 @@ export interface DelivererOptions {
   /** On stop, sends still under way get this long to finish; the rest are abandoned with their lease. */
   stopGraceMs?: number;
 }
+
+/** How long a finished send waits for others to finish before its slot is refilled. */
+const CLAIM_GATHER_MS = 3;
 
 /** Lease beyond the send deadline: time to record the attempt before another replica may take it over. */
 const LEASE_MARGIN_MS = 5_000;
@@ -32,11 +35,17 @@ const LEASE_MARGIN_MS = 5_000;
  */
 export class WebhookDeliverer {
   private readonly inFlight = new Map<number, Promise<void>>();
+  /** Sends under way by channel id: each channel gets at most channelConcurrency of this process's slots. */
+  private readonly perChannel = new Map<number, number>();
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private listener: pg.Client | undefined;
   private claiming: Promise<void> | undefined;
   private again = false;
+  private soon: NodeJS.Timeout | undefined;
+  /** Attempts finished and not yet recorded: written together, one statement per batch. */
+  private unrecorded: Array<FinishedAttempt & { recorded: () => void }> = [];
+  private recording: Promise<void> | undefined;
   private stopped = true;
 
   constructor(
@@ -79,9 +88,19 @@ export class WebhookDeliverer {
       });
   }
 
+  /** A poke a moment from now, so the sends that end together are refilled by one claim, not one each. */
+  private pokeSoon(): void {
+    if (this.soon || this.stopped) return;
+    this.soon = setTimeout(() => {
+      this.soon = undefined;
+      this.poke();
+    }, CLAIM_GATHER_MS);
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.soon);
     await this.claiming;
     const listener = this.listener;
     this.listener = undefined;
@@ -111,38 +130,70 @@ export class WebhookDeliverer {
     const claimed = await claimDue(this.pool, {
       free: this.options.concurrency - this.inFlight.size,
       perChannel: this.options.channelConcurrency,
+      sending: this.perChannel,
       leaseMs: this.options.timeoutMs + LEASE_MARGIN_MS,
     });
     for (const notification of claimed) {
-      const done = this.deliver(notification).finally(() => {
+      const channel = notification.channelId;
+      this.perChannel.set(channel, (this.perChannel.get(channel) ?? 0) + 1);
+      // The channel's slot frees when the send ends; the process slot when the attempt is recorded
+      // (so what waits in memory stays within WEBHOOK_CONCURRENCY).
+      const sent = () => {
+        const left = this.perChannel.get(channel)! - 1;
+        if (left === 0) this.perChannel.delete(channel);
+        else this.perChannel.set(channel, left);
+      };
+      const done = this.deliver(notification, sent).finally(() => {
         this.inFlight.delete(notification.id);
-        this.poke(); // a slot is free, and this alert's next notification may now be due
+        this.pokeSoon(); // a slot is free, and this alert's next notification may now be due
       });
       this.inFlight.set(notification.id, done);
     }
   }
 
-  private async deliver(notification: ClaimedNotification): Promise<void> {
+  private async deliver(notification: ClaimedNotification, sent: () => void): Promise<void> {
     const startedAt = new Date();
-    const result = await sendWebhook(
-      {
-        url: notification.url,
-        secret: notification.secret,
-        event: notification.kind.toUpperCase(),
-        idempotencyKey: notification.idempotencyKey,
-        body: Buffer.from(JSON.stringify(notification.payload)),
-      },
-      { timeoutMs: this.options.timeoutMs, networks: this.options.networks, signal: this.abort.signal },
-    );
-    if (this.abort.signal.aborted) return;
+    let result;
     try {
-      const status = await recordAttempt(this.pool, notification, startedAt, result, this.options.retry);
-      if (result.outcome !== 'delivered') {
-        this.log.info({ notification: notification.id, channel: notification.channelId, outcome: result.outcome, httpStatus: result.httpStatus, status }, 'webhook not delivered');
-      }
-    } catch (error) {
-      // Not recorded: the lease lapses and the notification is sent again (at least once).
-      this.log.warn({ notification: notification.id, err: (error as Error).message }, 'webhook attempt not recorded');
+      result = await sendWebhook(
+        {
+          url: notification.url,
+          secret: notification.secret,
+          event: notification.kind.toUpperCase(),
+          idempotencyKey: notification.idempotencyKey,
+          body: Buffer.from(JSON.stringify(notification.payload)),
+        },
+        { timeoutMs: this.options.timeoutMs, networks: this.options.networks, signal: this.abort.signal },
+      );
+    } finally {
+      sent();
     }
+    // Abandoned (stopping): not recorded; its lease lapses and a replica sends it again.
+    if (this.abort.signal.aborted) return;
+    if (result.outcome !== 'delivered') {
+      this.log.info({ notification: notification.id, channel: notification.channelId, outcome: result.outcome, httpStatus: result.httpStatus }, 'webhook not delivered');
+    }
+    await new Promise<void>((recorded) => {
+      this.unrecorded.push({ claimed: notification, startedAt, result, recorded });
+      this.record();
+    });
+  }
+
+  /** Writes the finished attempts waiting, in one statement; those finishing meanwhile go in the next. */
+  private record(): void {
+    if (this.recording || this.unrecorded.length === 0) return;
+    const batch = this.unrecorded;
+    this.unrecorded = [];
+    this.recording = recordAttempts(this.pool, batch, this.options.retry)
+      .then(() => undefined)
+      .catch((error) => {
+        // Not recorded: the leases lapse and these notifications are sent again (at least once).
+        this.log.warn({ notifications: batch.length, err: (error as Error).message }, 'webhook attempts not recorded');
+      })
+      .finally(() => {
+        this.recording = undefined;
+        for (const item of batch) item.recorded();
+        this.record();
+      });
   }
 }
