@@ -45,16 +45,20 @@ export class AlertEvaluator extends SingletonJob {
   constructor(
     databaseUrl: string,
     private readonly log: Logger,
-    options: EvaluatorOptions,
+    private readonly options: EvaluatorOptions,
   ) {
     super({ databaseUrl, lockKey: EVALUATOR_LOCK, name: 'alert evaluator', applicationName: 'fleetgate-alerts', intervalMs: options.intervalMs, log });
   }
 
   protected async work(client: pg.Client): Promise<void> {
+    const started = performance.now();
     const recorded = await evaluationRound(client);
+    const ms = Math.round(performance.now() - started);
     if (recorded.length > 0) {
       const fired = recorded.filter((c) => c.kind === 'fired').length;
-      this.log.info({ fired, resolved: recorded.length - fired }, 'alerts changed');
+      this.log.info({ fired, resolved: recorded.length - fired, ms }, 'alerts changed');
     }
+    // A round longer than the interval delays alerts past "within one interval": say so.
+    if (ms > this.options.intervalMs) this.log.warn({ ms, intervalMs: this.options.intervalMs }, 'an alert evaluation round took longer than ALERT_EVALUATION_INTERVAL_MS');
   }
 }

@@ -15,6 +15,9 @@ export abstract class SingletonJob {
   private leader = false;
   /** A round asked for (runSoon) while one ran: run once more when it ends. */
   private again = false;
+  private queued: NodeJS.Timeout | undefined;
+  private lastRoundMs = 0;
+  private lastEndedAt = 0;
 
   constructor(
     private readonly election: {
@@ -39,13 +42,16 @@ export abstract class SingletonJob {
   }
 
   start(): void {
-    this.timer = setInterval(() => this.tick(), this.election.intervalMs);
+    // Through runSoon: a round that outlasts the interval is followed by a pause as long as itself.
+    this.timer = setInterval(() => this.runSoon(), this.election.intervalMs);
     this.tick();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    clearTimeout(this.queued);
+    this.queued = undefined;
     await this.running;
     // Ending the session releases the lock at once, so another replica takes over on its next round.
     await this.client?.end().catch(() => {});
@@ -55,16 +61,24 @@ export abstract class SingletonJob {
 
   /**
    * Runs a round as soon as possible, e.g. because something it watches just changed: at once when
-   * idle, else once right after the running round (calls coalesce: one running, one queued).
+   * idle, else once after the running round (calls coalesce: one running, one queued). The queued
+   * round waits as long as the last one took (at most the interval), so a stream of changes keeps the
+   * job busy half the time at most, leaving the database to the work that causes the changes.
    */
   runSoon(): void {
     if (!this.timer) return;
-    if (this.running) this.again = true;
+    if (this.running || this.queued) return void (this.again = true);
+    const wait = this.lastEndedAt + Math.min(this.lastRoundMs, this.election.intervalMs) - performance.now();
+    if (wait > 0) this.queued = setTimeout(() => this.tick(), wait);
     else this.tick();
   }
 
   private tick(): void {
     if (this.running || !this.timer) return;
+    clearTimeout(this.queued);
+    this.queued = undefined;
+    this.again = false;
+    const started = performance.now();
     this.running = this.round()
       .catch((error) => {
         this.election.log.warn({ err: (error as Error).message }, `${this.election.name} failed; will retry`);
@@ -74,10 +88,9 @@ export abstract class SingletonJob {
       })
       .finally(() => {
         this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.tick();
-        }
+        this.lastEndedAt = performance.now();
+        this.lastRoundMs = this.lastEndedAt - started;
+        if (this.again && this.timer) this.queued = setTimeout(() => this.tick(), Math.min(this.lastRoundMs, this.election.intervalMs));
       });
   }
 

@@ -4,7 +4,7 @@ import { acknowledgeAlert } from '../../src/alerts/acknowledge';
 import { evaluationRound } from '../../src/alerts/evaluator';
 import { createAlertRule } from '../../src/alerts/rules';
 import { createTestDatabase } from '../helpers/database';
-import { alertsOf, insertBox, insertDevice, seconds } from './fixtures';
+import { alertsOf, insertBox, insertChannel, insertDevice, seconds } from './fixtures';
 
 // Each rule kind at the evaluator's level: conditions made by SQL, rounds run at chosen times, so
 // "fires at condition_since + for, resolves when it clears" is checked to the millisecond.
@@ -151,5 +151,37 @@ describe('one open alert per rule and subject', () => {
     await pool.query(`update boxes set status = 'online' where id = $1`, [box]);
     await round(seconds(t0, 3));
     expect(await alertsOf(pool, rule.id)).toMatchObject([{ id: alert!.id, state: 'resolved', resolution: 'cleared' }]);
+  });
+});
+
+describe('subjects that go away, and repeats', () => {
+  it('a deleted box resolves its alerts subject_removed', async () => {
+    const t0 = new Date(Date.now() - 1000);
+    const box = await insertBox(pool, { status: 'offline', statusSince: t0 });
+    await insertDevice(pool, box, { status: 'offline', statusSince: t0 });
+    const boxRule = await createAlertRule(pool, { name: 'box', kind: 'box_offline', severity: 'major', boxIds: [box] }, 'op', t0);
+    const deviceRule = await createAlertRule(pool, { name: 'device', kind: 'device_offline', severity: 'major', boxIds: [box] }, 'op', t0);
+    await pool.query(`delete from boxes where id = $1`, [box]);
+    await round(seconds(t0, 1));
+    expect(await alertsOf(pool, boxRule.id)).toMatchObject([{ state: 'resolved', resolution: 'subject_removed' }]);
+    expect(await alertsOf(pool, deviceRule.id)).toMatchObject([{ state: 'resolved', resolution: 'subject_removed' }]);
+  });
+
+  it('an alert still firing is notified again every repeat interval; an acknowledged one is not', async () => {
+    const t0 = new Date(Date.now() - 1000);
+    const box = await insertBox(pool, { status: 'offline', statusSince: t0 });
+    const other = await insertBox(pool, { status: 'offline', statusSince: t0 });
+    const channel = await insertChannel(pool);
+    const rule = await createAlertRule(pool, { name: 'repeat', kind: 'box_offline', severity: 'major', boxIds: [box, other], repeatIntervalSeconds: 60, channelIds: [channel] }, 'op', t0);
+    const [first, second] = await alertsOf(pool, rule.id);
+    await acknowledgeAlert(pool, second!.id, 'op', null, seconds(t0, 1));
+    await round(seconds(t0, 59));
+    await round(seconds(t0, 60));
+    await round(seconds(t0, 61)); // the next repeat is due at 120 s
+    const kinds = async (id: number) => (await pool.query(`select kind from alert_notifications where alert_id = $1 order by id`, [id])).rows.map((r) => r.kind);
+    expect(await kinds(first!.id)).toEqual(['fired', 'repeat']);
+    expect(await kinds(second!.id)).toEqual(['fired']);
+    await round(seconds(t0, 120));
+    expect(await kinds(first!.id)).toEqual(['fired', 'repeat', 'repeat']);
   });
 });
