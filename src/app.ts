@@ -181,7 +181,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       networks: webhookNetworks,
     });
     await webhooks.start();
-    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount });
+    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount + alertHub.subscriberCount });
     writer = new ReportWriter(
       pool,
       log,

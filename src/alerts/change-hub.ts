@@ -56,10 +56,15 @@ export class AlertChangeHub {
     return this.subscribers.size;
   }
 
+  /** The id of the last change committed, as the database says now (the hub may not have heard of it yet). */
+  async lastCommittedId(): Promise<number> {
+    const { rows } = await run<{ id: number }>(this.pool, sql`select coalesce(max(id), 0)::int8 as id from alert_changes`, 'alert_hub_last');
+    return rows[0]!.id;
+  }
+
   async start(): Promise<void> {
     this.stopped = false;
-    const { rows } = await run<{ id: number }>(this.pool, sql`select coalesce(max(id), 0)::int8 as id from alert_changes`);
-    this.delivered = rows[0]!.id;
+    this.delivered = await this.lastCommittedId();
     await this.listen();
     this.poll = setInterval(() => this.catchUp(), this.options.pollIntervalMs);
   }
@@ -192,10 +197,10 @@ export class AlertChangeHub {
     for (;;) {
       // With nobody subscribed only the position moves on: nothing is read that nobody wants.
       if (this.subscribers.size === 0) {
-        const { rows } = await run<{ id: number }>(this.pool, sql`select coalesce(max(id), 0)::int8 as id from alert_changes`, 'alert_hub_last');
+        const last = await this.lastCommittedId();
         // One may have subscribed meanwhile (from the old position): then read for it after all.
         if (this.subscribers.size > 0) continue;
-        this.delivered = Math.max(this.delivered, rows[0]!.id);
+        this.delivered = Math.max(this.delivered, last);
         return;
       }
       const changes = await this.changesBetween(this.delivered, Number.MAX_SAFE_INTEGER, pageSize);

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { alertRules, webhookChannels, type AlertRule, type WebhookChannel } from '../db/schema';
+import { alertRules, type AlertRule, type WebhookChannel } from '../db/schema';
 import { fieldsOf, selectRows, sql } from '../db/sql';
 import { pageQuery, type Ordering, type PageWindow } from './query-parts';
 
@@ -26,10 +26,9 @@ export function alertRulesByIds(pool: pg.Pool, ids: readonly number[]): Promise<
   return selectRows<AlertRuleRow>(pool, sql`select ${RULE_COLUMNS} from alert_rules where id = any(${sql.param(ids)}::int4[])`);
 }
 
-/** Every column but the secret. */
+/** Every column of webhook_channels but the secret. */
 const CHANNEL_COLUMNS = sql`w.id, w.name, w.url, w.enabled, w.notify_acknowledged as "notifyAcknowledged", w.created_at as "createdAt",
   w.created_by as "createdBy", w.updated_at as "updatedAt"`;
-void webhookChannels; // the table these columns are of (schema.ts)
 
 export function webhookChannelsList(pool: pg.Pool, limit: number): Promise<WebhookChannelRow[]> {
   return selectRows<WebhookChannelRow>(pool, sql`select ${CHANNEL_COLUMNS} from webhook_channels w order by w.id limit ${limit}`);

@@ -1,10 +1,10 @@
 import type pg from 'pg';
-import { ALERT_SEVERITIES, type Alert, type AlertChangeKind, type AlertSeverity, type AlertState } from '../db/schema';
+import { ALERT_SEVERITIES, type Alert, type AlertSeverity, type AlertState } from '../db/schema';
 import { selectRows, sql, type SQL } from '../db/sql';
 import { and, oneOf, pagePerParentQuery, pageQuery, type Ordering, type PageWindow } from './query-parts';
 
-// Alerts as the API reads them: lists newest first (by id), per box or device in one statement, the
-// change log that `alertChanged` replays, and the counts of fleetSummary.
+// Alerts as the API reads them: lists newest first (by id), per box or device in one statement, and
+// the counts of fleetSummary. (`alertChanged` reads the change log through alerts/change-hub.ts.)
 
 export type AlertRow = Omit<Alert, 'updatedAt'>;
 
@@ -89,37 +89,6 @@ export async function openAlertsPerRule(pool: pg.Pool, ruleIds: readonly number[
         where a.rule_id = any(${sql.param(ruleIds)}::int4[]) and a.state <> 'resolved' group by a.rule_id`,
   );
   return new Map(rows.map((r) => [r.ruleId, r.count]));
-}
-
-// ---------------------------------------------------------------------------------------------
-// The change log
-
-/** One row of `alert_changes` with its alert as it is now. */
-export interface AlertChangeRow {
-  id: number;
-  kind: AlertChangeKind;
-  at: Date;
-  alert: AlertRow;
-}
-
-/**
- * Changes with ids in (afterId, untilId], oldest first, at most `limit`, each with its alert as it is
- * now (one statement). Change ids commit in order (see alerts/changes.ts), so nothing below `untilId`
- * can still appear later.
- */
-export async function alertChangesBetween(pool: pg.Pool, afterId: number, untilId: number, limit: number): Promise<AlertChangeRow[]> {
-  const rows = await selectRows<AlertRow & { changeId: number; changeKind: AlertChangeKind; changeAt: Date }>(
-    pool,
-    sql`select c.id as "changeId", c.kind as "changeKind", c.at as "changeAt", ${ALERT_COLUMNS}
-        from alert_changes c join alerts a on a.id = c.alert_id
-        where c.id > ${afterId} and c.id <= ${untilId} order by c.id limit ${limit}`,
-  );
-  return rows.map(({ changeId, changeKind, changeAt, ...alert }) => ({ id: changeId, kind: changeKind, at: changeAt, alert }));
-}
-
-export async function lastAlertChangeId(pool: pg.Pool): Promise<number> {
-  const rows = await selectRows<{ id: number }>(pool, sql`select coalesce(max(id), 0)::int8 as id from alert_changes`);
-  return rows[0]?.id ?? 0;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ export interface MetricsSources {
   pool: pg.Pool;
   /** Open websocket connections. */
   websocketConnections: () => number;
-  /** Live subscriptions of this process (EventHub.subscriberCount). */
+  /** Live subscriptions of this process (EventHub.subscriberCount + AlertChangeHub.subscriberCount). */
   subscriptions: () => number;
   /** How long the online counts are kept between scrapes. Default 5,000 ms. */
   onlineCountsTtlMs?: number;

@@ -58,7 +58,7 @@ function matches(change: AlertChangeRecord, filter: AlertFilterShape): boolean {
   return true;
 }
 
-function follow(context: GraphQLContext, filter: AlertFilterShape, afterId: number | undefined): AsyncIterableIterator<AlertChangeRecord | StreamEnd> {
+async function follow(context: GraphQLContext, filter: AlertFilterShape, afterId: number | undefined): Promise<AsyncIterableIterator<AlertChangeRecord | StreamEnd>> {
   const principal = context.principal;
   if (!principal) throw new GraphQLError('Subscriptions need an API token.', { extensions: { code: 'UNAUTHENTICATED' } });
   const slotKey = String(principal.tokenId);
@@ -81,10 +81,23 @@ function follow(context: GraphQLContext, filter: AlertFilterShape, afterId: numb
     revoked = true;
     void live.return?.();
   });
+  // "From now on" means after what is committed now, read before the subscription counts as set up:
+  // the hub may not have heard of the latest changes yet (their NOTIFY is on its way).
+  let committedAtStart: number | undefined;
+  if (afterId === undefined) {
+    try {
+      committedAtStart = await context.alertChanges.lastCommittedId();
+    } catch (error) {
+      release();
+      await live.return?.();
+      throw error;
+    }
+  }
 
   async function* replayThenLive(): AsyncGenerator<AlertChangeRecord | StreamEnd, undefined> {
     try {
-      let last = startsAfter;
+      // Read after subscribing to the hub, so nothing committed later is missed.
+      let last = Math.max(startsAfter, committedAtStart ?? 0);
       if (afterId !== undefined) {
         for (let from = afterId; from < startsAfter; ) {
           const rows = await context.alertChanges.changesBetween(from, startsAfter, REPLAY_PAGE);
@@ -110,9 +123,9 @@ function follow(context: GraphQLContext, filter: AlertFilterShape, afterId: numb
 
   const stream = replayThenLive();
   // Unsubscribing ends the hub's feed first, so a generator waiting for the next change finishes at once.
-  return {
+  const iterator: AsyncIterableIterator<AlertChangeRecord | StreamEnd> = {
     [Symbol.asyncIterator]() {
-      return this;
+      return iterator;
     },
     next: () => stream.next(),
     return: async () => {
@@ -122,6 +135,7 @@ function follow(context: GraphQLContext, filter: AlertFilterShape, afterId: numb
     },
     throw: (error) => stream.throw(error),
   };
+  return iterator;
 }
 
 builder.subscriptionField('alertChanged', (t) =>

@@ -1,9 +1,8 @@
 import { ALERT_RULE_KINDS, ALERT_SEVERITIES, type AlertRuleKind as AlertRuleKindValue, type AlertSeverity as AlertSeverityValue } from '../../db/schema';
 import { openAlertsPerRule } from '../../models/alerts';
-import { alertRulesByIds, alertRulesPage, countAlertRulesQuery, type AlertRuleRow } from '../../models/alert-rules';
+import { ALERT_RULE_ORDERING, alertRulesByIds, alertRulesPage, countAlertRulesQuery, type AlertRuleRow } from '../../models/alert-rules';
 import { boxesByIds, type BoxRow } from '../../models/boxes';
 import { HEALTH_FIGURES, type HealthFigure as HealthFigureValue } from '../../models/health-figures';
-import { ALERT_RULE_ORDERING } from '../../models/alert-rules';
 import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
@@ -13,7 +12,8 @@ import { BoxRef } from './box';
 import { DeviceType } from './device';
 import { batchLoader, connectionArgs, connectionFromRows, countRows, pageWindow, type CursorSpec } from './pagination';
 
-const upperValues = <T extends string>(values: readonly T[], descriptions: Partial<Record<T, string>> = {}) =>
+/** Enum values named as the database's lower-case values, upper-cased (`box_offline` is BOX_OFFLINE). */
+export const upperValues = <T extends string>(values: readonly T[], descriptions: Partial<Record<T, string>> = {}) =>
   Object.fromEntries(values.map((value) => [value.toUpperCase(), { value, description: descriptions[value] }])) as unknown as Record<Uppercase<T>, { value: T }>;
 
 export const AlertRuleKind = builder.enumType('AlertRuleKind', {

@@ -18,13 +18,10 @@ import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { encodeCursor } from '../cursors';
 import { parseDatabaseId } from '../global-id';
-import { AlertRuleRef, AlertSeverity } from './alert-rule';
+import { AlertRuleRef, AlertSeverity, upperValues } from './alert-rule';
 import { BoxRef } from './box';
 import { DeviceRef } from './device';
 import { batchLoader, connectionArgs, connectionFromRows, countRows, groupBy, pageWindow, type CursorSpec, type PageArgs } from './pagination';
-
-const upperValues = <T extends string>(values: readonly T[]) =>
-  Object.fromEntries(values.map((value) => [value.toUpperCase(), { value }])) as Record<Uppercase<T>, { value: T }>;
 
 export const AlertState = builder.enumType('AlertState', {
   description: 'FIRING until the condition clears (RESOLVED); an operator may ACKNOWLEDGE it while it fires. FIRING and ACKNOWLEDGED are open.',

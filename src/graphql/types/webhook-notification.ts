@@ -19,11 +19,9 @@ import type { GraphQLContext } from '../context';
 import { encodeCursor } from '../cursors';
 import { parseDatabaseId } from '../global-id';
 import { AlertRef } from './alert';
+import { upperValues } from './alert-rule';
 import { WebhookChannelRef } from './webhook-channel';
 import { batchLoader, connectionArgs, connectionFromRows, countRows, groupBy, pageWindow, type CursorSpec, type PageArgs } from './pagination';
-
-const upperValues = <T extends string>(values: readonly T[]) =>
-  Object.fromEntries(values.map((value) => [value.toUpperCase(), { value }])) as Record<Uppercase<T>, { value: T }>;
 
 const WebhookNotificationKind = builder.enumType('WebhookNotificationKind', {
   description: 'What a notification tells: the alert fired, was acknowledged, resolved, or still fires (REPEAT, the rule’s repeat interval).',
