@@ -24,7 +24,8 @@ import { Cleanups, freePort, numberOption, parseCommandLine, sleep, stderrLine, 
 import { treeCpuSeconds } from './lib/process-cpu';
 import { ReportDriver } from './lib/report-driver';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
-import { WebhookReceiver } from './lib/webhook-receivers';
+import { startReceiverProcess } from './lib/receiver-process';
+import type { WebhookReceiver } from './lib/webhook-receivers';
 import { printAlertResults, type StormFigures } from './lib/alert-report';
 
 const USAGE = `Alerts benchmark: 50 rules, 2 webhook receivers, a mass outage; delays, losses, CPU, ingest.
@@ -39,13 +40,14 @@ Usage: npm run bench:alerts -- [options]
   --flap-seconds S           how long devices flap (default 60: at 10,000 boxes a box reports every 10-20 s on this machine)
   --concurrency N            reports in flight, each box waiting for its answer (default 512)
   --evaluation-interval-ms N the gateway's ALERT_EVALUATION_INTERVAL_MS (default 1000, the gateway's default)
+  --webhook-channel-concurrency N  the gateway's WEBHOOK_CHANNEL_CONCURRENCY (default 32; WEBHOOK_CONCURRENCY twice it)
   --drain S                  longest wait for late webhooks after the cutoff (default 180)
   --seed N                   seed of the fleet and of which boxes and devices fail (default 1)
   --ready-timeout S          seconds for the gateway to answer its first report (default 120)
   -h, --help                 this text
 
 The gateway runs in its own process on a fresh embedded Postgres, with OFFLINE_MIN_SECONDS=10,
-OFFLINE_PERIODS=3, SWEEP_INTERVAL_MS=500; receivers and load run in this process; loopback only.`;
+OFFLINE_PERIODS=3, SWEEP_INTERVAL_MS=500; the receivers run in a child process, the load in this one; loopback only.`;
 
 export interface AlertBenchOptions {
   boxes: number;
@@ -56,6 +58,7 @@ export interface AlertBenchOptions {
   flapSeconds: number;
   concurrency: number;
   evaluationIntervalMs: number;
+  webhookChannelConcurrency: number;
   drainSeconds: number;
   seed: number;
   readyTimeoutMs: number;
@@ -68,7 +71,7 @@ function parseOptions(argv: string[]): AlertBenchOptions | 'help' {
   const { values: v } = parseArgs({
     args: argv,
     strict: true,
-    options: { boxes: s, devices: s, silence: s, flap: s, 'flap-after': s, 'flap-seconds': s, concurrency: s, 'evaluation-interval-ms': s, drain: s, seed: s, 'ready-timeout': s, help: { type: 'boolean', short: 'h', default: false } },
+    options: { boxes: s, devices: s, silence: s, flap: s, 'flap-after': s, 'flap-seconds': s, concurrency: s, 'evaluation-interval-ms': s, 'webhook-channel-concurrency': s, drain: s, seed: s, 'ready-timeout': s, help: { type: 'boolean', short: 'h', default: false } },
   });
   if (v.help) return 'help';
   const boxes = numberOption(v.boxes, 'boxes', 10_000, 10, 1_000_000, true);
@@ -83,6 +86,7 @@ function parseOptions(argv: string[]): AlertBenchOptions | 'help' {
     flapSeconds: numberOption(v['flap-seconds'], 'flap-seconds', 60, 1, 600),
     concurrency: numberOption(v.concurrency, 'concurrency', Math.min(512, boxes), 1, 4096, true),
     evaluationIntervalMs: numberOption(v['evaluation-interval-ms'], 'evaluation-interval-ms', 1000, 50, 600_000, true),
+    webhookChannelConcurrency: numberOption(v['webhook-channel-concurrency'], 'webhook-channel-concurrency', 32, 1, 1000, true),
     drainSeconds: numberOption(v.drain, 'drain', 180, 1, 3600),
     seed: numberOption(v.seed, 'seed', 1, 0, 2 ** 32 - 1, true),
     readyTimeoutMs: numberOption(v['ready-timeout'], 'ready-timeout', 120, 1, 3600) * 1000,
@@ -152,6 +156,9 @@ async function startGateway(options: AlertBenchOptions): Promise<{ gateway: Serv
     OFFLINE_MIN_SECONDS: String(OFFLINE.minSeconds),
     DEFAULT_REPORT_PERIOD_SECONDS: String(OFFLINE.defaultPeriodSeconds),
     SWEEP_INTERVAL_MS: '500',
+    // Sends in flight per channel and per process above the defaults (4, 32), for a storm's volume (lane B's advice).
+    WEBHOOK_CHANNEL_CONCURRENCY: String(options.webhookChannelConcurrency),
+    WEBHOOK_CONCURRENCY: String(options.webhookChannelConcurrency * 2),
     ALERT_EVALUATION_INTERVAL_MS: String(options.evaluationIntervalMs),
   };
   const gateway = startServer('gateway', 'src/main.ts', env, port);
@@ -170,11 +177,9 @@ async function waitUntilReady(gateway: ServerProcess, driver: ReportDriver, time
 }
 
 async function run(options: AlertBenchOptions): Promise<number> {
-  const receivers = [new WebhookReceiver('a'), new WebhookReceiver('b')];
-  for (const receiver of receivers) {
-    await receiver.start();
-    cleanups.push(() => receiver.close());
-  }
+  const receiverProcess = await startReceiverProcess(['a', 'b']);
+  cleanups.push(() => receiverProcess.stop());
+  const { receivers } = receiverProcess;
   const { gateway, databaseUrl } = await startGateway(options);
   const fleet = createFleet({ boxes: options.boxes, devicesPerBox: options.devices, format: 'mixed', seed: options.seed, reportPeriodSeconds: 1, monitorUrl: `${gateway.origin}/DeviceStatus`, initialOfflineRate: 0 });
   const faults = new FleetFaults(fleet, options.seed);
@@ -227,6 +232,7 @@ async function run(options: AlertBenchOptions): Promise<number> {
   expected = await expectedAlerts(db, rules, OFFLINE, withRules.startedAt, cutoff);
   await driver.stop();
   shown.stop();
+  await receiverProcess.stop(); // its last receipts
 
   const changes = await db.query<{ n: number }>('select count(*)::int as n from status_events where device_id is not null and at >= $1', [withRules.startedAt]);
   const outbox = await db.query<{ status: string; n: number }>('select status, count(*)::int as n from alert_notifications group by status');

@@ -66,9 +66,9 @@ export function printAlertResults(r: AlertResults): number {
   const lines = [
     'fleetgate alerts benchmark',
     `  fleet        ${fmt(o.boxes)} boxes × ${o.devices} devices (mixed formats), seed ${o.seed}; ${o.concurrency} reports in flight, each box posting again when answered`,
-    `  rules        ${r.rules.length}: ${countBy(r.rules, (x) => x.kind)}; routed to 2 webhook receivers (in-process, signatures checked)`,
+    `  rules        ${r.rules.length}: ${countBy(r.rules, (x) => x.kind)}; routed to 2 webhook receivers (one child process, signatures checked)`,
     `  storm        ${fmt(o.silence)} boxes fall silent at once; ${o.flapAfterSeconds} s later ${fmt(r.withRules.flapping)} devices flap (a change at every report) for ${o.flapSeconds} s, then stay as they are; ${fmt(r.deviceChanges)} device changes stored`,
-    `  gateway      one process, fresh embedded Postgres; ALERT_EVALUATION_INTERVAL_MS ${interval ?? 'default'}, OFFLINE_MIN_SECONDS 10, OFFLINE_PERIODS 3, SWEEP_INTERVAL_MS 500`,
+    `  gateway      one process, fresh embedded Postgres; ALERT_EVALUATION_INTERVAL_MS ${interval ?? 'default'}, OFFLINE_MIN_SECONDS 10, OFFLINE_PERIODS 3, SWEEP_INTERVAL_MS 500, WEBHOOK_CHANNEL_CONCURRENCY ${o.webhookChannelConcurrency}, WEBHOOK_CONCURRENCY ${o.webhookChannelConcurrency * 2}`,
     `  machine      node ${process.version}, ${cpus.length} CPUs (${cpus[0]?.model.trim() ?? 'unknown'}), load average ${r.baseline.loadAverage.toFixed(1)} / ${r.withRules.loadAverage.toFixed(1)} (storm without / with rules), loopback`,
     '',
     'alerts (fired; "should fire" = condition began + forSeconds, from the stored reports and changes)',

@@ -23,7 +23,7 @@ export async function createChannels(origin: string, receivers: WebhookReceiver[
       `mutation ($input: WebhookChannelInput!) { createWebhookChannel(input: $input) { channel { id } secret } }`,
       { input: { name: `bench ${receiver.name}`, url: receiver.url, enabled: true, notifyAcknowledged: false } },
     );
-    receiver.secret = data.createWebhookChannel.secret;
+    receiver.setSecret(data.createWebhookChannel.secret);
     ids.push(data.createWebhookChannel.channel.id);
   }
   return ids;

@@ -46,6 +46,10 @@ export class WebhookReceiver {
 
   constructor(readonly name: string) {}
 
+  setSecret(secret: string): void {
+    this.secret = secret;
+  }
+
   async start(): Promise<void> {
     this.server = createServer((request, response) => {
       const chunks: Buffer[] = [];
