@@ -8,7 +8,6 @@
  * Each server runs in its own child process on loopback. The gateway gets a fresh embedded Postgres in a
  * temporary folder unless DATABASE_URL is set. See `--help` for every option.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +18,7 @@ import { formatMs, LatencyHistogram, type LatencySummary } from '../tools/simula
 import { ReportStream } from '../tools/simulator/prebuilt';
 import { Cleanups, UsageError, freePort, numberOption, oneOf, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
+import { treeCpuSeconds } from './lib/process-cpu';
 import { GATEWAY_NODE_FLAGS } from '../src/node-flags';
 
 
@@ -127,41 +127,6 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
 // ---------------------------------------------------------------------------------------------
 // Server processes
 
-
-/**
- * CPU seconds used so far by a process (`root`) and by its descendants (the embedded Postgres), from
- * Linux /proc; undefined elsewhere. Descendants that exited meanwhile (autovacuum workers) are missed.
- */
-function treeCpuSeconds(rootPid: number | undefined): { root: number; descendants: number } | undefined {
-  if (rootPid === undefined || !existsSync('/proc/self/stat')) return undefined;
-  const children = new Map<number, number[]>();
-  const ticks = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pid = Number(entry);
-    const ppid = Number(fields[1]);
-    ticks.set(pid, Number(fields[11]) + Number(fields[12])); // utime + stime
-    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  }
-  if (!ticks.has(rootPid)) return undefined;
-  let descendants = 0;
-  const pending = [...(children.get(rootPid) ?? [])];
-  while (pending.length) {
-    const pid = pending.pop() as number;
-    descendants += ticks.get(pid) ?? 0;
-    pending.push(...(children.get(pid) ?? []));
-  }
-  // USER_HZ is 100 on every mainstream Linux
-  return { root: ticks.get(rootPid)! / 100, descendants: descendants / 100 };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Load

@@ -212,6 +212,12 @@ export class SimulatedBox {
   readonly silentFigures = new Set<keyof BoxHealth>();
   /** Reports built so far. */
   reportCount = 0;
+  /** A silenced box sends nothing (as if unplugged) until recovered; see faults.ts. */
+  silent = false;
+  /** Indexes of devices that change status at every report of the box until recovered; see faults.ts. */
+  readonly flapping = new Set<number>();
+  /** Indexes of recovered devices that come back online at the box's next report (a change like any other). */
+  readonly recovering = new Set<number>();
   private readonly random: Random;
   private readonly timing: Random;
   /** Its own stream, so figures coming and going leave every other draw (statuses, drift) as it was. */
@@ -272,11 +278,16 @@ export class SimulatedBox {
   advance(flipRate: number): number[] {
     const flipped: number[] = [];
     this.devices.forEach((device, i) => {
-      if (this.random() < flipRate) {
+      // The draw is taken for a flapping device too, so flapping leaves every other device's flips as they were.
+      if (this.random() < flipRate || this.flapping.has(i)) {
         device.status = device.status === 'online' ? 'offline' : 'online';
+        flipped.push(i);
+      } else if (this.recovering.has(i) && device.status === 'offline') {
+        device.status = 'online';
         flipped.push(i);
       }
     });
+    this.recovering.clear();
     if (this.format === 'old') {
       this.driftHealth();
       this.failOrRecoverSensors();

@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import type { BoxApiServer } from './box-api';
-import type { FleetFormat } from './fleet';
+import { FAULT_COMMANDS, parseDuration, startFaultControls, type TimedFaults } from './fault-controls';
+import { FleetFaults, parseFaultAmount } from './faults';
+import { createFleet, type FleetFormat } from './fleet';
 import { formatMs } from './latency';
 import { registerApiPorts } from './register';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions, type SimulatorProgress, type SimulatorTotals } from './run';
@@ -22,6 +24,11 @@ Usage: npm run simulate -- [options]
   --duration S         stop after S seconds (default: until Ctrl-C)
   --reports-per-box N  stop once every box has sent N reports
   --json               print the totals as JSON
+  --silence AMOUNT     silence a share (10%) or a count (25) of the boxes: they stop reporting
+  --silence-after T    ... after T (30s, 2m; default 0s)
+  --flap AMOUNT        make a share (5%) or a count of all devices flap: online/offline at every report
+  --flap-after T       ... after T (default 0s)
+                       Which boxes and devices: drawn from --seed, so a re-run picks the same ones.
   --watch              also print every live change the gateway publishes (graphql-ws on --graphql-url):
                        time, box, device, from → to, and ms since the gateway received the report;
                        reconnects by itself and replays what it missed meanwhile
@@ -41,6 +48,8 @@ where and how often it reports (a shorter period within one new period).
                        default: the FLEETGATE_TOKEN environment variable
   --no-api             no box APIs (for large fleets: one listening socket per box)
 
+${FAULT_COMMANDS}
+
 Progress goes to stderr once a second; totals go to stdout at the end.
 Exit status: 0, or 1 when reports were sent but none was acknowledged, 2 for bad options.`;
 
@@ -57,6 +66,7 @@ interface CliOptions {
   graphqlUrl: string;
   /** API token for GraphQL (--token, else FLEETGATE_TOKEN). */
   token: string | undefined;
+  faults: TimedFaults;
 }
 
 function numberOption(
@@ -108,6 +118,10 @@ function parseCli(argv: string[]): CliOptions | 'help' {
       token: { type: 'string' },
       'no-api': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      silence: { type: 'string' },
+      'silence-after': { type: 'string' },
+      flap: { type: 'string' },
+      'flap-after': { type: 'string' },
       watch: { type: 'boolean', default: false },
       'watch-only': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -129,6 +143,12 @@ function parseCli(argv: string[]): CliOptions | 'help' {
     watch: values['watch-only'] ? 'only' : values.watch ? 'also' : 'off',
     graphqlUrl,
     token: values.token || process.env.FLEETGATE_TOKEN || undefined,
+    faults: {
+      silence: faultOption(values.silence, 'silence'),
+      silenceAfterMs: durationOption(values['silence-after'], 'silence-after'),
+      flap: faultOption(values.flap, 'flap'),
+      flapAfterMs: durationOption(values['flap-after'], 'flap-after'),
+    },
     simulator: {
       ...SIMULATOR_DEFAULTS,
       ...defined({
@@ -147,6 +167,22 @@ function parseCli(argv: string[]): CliOptions | 'help' {
       }),
     },
   };
+}
+
+function faultOption(raw: string | undefined, name: string) {
+  try {
+    return raw === undefined ? undefined : parseFaultAmount(raw);
+  } catch (error) {
+    throw new UsageError(`--${name} ${(error as Error).message}`);
+  }
+}
+
+function durationOption(raw: string | undefined, name: string): number {
+  try {
+    return raw === undefined ? 0 : parseDuration(raw);
+  } catch (error) {
+    throw new UsageError(`--${name} ${(error as Error).message}`);
+  }
 }
 
 /** Drops unset keys so they do not overwrite the defaults they were spread over. */
@@ -255,15 +291,22 @@ async function main(): Promise<number> {
     }
   };
   const progress = progressPrinter();
+  const fleet = createFleet({ ...simulator, monitorUrl: simulator.url });
+  const stopFaults = startFaultControls(new FleetFaults(fleet, simulator.seed), cli.faults, process.stdin, (line) => {
+    progress.end();
+    process.stderr.write(`${line}\n`);
+  });
   let totals: SimulatorTotals;
   try {
-    totals = await runSimulator({ ...simulator, onProgress: progress.print }, { signal: stop.signal, onReady });
+    totals = await runSimulator({ ...simulator, onProgress: progress.print }, { signal: stop.signal, onReady, fleet });
   } catch (error) {
+    stopFaults();
     progress.end();
     await watcher?.stop();
     process.stderr.write(`simulator could not start: ${(error as Error).message}\n`);
     return 1;
   }
+  stopFaults();
   progress.end();
   await watcher?.stop();
   if (cli.json) process.stdout.write(`${JSON.stringify(totals, null, 2)}\n`);

@@ -129,13 +129,19 @@ export class ReportStream {
   }
 
   /** The next box's next report body and how many device changes it carries. */
-  next(): { body: Buffer; changes: number } {
-    const report = this.reports[this.cursor] as PrebuiltReport;
+  next(): { body: Buffer; changes: number; box: SimulatedBox } {
+    let report = this.reports[this.cursor] as PrebuiltReport;
+    // A silenced box sends nothing: its turn goes to the next box that still reports.
+    for (let skipped = 0; report.box.silent && skipped < this.reports.length; skipped++) {
+      this.cursor = (this.cursor + 1) % this.reports.length;
+      report = this.reports[this.cursor] as PrebuiltReport;
+    }
+    if (report.box.silent) throw new Error('ReportStream: every box is silenced');
     this.cursor = (this.cursor + 1) % this.reports.length;
     let changes = 0;
     if (report.box.reportCount === 0) report.box.reportCount++;
     else changes = report.advance(this.changeRate).length;
     this.changes += changes;
-    return { body: report.body(), changes };
+    return { body: report.body(), changes, box: report.box };
   }
 }

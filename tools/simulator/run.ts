@@ -261,6 +261,8 @@ class Simulation {
   private tick(box: SimulatedBox): void {
     this.timers.delete(box);
     if (this.stopReason !== undefined) return;
+    // A silenced box keeps its clock but sends nothing, so it resumes on its own rhythm when recovered.
+    if (box.silent) return this.schedule(box, box.nextDelayMs());
     const { report, flipped } = box.nextReport(this.options.flipRate);
     this.deviceFlips += flipped.length;
     void this.post(box.monitorUrl, JSON.stringify(report));
