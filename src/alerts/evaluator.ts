@@ -20,6 +20,15 @@ export interface EvaluatorOptions {
  * the tables, so a restart or a takeover loses nothing and fires a pending condition at its time.
  */
 export async function evaluationRound(client: pg.ClientBase, now?: Date): Promise<RecordedAlertChange[]> {
+  // Most rounds of a gateway without rules find nothing to do: one indexed read says so, instead of
+  // a transaction of five statements after every commit of status events.
+  const { rows } = await run<{ idle: boolean }>(
+    client,
+    sql`select not exists (select 1 from alert_rules where enabled and deleted_at is null)
+           and not exists (select 1 from alerts where state in ('firing', 'acknowledged')) as idle`,
+    'fleetgate_alerts_idle',
+  );
+  if (rows[0]!.idle) return [];
   await run(client, sql`begin`);
   try {
     await lockEvaluation(client);

@@ -63,7 +63,8 @@ let serial = 0;
 
 /**
  * A box with a device, a device_offline rule routed to `channelIds`, and `alerts` firing alerts on
- * it (hand-made rows, as the evaluator would write): the outbox is filled by recordAlertChanges.
+ * it (hand-made rows, as the evaluator would write: offline 61 s, so that a gateway's evaluator finds
+ * them due and leaves them open): the outbox is filled by recordAlertChanges.
  */
 export async function alertFixture(pool: pg.Pool, channelIds: number[], alerts = 1) {
   serial++;
@@ -76,7 +77,7 @@ export async function alertFixture(pool: pg.Pool, channelIds: number[], alerts =
   for (let n = 0; n < alerts; n++) {
     const { rows: [device] } = await pool.query<{ id: number }>(
       `insert into devices (box_id, external_id, name, type, status, status_since, first_seen_at, updated_at)
-       values ($1, $2, 'door', 'rtsp', 'offline', now(), now(), now()) returning id`,
+       values ($1, $2, 'door', 'rtsp', 'offline', now() - interval '61 s', now(), now()) returning id`,
       [box!.id, `cam-${n}`],
     );
     const { rows: [alert] } = await pool.query<{ id: string }>(

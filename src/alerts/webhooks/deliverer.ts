@@ -3,7 +3,7 @@ import type { Logger } from '../../log';
 import { ALERT_CHANGES_CHANNEL } from '../changes';
 import { claimDue, recordAttempts, type ClaimedNotification, type FinishedAttempt, type RetryPolicy } from './outbox';
 import { WEBHOOKS_DUE_CHANNEL } from './redeliver';
-import { sendWebhook } from './send';
+import { keepAliveAgents, sendWebhook } from './send';
 import type { WebhookNetworks } from './webhook-networks';
 
 export interface DelivererOptions {
@@ -38,6 +38,7 @@ export class WebhookDeliverer {
   /** Sends under way by channel id: each channel gets at most channelConcurrency of this process's slots. */
   private readonly perChannel = new Map<number, number>();
   private readonly abort = new AbortController();
+  private readonly agents = keepAliveAgents();
   private timer: NodeJS.Timeout | undefined;
   private listener: pg.Client | undefined;
   private claiming: Promise<void> | undefined;
@@ -110,6 +111,7 @@ export class WebhookDeliverer {
     // Abandoned sends are not recorded: their leases lapse and a replica sends them again.
     this.abort.abort();
     await Promise.all(this.inFlight.values());
+    this.agents.destroy();
   }
 
   private async listen(): Promise<void> {
@@ -161,9 +163,9 @@ export class WebhookDeliverer {
           secret: notification.secret,
           event: notification.kind.toUpperCase(),
           idempotencyKey: notification.idempotencyKey,
-          body: Buffer.from(JSON.stringify(notification.payload)),
+          body: Buffer.from(notification.payload),
         },
-        { timeoutMs: this.options.timeoutMs, networks: this.options.networks, signal: this.abort.signal },
+        { timeoutMs: this.options.timeoutMs, networks: this.options.networks, signal: this.abort.signal, agents: this.agents },
       );
     } finally {
       sent();

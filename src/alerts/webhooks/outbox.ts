@@ -11,7 +11,8 @@ export interface ClaimedNotification {
   channelId: number;
   kind: string;
   idempotencyKey: string;
-  payload: unknown;
+  /** The JSON body as Postgres writes jsonb out: sent as it is, with no parse and print in between. */
+  payload: string;
   /** Attempts so far (since the last redelivery). */
   attempts: number;
   /** The lease this claim set: the record only lands while the notification still holds it. */
@@ -70,7 +71,7 @@ export async function claimDue(db: pg.Pool, limits: ClaimLimits): Promise<Claime
         update alert_notifications n set lease_until = date_trunc('milliseconds', now() + make_interval(secs => ${limits.leaseMs / 1000}))
         from locked, webhook_channels w
         where n.id = locked.id and w.id = n.channel_id
-        returning n.id::int as id, n.channel_id as "channelId", n.kind, n.idempotency_key as "idempotencyKey", n.payload, n.attempts,
+        returning n.id::int as id, n.channel_id as "channelId", n.kind, n.idempotency_key as "idempotencyKey", n.payload::text as payload, n.attempts,
           n.lease_until as "leaseUntil", w.url, w.secret`,
     'fleetgate_webhook_claim',
   );
