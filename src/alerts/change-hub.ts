@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { Listener } from '../db/listener';
 import type { Alert, AlertChangeKind } from '../db/schema';
 import { run, selectRows, sql } from '../db/sql';
 import type { Logger } from '../log';
@@ -36,21 +37,32 @@ const CHANGE_COLUMNS = sql`c.id as "changeId", c.kind as "changeKind", c.at as "
  * Change ids commit in order (alerts/changes.ts), so reading by id never skips one.
  */
 export class AlertChangeHub {
-  private listener: pg.Client | undefined;
+  private readonly listener: Listener;
   private readonly subscribers = new Set<Subscriber>();
   private delivered = 0;
   private fetching: Promise<void> | undefined;
   private again = false;
   private stopped = true;
   private poll: NodeJS.Timeout | undefined;
-  private reconnectDelayMs = 250;
 
   constructor(
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly pool: pg.Pool,
     private readonly log: Logger,
     private readonly options: { pollIntervalMs: number; pageSize?: number },
-  ) {}
+  ) {
+    this.listener = new Listener({
+      databaseUrl,
+      applicationName: 'fleetgate-alert-listen',
+      channels: [ALERT_CHANGES_CHANNEL],
+      onNotification: (_channel, payload) => {
+        if (Number(payload) > this.delivered) this.catchUp();
+      },
+      onReconnected: () => this.catchUp(),
+      name: 'alert change listener',
+      log,
+    });
+  }
 
   get subscriberCount(): number {
     return this.subscribers.size;
@@ -65,7 +77,7 @@ export class AlertChangeHub {
   async start(): Promise<void> {
     this.stopped = false;
     this.delivered = await this.lastCommittedId();
-    await this.listen();
+    await this.listener.start();
     this.poll = setInterval(() => this.catchUp(), this.options.pollIntervalMs);
   }
 
@@ -73,8 +85,7 @@ export class AlertChangeHub {
     this.stopped = true;
     clearInterval(this.poll);
     await this.fetching;
-    await this.listener?.end().catch(() => {});
-    this.listener = undefined;
+    await this.listener.stop();
   }
 
   /** Changes with ids in (afterId, untilId], oldest first, at most `limit`: for replays from a cursor. */
@@ -140,38 +151,6 @@ export class AlertChangeHub {
       },
     };
     return { changes, startsAfter };
-  }
-
-  private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'fleetgate-alert-listen' });
-    client.on('notification', (message) => {
-      if (Number(message.payload) > this.delivered) this.catchUp();
-    });
-    client.on('error', (error) => {
-      this.log.warn({ err: error.message }, 'alert change listener connection lost; reconnecting');
-      this.reconnect(client);
-    });
-    client.on('end', () => this.reconnect(client));
-    await client.connect();
-    await run(client, sql`listen ${sql.identifier(ALERT_CHANGES_CHANNEL)}`);
-    this.listener = client;
-    this.reconnectDelayMs = 250;
-  }
-
-  private reconnect(lost: pg.Client): void {
-    if (this.stopped || this.listener !== lost) return;
-    this.listener = undefined;
-    lost.end().catch(() => {});
-    const retry = () => {
-      if (this.stopped) return;
-      this.listen()
-        .then(() => this.catchUp())
-        .catch(() => {
-          this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 5000);
-          setTimeout(retry, this.reconnectDelayMs);
-        });
-    };
-    setTimeout(retry, this.reconnectDelayMs);
   }
 
   /** Reads and delivers everything after the last delivered id; one reader at a time. */

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { boxes, devices, type Box, type Device } from '../db/schema';
+import { Listener } from '../db/listener';
 import { fieldsOf, run, selectRows, sql } from '../db/sql';
 import type { Logger } from '../log';
 import { EVENTS_CHANNEL, type RecordedEvent } from './events-table';
@@ -47,7 +48,7 @@ export interface StatusEventRecord {
  * order (see events-table.ts). After a lost LISTEN connection it reconnects and catches up.
  */
 export class EventHub {
-  private listener: pg.Client | undefined;
+  private readonly listener: Listener;
   private readonly subscribers = new Set<Subscriber>();
   /** Subscribers of every box, and of given boxes: each event visits the first and its box's entry. */
   private readonly anyBox = new Set<Subscriber>();
@@ -59,19 +60,27 @@ export class EventHub {
   private again = false;
   private stopped = true;
   private poll: NodeJS.Timeout | undefined;
-  private reconnectDelayMs = 250;
   private readonly pollIntervalMs: number;
   private readonly pageSize: number;
   private readonly committedListeners: Array<() => void> = [];
 
   constructor(
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly pool: pg.Pool,
     private readonly log: Logger,
     options: EventHubOptions = {},
   ) {
     this.pollIntervalMs = options.pollIntervalMs ?? 2000;
     this.pageSize = options.pageSize ?? 1000;
+    this.listener = new Listener({
+      databaseUrl,
+      applicationName: 'fleetgate-listen',
+      channels: [EVENTS_CHANNEL],
+      onNotification: (_channel, payload) => this.known(Number(payload)),
+      onReconnected: () => this.catchUp(),
+      name: 'event listener',
+      log,
+    });
   }
 
   /** The id of the last event handed to subscribers: everything up to it has been delivered. */
@@ -88,7 +97,7 @@ export class EventHub {
     const { rows } = await run<{ id: number }>(this.pool, sql`select coalesce(max(id), 0) as id from status_events`);
     this.delivered = rows[0]!.id;
     this.committedUpTo = this.delivered;
-    await this.listen();
+    await this.listener.start();
     this.poll = setInterval(() => this.catchUp(), this.pollIntervalMs);
   }
 
@@ -96,8 +105,7 @@ export class EventHub {
     this.stopped = true;
     clearInterval(this.poll);
     await this.fetching;
-    await this.listener?.end().catch(() => {});
-    this.listener = undefined;
+    await this.listener.stop();
   }
 
   /**
@@ -210,39 +218,6 @@ export class EventHub {
         return { value: undefined, done: true };
       },
     };
-  }
-
-  private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'fleetgate-listen' });
-    client.on('notification', (message) => this.known(Number(message.payload)));
-    client.on('error', (error) => {
-      this.log.warn({ err: error.message }, 'event listener connection lost; reconnecting');
-      this.reconnect(client);
-    });
-    client.on('end', () => this.reconnect(client));
-    await client.connect();
-    await run(client, sql`listen ${sql.identifier(EVENTS_CHANNEL)}`);
-    this.listener = client;
-    this.reconnectDelayMs = 250;
-  }
-
-  private reconnect(lost: pg.Client): void {
-    if (this.stopped || this.listener !== lost) return;
-    this.listener = undefined;
-    lost.end().catch(() => {});
-    const retry = () => {
-      if (this.stopped) return;
-      this.listen()
-        .then(() => {
-          this.log.info('event listener reconnected; catching up');
-          this.catchUp();
-        })
-        .catch(() => {
-          this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 5000);
-          setTimeout(retry, this.reconnectDelayMs);
-        });
-    };
-    setTimeout(retry, this.reconnectDelayMs);
   }
 
   /** Status event rows (snake_case, as selected) with their device and box; rows of deleted boxes are dropped. */

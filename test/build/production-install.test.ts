@@ -122,7 +122,9 @@ it('the production install holds the runtime dependencies only', async () => {
   expect(installed.has('graphql-yoga')).toBe(true);
 });
 
-it('starts against DATABASE_URL: migrates an empty database, answers /healthz and GraphQL, stops on SIGTERM', { timeout: 60_000 }, async () => {
+// Longer than its steps' own deadlines (30 s to start, 30 s for the token CLI, 15 s to stop), so a slow
+// step fails with its own message, not the test's timeout.
+it('starts against DATABASE_URL: migrates an empty database, answers /healthz and GraphQL, stops on SIGTERM', { timeout: 120_000 }, async () => {
   const gateway = runInGroup('npm', ['run', 'start:production'], install, productionEnv({ DATABASE_URL: database!.url }));
   const [, url] = await waitForOutput(gateway, /fleetgate is up on (http:\/\/\S+)/, 30_000);
 
@@ -137,7 +139,7 @@ it('starts against DATABASE_URL: migrates an empty database, answers /healthz an
 
   // The token CLI is built too and runs from the same install.
   const tokens = runInGroup('npm', ['run', '--silent', 'token', '--', 'list'], install, productionEnv({ DATABASE_URL: database!.url }));
-  expect(await tokens.exited, tokens.output()).toBe(0);
+  expect(await within(tokens.exited, 30_000, () => `npm run token -- list still running after 30 s:\n${tokens.output()}`), tokens.output()).toBe(0);
 
   // SIGTERM to npm alone, as a process manager sends it: it must reach node, which drains and stops.
   gateway.child.kill('SIGTERM');

@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { Listener } from '../../db/listener';
 import type { Logger } from '../../log';
 import { ALERT_CHANGES_CHANNEL } from '../changes';
 import { claimDue, recordAttempts, type ClaimedNotification, type FinishedAttempt, type RetryPolicy } from './outbox';
@@ -40,7 +41,7 @@ export class WebhookDeliverer {
   private readonly abort = new AbortController();
   private readonly agents = keepAliveAgents();
   private timer: NodeJS.Timeout | undefined;
-  private listener: pg.Client | undefined;
+  private readonly listener: Listener;
   private claiming: Promise<void> | undefined;
   private again = false;
   private soon: NodeJS.Timeout | undefined;
@@ -51,10 +52,20 @@ export class WebhookDeliverer {
 
   constructor(
     private readonly pool: pg.Pool,
-    private readonly databaseUrl: string,
+    databaseUrl: string,
     private readonly log: Logger,
     private readonly options: DelivererOptions,
-  ) {}
+  ) {
+    this.listener = new Listener({
+      databaseUrl,
+      applicationName: 'fleetgate-webhooks',
+      channels: [ALERT_CHANGES_CHANNEL, WEBHOOKS_DUE_CHANNEL],
+      onNotification: () => this.poke(),
+      onReconnected: () => this.poke(),
+      name: 'webhook listener',
+      log,
+    });
+  }
 
   /** Sends under way in this process. */
   get sending(): number {
@@ -63,11 +74,8 @@ export class WebhookDeliverer {
 
   async start(): Promise<void> {
     this.stopped = false;
-    await this.listen().catch((error) => this.log.warn({ err: (error as Error).message }, 'webhook deliverer cannot LISTEN; polling only'));
-    this.timer = setInterval(() => {
-      if (!this.listener) void this.listen().catch(() => {});
-      this.poke();
-    }, this.options.pollIntervalMs);
+    await this.listener.start().catch((error) => this.log.warn({ err: (error as Error).message }, 'webhook deliverer cannot LISTEN; polling only'));
+    this.timer = setInterval(() => this.poke(), this.options.pollIntervalMs);
     this.poke();
   }
 
@@ -103,29 +111,13 @@ export class WebhookDeliverer {
     clearInterval(this.timer);
     clearTimeout(this.soon);
     await this.claiming;
-    const listener = this.listener;
-    this.listener = undefined;
-    await listener?.end().catch(() => {});
+    await this.listener.stop();
     const grace = new Promise<void>((resolve) => setTimeout(resolve, this.options.stopGraceMs ?? 2_000).unref());
     await Promise.race([Promise.all(this.inFlight.values()), grace]);
     // Abandoned sends are not recorded: their leases lapse and a replica sends them again.
     this.abort.abort();
     await Promise.all(this.inFlight.values());
     this.agents.destroy();
-  }
-
-  private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'fleetgate-webhooks' });
-    client.on('error', () => {
-      if (this.listener === client) this.listener = undefined;
-      client.end().catch(() => {});
-    });
-    client.on('notification', () => this.poke());
-    await client.connect();
-    await client.query(`listen ${ALERT_CHANGES_CHANNEL}`);
-    await client.query(`listen ${WEBHOOKS_DUE_CHANNEL}`);
-    if (this.stopped) return void (await client.end());
-    this.listener = client;
   }
 
   private async claimAndSend(): Promise<void> {
