@@ -6,6 +6,7 @@ import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { decodeCursor, encodeCursor } from '../cursors';
 import { AlertFilter, alertFilterOf, AlertRef } from './alert';
+import { endingFirst, itemOrEnd, StreamEnd } from '../subscription-stream';
 import { SLOW_CONSUMER_CLOSE_CODE } from './live';
 
 // alertChanged: every committed change of an alert, live, or replayed from a cursor and then live
@@ -23,11 +24,6 @@ const AlertChangeKind = builder.enumType('AlertChangeKind', {
     RESOLVED: { value: 'resolved', description: 'It was resolved (see `Alert.resolution`).' },
   } satisfies Record<Uppercase<AlertChangeKindValue>, { value: AlertChangeKindValue; description: string }>,
 });
-
-/** The last item of a stream that ends for a reason the client must learn (as in live.ts). */
-class StreamEnd {
-  constructor(readonly error: GraphQLError) {}
-}
 
 const AlertChangeRef = builder.objectRef<AlertChangeRecord>('AlertChange').implement({
   description: 'One change of an alert’s state, in the order changes were committed.',
@@ -121,21 +117,10 @@ async function follow(context: GraphQLContext, filter: AlertFilterShape, afterId
     return undefined;
   }
 
-  const stream = replayThenLive();
-  // Unsubscribing ends the hub's feed first, so a generator waiting for the next change finishes at once.
-  const iterator: AsyncIterableIterator<AlertChangeRecord | StreamEnd> = {
-    [Symbol.asyncIterator]() {
-      return iterator;
-    },
-    next: () => stream.next(),
-    return: async () => {
-      release();
-      await live.return?.();
-      return stream.return(undefined);
-    },
-    throw: (error) => stream.throw(error),
-  };
-  return iterator;
+  return endingFirst(replayThenLive(), async () => {
+    release();
+    await live.return?.();
+  });
 }
 
 builder.subscriptionField('alertChanged', (t) =>
@@ -151,9 +136,6 @@ builder.subscriptionField('alertChanged', (t) =>
       const afterId = after ? (decodeCursor(after, CURSOR_SCOPE, ['int'], 'after')[0] as number) : undefined;
       return follow(context, alertFilterOf(filter), afterId);
     },
-    resolve: (change: AlertChangeRecord | StreamEnd) => {
-      if (change instanceof StreamEnd) throw change.error;
-      return change;
-    },
+    resolve: (change: AlertChangeRecord | StreamEnd) => itemOrEnd(change),
   }),
 );

@@ -3,6 +3,7 @@ import { SlowConsumerError, type LiveEvent } from '../../live/event-hub';
 import { statusEventsBetween, type StatusEventFilter as StatusEventFilterShape, type StatusEventRow } from '../../models/status-events';
 import { builder } from '../builder';
 import { assertCursorKept } from '../history-horizon';
+import { endingFirst, itemOrEnd, StreamEnd } from '../subscription-stream';
 import type { GraphQLContext } from '../context';
 import { decodeStatusEventCursor } from '../cursors';
 import { BoxRef } from './box';
@@ -53,19 +54,7 @@ function toStatusEvent(event: LiveEvent): StatusEventRow {
   return { id: event.id, boxId: event.boxId, deviceId: event.deviceId, fromStatus: event.fromStatus, toStatus: event.toStatus, at: event.at, box, device: device ?? undefined };
 }
 
-/**
- * The last item of a stream that ends for a reason the client must learn: the field resolves it to
- * this error, so the client gets a result with `errors` and then `complete` (a source stream that
- * throws would just break an SSE response).
- */
-class StreamEnd {
-  constructor(readonly error: GraphQLError) {}
-}
-
-function resolveEvent(event: StatusEventRow | StreamEnd): StatusEventRow {
-  if (event instanceof StreamEnd) throw event.error;
-  return event;
-}
+const resolveEvent = (event: StatusEventRow | StreamEnd): StatusEventRow => itemOrEnd(event);
 
 /** Ends a subscription that fell behind: a websocket is closed with a reason, SSE gets an error. */
 function slowConsumer(context: GraphQLContext, error: SlowConsumerError): StreamEnd | undefined {
@@ -114,20 +103,10 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
     void live.return?.();
   });
   const stream = replayThenLive(context, filter, live, startsAfter, afterId, ended, release);
-  // An async generator waiting for the hub cannot run `return()` until the next event arrives, so a
-  // client's unsubscribe ends the hub's feed first: the wait ends at once and the generator finishes.
-  return {
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-    next: () => stream.next(),
-    return: async () => {
-      release();
-      await live.return?.();
-      return stream.return(undefined);
-    },
-    throw: (error) => stream.throw(error),
-  };
+  return endingFirst(stream, async () => {
+    release();
+    await live.return?.();
+  });
 }
 
 async function* replayThenLive(
