@@ -13,6 +13,7 @@ import type { Config } from './config';
 import { createPool, migrateDatabase } from './db/connection';
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
 import { createGraphQLServer } from './graphql/server';
+import { liveDeliveryFigures } from './graphql/shared-execution';
 import { attachWebSocketTransport, type WebSocketTransport } from './graphql/websocket';
 import { createIngestHandler, matchIngestPath } from './ingest/http';
 import { IngestTrust } from './ingest/trust';
@@ -181,7 +182,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       networks: webhookNetworks,
     });
     await webhooks.start();
-    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount + alertHub.subscriberCount });
+    const metrics = createMetrics({ pool, websocketConnections: () => websockets?.connections ?? 0, subscriptions: () => hub.subscriberCount + alertHub.subscriberCount, liveDelivery: () => liveDeliveryFigures(hub) });
     writer = new ReportWriter(
       pool,
       log,

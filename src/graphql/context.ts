@@ -12,6 +12,7 @@ import type { Config } from '../config';
 import type { EventHub } from '../live/event-hub';
 import type { Logger } from '../log';
 import { CountCache } from '../models/count-cache';
+import { ReplayPages } from '../models/replay-pages';
 import { principalOfRequest } from './auth';
 
 /** What the GraphQL layer takes from the app. */
@@ -43,6 +44,8 @@ export interface GraphQLShared {
   /** configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box id). */
   boxCalls: SerialQueue<number>;
   subscriptionCap: Cap;
+  /** Stored events for subscriptions resuming from a cursor, read once for every client replaying them. */
+  replay: ReplayPages;
 }
 
 /** Time a large count is served before it is read again, and how stale it may get while refreshing. */
@@ -64,6 +67,7 @@ export function createGraphQLShared(deps: GraphQLDeps, options: { countCacheTtlM
     ),
     boxCalls: new SerialQueue(),
     subscriptionCap: new Cap(deps.config.maxSubscriptionsPerToken),
+    replay: new ReplayPages(deps.pool, (rows) => deps.events.withDetails(rows)),
   };
 }
 
@@ -103,6 +107,7 @@ export interface GraphQLContext {
   ingestSecretsChanged: () => void;
   /** Running subscriptions per token (websocket and SSE together). */
   subscriptionCap: Cap;
+  replay: ReplayPages;
   boxCalls: SerialQueue<number>;
   boxNetworks: BoxNetworks;
   alertChanges: AlertChangeHub;
@@ -135,6 +140,7 @@ export function createGraphQLContext(
     authenticator: deps.authenticator,
     ingestSecretsChanged: deps.ingestSecretsChanged,
     subscriptionCap: deps.subscriptionCap,
+    replay: deps.replay,
     boxCalls: deps.boxCalls,
     boxNetworks: deps.boxNetworks,
     alertChanges: deps.alertChanges,

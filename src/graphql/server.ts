@@ -15,6 +15,7 @@ import { createGraphQLContext, createGraphQLShared, type GraphQLContext, type Gr
 import { useGraphQLLimits } from './limits';
 import { useSnapshotResponseCache } from './response-cache';
 import { schema } from './schema';
+import { useSharedSubscriptionExecution } from './shared-execution';
 
 export interface GraphQLServerOptions {
   /**
@@ -236,6 +237,8 @@ export function createGraphQLServer(deps: GraphQLDeps, options: GraphQLServerOpt
       useVariableCheck(),
       useStacklessClientErrors(),
       ...(options.responseCache === false ? [] : [responseCache]),
+      // Subscribers whose result for an event is the same share its execution and its JSON.
+      useSharedSubscriptionExecution(),
       // Queries only: graphql-jit's compiled subscribe does not pass a subscription field its arguments.
       ...(options.jit === false ? [] : [useGraphQlJit({}, { enableIf: (args) => getOperationAST(args.document, args.operationName)?.operation === 'query' })]),
       ...(options.plugins ?? []),

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ExecutionResult } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { CloseCode, type ServerOptions } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
@@ -10,12 +10,54 @@ import type { Cap, RateLimit } from '../auth/rate-limits';
 import type { Principal } from '../auth/roles';
 import type { Logger } from '../log';
 import { MAX_VARIABLES_DEPTH, variablesTooDeep } from './request-checks';
+import { serializedResult } from './shared-execution';
+import { endingFirst } from './subscription-stream';
 
 type OperationResult = ReturnType<NonNullable<ServerOptions['execute']>>;
 type EnvelopedArgs = ExecutionArgs & {
   envelopedExecute: (args: ExecutionArgs) => unknown;
   envelopedSubscribe: (args: ExecutionArgs) => unknown;
+  /** The socket and the operation's id, for writing its `next` messages (see sendResults). */
+  socket: WebSocket;
+  operationId: string;
 };
+
+/**
+ * A socket holding more than this many bytes not yet taken by the kernel is not written to: its
+ * subscriptions stop reading their feeds, which fill up to SUBSCRIPTION_BUFFER and then close it (4009).
+ */
+const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+
+/** The payload of a `next` message as graphql-ws writes it: a shared result's JSON as built once. */
+function payloadJson(result: ExecutionResult): string {
+  if (!result.errors) return serializedResult(result);
+  return JSON.stringify({ ...result, errors: result.errors.map((error) => error.toJSON()) });
+}
+
+/**
+ * A subscription's results written to its socket here, each `next` message being the operation's id
+ * around the result's JSON (built once for every subscriber sharing it), instead of by graphql-ws,
+ * which serializes every message whole for every socket and waits for each write to complete before
+ * reading the next. While the socket is over its high-water mark, the next result waits for the kernel
+ * to take what is written. To graphql-ws the returned stream yields nothing and ends when the results
+ * end (it then sends `complete`), and its `return` (the client's `complete`, a closed socket) ends them.
+ */
+function sendResults(socket: WebSocket, operationId: string, results: AsyncGenerator<ExecutionResult>): AsyncIterableIterator<never> {
+  const prefix = `{"id":${JSON.stringify(operationId)},"type":"next","payload":`;
+  async function* written(): AsyncGenerator<never, undefined> {
+    for await (const result of results) {
+      if (socket.readyState !== socket.OPEN) break;
+      if (socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES) {
+        socket.send(prefix + payloadJson(result) + '}');
+        continue;
+      }
+      // Wait for the kernel to take this message (and what was queued before it).
+      await new Promise<void>((resolve) => socket.send(prefix + payloadJson(result) + '}', () => resolve()));
+    }
+    return undefined;
+  }
+  return endingFirst(written(), () => results.return(undefined));
+}
 
 export interface WebSocketTransport {
   /** Open websocket connections. */
@@ -142,8 +184,13 @@ export function attachWebSocketTransport(
       },
       // onSubscribe returns yoga's enveloped execute/subscribe beside the arguments; use those.
       execute: (args) => (args as EnvelopedArgs).envelopedExecute(args) as OperationResult,
-      subscribe: (args) => (args as EnvelopedArgs).envelopedSubscribe(args) as OperationResult,
-      onSubscribe: async (ctx, _id, payload) => {
+      subscribe: async (args) => {
+        const { envelopedSubscribe, socket, operationId } = args as EnvelopedArgs;
+        const results = (await envelopedSubscribe(args)) as Awaited<OperationResult>;
+        if (!(Symbol.asyncIterator in results)) return results;
+        return sendResults(socket, operationId, results as AsyncGenerator<ExecutionResult>) as unknown as Awaited<OperationResult>;
+      },
+      onSubscribe: async (ctx, id, payload) => {
         const socket = ctx.extra.socket;
         // The same budget per token as HTTP requests have (a budget of its own), per operation started.
         const limited = await auth.operationsPerToken.take(String(ctx.extra.principal?.tokenId));
@@ -186,6 +233,8 @@ export function attachWebSocketTransport(
           contextValue: await contextFactory(),
           envelopedExecute: execute,
           envelopedSubscribe: subscribe,
+          socket,
+          operationId: id,
         } as EnvelopedArgs;
       },
       onError: (_ctx, _id, _payload, errors) => {

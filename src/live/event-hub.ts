@@ -3,6 +3,7 @@ import { boxes, devices, type Box, type Device } from '../db/schema';
 import { Listener } from '../db/listener';
 import { fieldsOf, run, selectRows, sql } from '../db/sql';
 import type { Logger } from '../log';
+import { WorkSlices } from './work-slices';
 import { EVENTS_CHANNEL, type RecordedEvent } from './events-table';
 
 /** A committed history row with its device and box, loaded once per replica for all subscribers. */
@@ -24,12 +25,32 @@ export class SlowConsumerError extends Error {
   }
 }
 
-interface Subscriber {
-  /** Only events of these boxes can match (an index, so a change visits only who may want it). */
-  boxIds: ReadonlySet<number> | undefined;
+/**
+ * Who wants which events. Subscribers with the same filter `key` (the same conditions, however many
+ * clients ask) share one group: an event is matched once per group, then handed to each member.
+ */
+export interface EventFilter {
   accepts(event: LiveEvent): boolean;
+  /** Only events of these boxes can match (an index, so a change visits only the groups that may want it). */
+  boxIds?: ReadonlySet<number>;
+  /** Equal keys mean equal filters; without one the filter is a group of its own. */
+  key?: string;
+}
+
+interface FilterGroup {
+  key: string;
+  filter: EventFilter;
+  members: Set<Member>;
+}
+
+interface Member {
+  /** Events up to this id are not for this member (it replays them from the table). */
+  startsAfter: number;
   push(event: LiveEvent): void;
 }
+
+/** Subscribers handed an event between two turns of the event loop (see WorkSlices). */
+const FANOUT_SLICE = 256;
 
 /** A status event row as read from the table (snake_case, as `statusEventsBetween` returns them too). */
 export interface StatusEventRecord {
@@ -49,10 +70,15 @@ export interface StatusEventRecord {
  */
 export class EventHub {
   private readonly listener: Listener;
-  private readonly subscribers = new Set<Subscriber>();
-  /** Subscribers of every box, and of given boxes: each event visits the first and its box's entry. */
-  private readonly anyBox = new Set<Subscriber>();
-  private readonly byBox = new Map<number, Set<Subscriber>>();
+  /** Filter groups by key, and the number of members in all of them. */
+  private readonly groups = new Map<string, FilterGroup>();
+  private members = 0;
+  /** Groups of every box, and of given boxes: each event visits the first and its box's entry. */
+  private readonly anyBox = new Set<FilterGroup>();
+  private readonly byBox = new Map<number, Set<FilterGroup>>();
+  private unkeyed = 0;
+  /** Fan-out and replay share the loop with ingest in slices (see WorkSlices). */
+  readonly slices = new WorkSlices();
   private delivered = 0;
   /** The highest id known to be committed (by this process's writers or NOTIFY); may run ahead of `delivered`. */
   private committedUpTo = 0;
@@ -89,7 +115,12 @@ export class EventHub {
   }
 
   get subscriberCount(): number {
-    return this.subscribers.size;
+    return this.members;
+  }
+
+  /** Distinct filters among the subscribers: what an event is matched against. */
+  get filterCount(): number {
+    return this.groups.size;
   }
 
   async start(): Promise<void> {
@@ -126,7 +157,7 @@ export class EventHub {
     if (id > this.committedUpTo) for (const listener of this.committedListeners) listener();
     this.committedUpTo = Math.max(this.committedUpTo, id);
     if (id <= this.delivered) return;
-    if (this.subscribers.size === 0 && !this.fetching) this.delivered = id;
+    if (this.members === 0 && !this.fetching) this.delivered = id;
     else this.catchUp();
   }
 
@@ -134,64 +165,76 @@ export class EventHub {
    * Events accepted by `filter`, from the next one delivered on. At most `bufferSize` may wait for a
    * slow reader; one more ends the iteration with SlowConsumerError instead of growing memory.
    */
-  subscribe(filter: (event: LiveEvent) => boolean, bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
-    return this.iterate(filter, bufferSize, boxIds);
+  subscribe(filter: EventFilter | ((event: LiveEvent) => boolean), bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
+    const shaped = typeof filter === 'function' ? { accepts: filter, boxIds } : filter;
+    return this.iterate(shaped, Math.max(this.delivered, this.committedUpTo), bufferSize);
   }
 
   /**
    * `subscribe` from now on: the live events are those after `startsAfter`, the newest id known to be
    * committed when subscribing. A replay from the table up to it joins them with no gap and no duplicate.
+   * `onOverflow` runs the moment the buffer overflows (the reader may be stuck and never ask again):
+   * a websocket is closed there and then.
    */
-  subscribeFrom(
-    filter: (event: LiveEvent) => boolean,
-    bufferSize: number,
-    boxIds?: ReadonlySet<number>,
-  ): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number } {
+  subscribeFrom(filter: EventFilter, bufferSize: number, onOverflow?: (error: SlowConsumerError) => void): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number } {
     const startsAfter = Math.max(this.delivered, this.committedUpTo);
-    return { events: this.iterate((event) => event.id > startsAfter && filter(event), bufferSize, boxIds), startsAfter };
+    return { events: this.iterate(filter, startsAfter, bufferSize, onOverflow), startsAfter };
   }
 
-  private add(subscriber: Subscriber): void {
-    this.subscribers.add(subscriber);
-    if (!subscriber.boxIds) return void this.anyBox.add(subscriber);
-    for (const id of subscriber.boxIds) {
-      let set = this.byBox.get(id);
-      if (!set) this.byBox.set(id, (set = new Set()));
-      set.add(subscriber);
+  private join(filter: EventFilter, member: Member): FilterGroup {
+    const key = filter.key ?? `\u0000${++this.unkeyed}`;
+    let group = this.groups.get(key);
+    if (!group) {
+      group = { key, filter, members: new Set() };
+      this.groups.set(key, group);
+      if (!filter.boxIds) this.anyBox.add(group);
+      else
+        for (const id of filter.boxIds) {
+          let set = this.byBox.get(id);
+          if (!set) this.byBox.set(id, (set = new Set()));
+          set.add(group);
+        }
     }
+    group.members.add(member);
+    this.members++;
+    return group;
   }
 
-  private remove(subscriber: Subscriber): void {
-    this.subscribers.delete(subscriber);
-    if (!subscriber.boxIds) return void this.anyBox.delete(subscriber);
-    for (const id of subscriber.boxIds) {
+  private leave(group: FilterGroup, member: Member): void {
+    if (!group.members.delete(member)) return;
+    this.members--;
+    if (group.members.size > 0) return;
+    this.groups.delete(group.key);
+    if (!group.filter.boxIds) return void this.anyBox.delete(group);
+    for (const id of group.filter.boxIds) {
       const set = this.byBox.get(id);
-      set?.delete(subscriber);
+      set?.delete(group);
       if (set?.size === 0) this.byBox.delete(id);
     }
   }
 
-  private iterate(filter: (event: LiveEvent) => boolean, bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
+  private iterate(filter: EventFilter, startsAfter: number, bufferSize: number, onOverflow?: (error: SlowConsumerError) => void): AsyncIterableIterator<LiveEvent> {
     const buffer: LiveEvent[] = [];
     let wake: (() => void) | undefined;
     let failure: Error | undefined;
     let done = false;
-    const subscriber: Subscriber = {
-      boxIds,
-      accepts: filter,
+    const member: Member = {
+      startsAfter,
       push: (event) => {
         if (buffer.length >= bufferSize) {
-          failure = new SlowConsumerError(bufferSize);
+          const error = new SlowConsumerError(bufferSize);
+          failure = error;
           buffer.length = 0;
-          this.remove(subscriber);
+          this.leave(group, member);
+          onOverflow?.(error);
         } else buffer.push(event);
         wake?.();
       },
     };
-    this.add(subscriber);
+    const group = this.join(filter, member);
     const finish = () => {
       done = true;
-      this.remove(subscriber);
+      this.leave(group, member);
       wake?.();
     };
     return {
@@ -269,6 +312,28 @@ export class EventHub {
       });
   }
 
+  /**
+   * Hands `event` to every member whose group accepts it: the filter is asked once per group. Between
+   * slices of members the loop runs its I/O, so a broadcast never holds ingest up for all of its length.
+   * A member who joins meanwhile starts after this event (its replay covers it).
+   */
+  private async fanOut(event: LiveEvent): Promise<void> {
+    let handed = 0;
+    const visit = async (groups: Iterable<FilterGroup> | undefined) => {
+      if (!groups) return;
+      for (const group of [...groups]) {
+        if (!group.filter.accepts(event)) continue;
+        for (const member of [...group.members]) {
+          if (event.id <= member.startsAfter || !group.members.has(member)) continue;
+          member.push(event);
+          if (++handed % FANOUT_SLICE === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+      }
+    };
+    await visit(this.anyBox);
+    await visit(this.byBox.get(event.boxId));
+  }
+
   private async readNewEvents(): Promise<void> {
     for (;;) {
       const { rows } = await run<StatusEventRecord>(
@@ -281,9 +346,7 @@ export class EventHub {
       const events = await this.withDetails(rows);
       for (const event of events) {
         this.delivered = event.id;
-        for (const subscriber of this.anyBox) if (subscriber.accepts(event)) subscriber.push(event);
-        const ofBox = this.byBox.get(event.boxId);
-        if (ofBox) for (const subscriber of ofBox) if (subscriber.accepts(event)) subscriber.push(event);
+        await this.fanOut(event);
       }
       this.delivered = Math.max(this.delivered, rows[rows.length - 1]!.id);
       if (rows.length < this.pageSize) return;

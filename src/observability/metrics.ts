@@ -10,8 +10,22 @@ export interface MetricsSources {
   websocketConnections: () => number;
   /** Live subscriptions of this process (EventHub.subscriberCount + AlertChangeHub.subscriberCount). */
   subscriptions: () => number;
+  /** Live delivery's sharing, counted since the process started (see graphql/shared-execution.ts). */
+  liveDelivery?: () => LiveDeliveryFigures;
   /** How long the online counts are kept between scrapes. Default 5,000 ms. */
   onlineCountsTtlMs?: number;
+}
+
+export interface LiveDeliveryFigures {
+  /** Distinct filters among the status subscriptions: what each event is matched against. */
+  filters: number;
+  /** Executions of a subscription's selection for an event. */
+  executions: number;
+  /** Results handed to a subscriber from another's execution of the same event. */
+  sharedResults: number;
+  /** Pages of stored events read for replays, and pages served to a replay from another's read. */
+  replayReads: number;
+  replayPagesShared: number;
 }
 
 export interface GatewayMetrics {
@@ -110,6 +124,18 @@ export function createMetrics(sources: MetricsSources): GatewayMetrics {
       this.set(sources.subscriptions());
     },
   });
+  const live = sources.liveDelivery;
+  if (live) {
+    const figure = (name: string, help: string, pick: (figures: LiveDeliveryFigures) => number, type: 'counter' | 'gauge') =>
+      type === 'gauge'
+        ? new Gauge({ name, help, registers: [registry], collect() { this.set(pick(live())); } })
+        : new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(pick(live())); } });
+    figure('fleetgate_live_filters', 'Distinct filters among the status subscriptions of this process: each event is matched once per filter.', (f) => f.filters, 'gauge');
+    figure('fleetgate_live_executions_total', 'Executions of a subscription for an event (one per distinct operation, variables and role).', (f) => f.executions, 'counter');
+    figure('fleetgate_live_shared_results_total', 'Results a subscriber got from another subscriber’s execution of the same event.', (f) => f.sharedResults, 'counter');
+    figure('fleetgate_live_replay_reads_total', 'Pages of stored events read from the database for subscriptions resuming from a cursor.', (f) => f.replayReads, 'counter');
+    figure('fleetgate_live_replay_pages_shared_total', 'Pages of stored events served to a resuming subscription from another’s read.', (f) => f.replayPagesShared, 'counter');
+  }
 
   const operationType = (args: Parameters<NonNullable<Plugin['onExecute']>>[0]['args']) =>
     getOperationAST(args.document, args.operationName)?.operation ?? 'unknown';

@@ -1,6 +1,6 @@
 import { GraphQLError } from 'graphql';
 import { SlowConsumerError, type LiveEvent } from '../../live/event-hub';
-import { statusEventsBetween, type StatusEventFilter as StatusEventFilterShape, type StatusEventRow } from '../../models/status-events';
+import type { StatusEventFilter as StatusEventFilterShape, StatusEventRow } from '../../models/status-events';
 import { builder } from '../builder';
 import { assertCursorKept } from '../history-horizon';
 import { endingFirst, itemOrEnd, StreamEnd } from '../subscription-stream';
@@ -12,9 +12,6 @@ import { EventStatus, StatusEventFilter, StatusEventRef } from './status-event';
 
 /** Websocket close code for a subscriber that fell too far behind (application range 4000-4999). */
 export const SLOW_CONSUMER_CLOSE_CODE = 4009;
-
-/** Events read per catch-up query while replaying from a cursor. */
-const REPLAY_PAGE = 500;
 
 /** What a live event must match; every set condition must hold, a list matches any of its values. */
 interface LiveFilter {
@@ -42,8 +39,31 @@ function matches(event: LiveEvent, filter: LiveFilter): boolean {
 
 const setOf = <T>(values: readonly T[] | null | undefined): ReadonlySet<T> | undefined => (values ? new Set(values) : undefined);
 
-/** The GraphQL object of a live event: the StatusEvent row with its box and device already loaded. */
+/** The filter's identity: subscribers with equal keys share one filter group in the hub. */
+function filterKey(filter: LiveFilter): string {
+  const list = <T>(values: ReadonlySet<T> | undefined) => (values ? [...values].sort() : null);
+  return JSON.stringify([
+    filter.subject ?? null,
+    list(filter.boxIds),
+    list(filter.deviceIds),
+    list(filter.toStatus),
+    list(filter.deviceTypes),
+    filter.since?.toISOString() ?? null,
+    filter.until?.toISOString() ?? null,
+  ]);
+}
+
+/** Each live event's GraphQL object, made once: every subscriber gets the same object, so their executions are shared. */
+const statusEvents = new WeakMap<LiveEvent, StatusEventRow>();
+
 function toStatusEvent(event: LiveEvent): StatusEventRow {
+  let row = statusEvents.get(event);
+  if (!row) statusEvents.set(event, (row = statusEventOf(event)));
+  return row;
+}
+
+/** The GraphQL object of a live event: the StatusEvent row with its box and device already loaded. */
+function statusEventOf(event: LiveEvent): StatusEventRow {
   const box = event.box;
   const device = event.device && {
     ...event.device,
@@ -82,7 +102,14 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
   }
   let feed;
   try {
-    feed = context.events.subscribeFrom((event) => matches(event, filter), context.config.subscriptionBuffer, filter.boxIds);
+    // A websocket is closed the moment its subscription overflows (its reader may never ask again);
+    // over SSE the error is the stream's last item.
+    const onOverflow = context.closeTransport ? (error: SlowConsumerError) => slowConsumer(context, error) : undefined;
+    feed = context.events.subscribeFrom(
+      { key: filterKey(filter), accepts: (event) => matches(event, filter), boxIds: filter.boxIds },
+      context.config.subscriptionBuffer,
+      onOverflow,
+    );
   } catch (error) {
     context.subscriptionCap.release(slotKey);
     throw error;
@@ -129,11 +156,17 @@ async function* replayThenLive(
         since: filter.since,
         until: filter.until,
       };
+      // Pages shared with other clients replaying the same range; each event waits for its slice of
+      // the event loop, so a thousand replays at once leave ingest its turns.
       for (let from = afterId; from < startsAfter; ) {
-        const rows = await statusEventsBetween(context.pool, sqlFilter, from, startsAfter, REPLAY_PAGE);
-        for (const event of await context.events.withDetails(rows)) if (matches(event, filter)) yield toStatusEvent(event);
-        if (rows.length < REPLAY_PAGE) break;
-        from = rows[rows.length - 1]!.id;
+        const page = await context.replay.next(sqlFilter, from, startsAfter);
+        for (const event of page.events) {
+          if (!matches(event, filter)) continue;
+          const wait = context.events.slices.turn();
+          if (wait) await wait;
+          yield toStatusEvent(event);
+        }
+        from = page.to;
       }
       // A cursor ahead of this process (another replica delivered more already) skips what it has seen.
       last = Math.max(afterId, startsAfter);
