@@ -105,6 +105,18 @@ export function serializedResult(result: ExecutionResult): string {
   return text;
 }
 
+const bytes = new WeakMap<ExecutionResult, Buffer>();
+
+/** A result's JSON as UTF-8, encoded once for every websocket that sends it. */
+export function serializedResultBytes(result: ExecutionResult): Buffer {
+  let encoded = bytes.get(result);
+  if (encoded === undefined) {
+    encoded = Buffer.from(serializedResult(result));
+    bytes.set(result, encoded);
+  }
+  return encoded;
+}
+
 /**
  * yoga's SSE writer serializes with a result's own `stringify` when it has one: a shared result's
  * is its JSON built once. (Given anything other than the result itself, e.g. a copy with its errors

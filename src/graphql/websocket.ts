@@ -10,7 +10,7 @@ import type { Cap, RateLimit } from '../auth/rate-limits';
 import type { Principal } from '../auth/roles';
 import type { Logger } from '../log';
 import { MAX_VARIABLES_DEPTH, variablesTooDeep } from './request-checks';
-import { serializedResult } from './shared-execution';
+import { serializedResultBytes } from './shared-execution';
 import { endingFirst } from './subscription-stream';
 
 type OperationResult = ReturnType<NonNullable<ServerOptions['execute']>>;
@@ -28,33 +28,36 @@ type EnvelopedArgs = ExecutionArgs & {
  */
 const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
 
-/** The payload of a `next` message as graphql-ws writes it: a shared result's JSON as built once. */
-function payloadJson(result: ExecutionResult): string {
-  if (!result.errors) return serializedResult(result);
-  return JSON.stringify({ ...result, errors: result.errors.map((error) => error.toJSON()) });
+/** The payload of a `next` message as graphql-ws writes it: a shared result's UTF-8, encoded once. */
+function payloadBytes(result: ExecutionResult): Buffer {
+  if (!result.errors) return serializedResultBytes(result);
+  return Buffer.from(JSON.stringify({ ...result, errors: result.errors.map((error) => error.toJSON()) }));
 }
+
+const MESSAGE_END = Buffer.from('}');
 
 /**
  * A subscription's results written to its socket here, each `next` message being the operation's id
- * around the result's JSON (built once for every subscriber sharing it), instead of by graphql-ws,
+ * around the result's JSON (encoded once for every subscriber sharing it), instead of by graphql-ws,
  * which serializes every message whole for every socket and waits for each write to complete before
  * reading the next. While the socket is over its high-water mark, the next result waits for the kernel
  * to take what is written. To graphql-ws the returned stream yields nothing and ends when the results
  * end (it then sends `complete`), and its `return` (the client's `complete`, a closed socket) ends them.
  */
 function sendResults(socket: WebSocket, operationId: string, results: AsyncGenerator<ExecutionResult>): AsyncIterableIterator<never> {
-  const prefix = `{"id":${JSON.stringify(operationId)},"type":"next","payload":`;
+  const prefix = Buffer.from(`{"id":${JSON.stringify(operationId)},"type":"next","payload":`);
+  const message = (result: ExecutionResult) => {
+    const payload = payloadBytes(result);
+    return Buffer.concat([prefix, payload, MESSAGE_END], prefix.length + payload.length + 1);
+  };
   async function* written(): AsyncGenerator<never, undefined> {
-    for await (const result of results) {
-      if (socket.readyState !== socket.OPEN) break;
-      if (socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES) {
-        socket.send(prefix + payloadJson(result) + '}');
-        continue;
-      }
+    for (;;) {
+      const next = await results.next();
+      if (next.done || socket.readyState !== socket.OPEN) return undefined;
+      if (socket.bufferedAmount <= SOCKET_HIGH_WATER_BYTES) socket.send(message(next.value), { binary: false });
       // Wait for the kernel to take this message (and what was queued before it).
-      await new Promise<void>((resolve) => socket.send(prefix + payloadJson(result) + '}', () => resolve()));
+      else await new Promise<void>((resolve) => socket.send(message(next.value), { binary: false }, () => resolve()));
     }
-    return undefined;
   }
   return endingFirst(written(), () => results.return(undefined));
 }

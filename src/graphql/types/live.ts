@@ -100,32 +100,37 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
       { extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' } },
     );
   }
+  let untrack: (() => void) | undefined;
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    context.subscriptionCap.release(slotKey);
+    untrack?.();
+  };
   let feed;
   try {
-    // A websocket is closed the moment its subscription overflows (its reader may never ask again);
-    // over SSE the error is the stream's last item.
-    const onOverflow = context.closeTransport ? (error: SlowConsumerError) => slowConsumer(context, error) : undefined;
+    // The moment a subscription overflows its reader may be stuck and never ask again: a websocket
+    // is closed there and then; an SSE subscription gives its slot back at once, and its reader gets
+    // the error as the stream's last item if it ever reads on.
+    const onOverflow = (error: SlowConsumerError) => {
+      if (context.closeTransport) slowConsumer(context, error);
+      release();
+    };
     feed = context.events.subscribeFrom(
       { key: filterKey(filter), accepts: (event) => matches(event, filter), boxIds: filter.boxIds },
       context.config.subscriptionBuffer,
       onOverflow,
     );
   } catch (error) {
-    context.subscriptionCap.release(slotKey);
+    release();
     throw error;
   }
   const { events: live, startsAfter } = feed;
   const ended = { revoked: false };
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    context.subscriptionCap.release(slotKey);
-    untrack();
-  };
   // A revoked token ends its subscriptions: a websocket is closed (4403) by the transport; an SSE
   // subscription ends with a TOKEN_REVOKED error.
-  const untrack = context.authenticator.track(principal, () => {
+  untrack = context.authenticator.track(principal, () => {
     ended.revoked = true;
     void live.return?.();
   });
