@@ -13,6 +13,13 @@ import { eventNumber, storedEvents } from './history';
 // bound: once SUBSCRIPTION_BUFFER events wait for it, it is cut (websocket: closed 4009; SSE: a
 // SLOW_CONSUMER error), while a subscriber of the same operation that reads gets every event.
 
+/** `promise`'s value, or a failure naming `what` after `ms`: an end that never comes fails with a reason, not the test's timeout. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 const BUFFER = 16;
 let gateway: TestGateway;
 const closers: Array<() => unknown> = [];
@@ -122,7 +129,7 @@ describe('a websocket subscriber that stops reading', () => {
     expect(FLIPPED * (next - 1), 'events posted while it did not read').toBeGreaterThan(BUFFER);
     expect(await metric(gateway.url, LIVE_SUBSCRIPTIONS)).toBe(running - 1); // the reader's goes on
     (slow as unknown as { _socket: Socket })._socket.resume();
-    const close = await closed;
+    const close = await within(closed, 10_000, 'close of the stalled websocket');
     expect(close.code).toBe(4009);
     expect(close.reason).toMatch(/^Slow consumer: /);
     // One more change after the cut: the reader goes on.
@@ -178,7 +185,7 @@ describe('an SSE subscriber that stops reading', () => {
 
     const next = await floodUntilCut('BACKPRESSURE-SSE', 1, running, fine);
     expect(await metric(gateway.url, LIVE_SUBSCRIPTIONS)).toBe(running - 1); // the reader's goes on
-    const stream = await slow.read();
+    const stream = await within(slow.read(), 10_000, 'end of the stalled SSE stream');
     expect(FLIPPED * (next - 1), 'events posted while it did not read').toBeGreaterThan(BUFFER);
     const messages = stream.split('\n\n').filter((message) => message.startsWith('event: '));
     // What it had been sent before the cut, then the reason, then the end of the stream.

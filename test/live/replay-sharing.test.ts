@@ -20,6 +20,8 @@ afterAll(async () => {
 });
 
 const DEVICES = 20;
+const ROUNDS = 18;
+const STORED = 3 + 3 * DEVICES * (1 + ROUNDS);
 /** A report of `licenseKey` with every device offline on odd rounds, online on even ones; cam0 as `cam0`. */
 async function flip(licenseKey: string, round: number, cam0?: 'online' | 'offline'): Promise<string> {
   const status = round % 2 ? 'offline' : 'online';
@@ -70,11 +72,12 @@ const FILTERS: Filter[] = [{}, { boxes: ['REPLAY-R1'] }, { boxes: ['REPLAY-R1', 
 describe('statusEvents(after:) replayed by many clients at once', () => {
   it('gives each exactly the stored events after its cursor that match its filter, then the live ones', { timeout: 30_000 }, async () => {
     const boxIds: Record<string, string> = {};
-    // 3 boxes of 20 devices, first seen (63 events), then flipped 4 times (240 more): ends all online.
+    // 3 boxes of 20 devices, first seen (63 events), then flipped 18 times (1080 more): ends all online.
+    // More than one page of a replay (500 events a read before this change).
     for (const key of ['REPLAY-R1', 'REPLAY-R2', 'REPLAY-R3']) boxIds[key] = await flip(key, 0);
-    for (let round = 1; round <= 4; round++) for (const key of ['REPLAY-R1', 'REPLAY-R2', 'REPLAY-R3']) await flip(key, round);
+    for (let round = 1; round <= ROUNDS; round++) for (const key of ['REPLAY-R1', 'REPLAY-R2', 'REPLAY-R3']) await flip(key, round);
     const stored = await storedEvents(gateway.url);
-    expect(stored.length).toBe(303);
+    expect(stored.length).toBe(STORED);
 
     // 20 clients: overlapping cursors (some equal), filters none, by box, subject, status; two pairs
     // identical in cursor and filter; one without a cursor (live only); three of them over SSE.
@@ -88,7 +91,7 @@ describe('statusEvents(after:) replayed by many clients at once', () => {
       // Clients 17 and 18 repeat clients 0 and 6 exactly; 19 has no cursor.
       const like = k === 17 ? 0 : k === 18 ? 6 : k;
       const filter = FILTERS[like % FILTERS.length]!;
-      const from = k === 19 ? null : stored[Math.floor(like / 2) * 31]!;
+      const from = k === 19 ? null : stored[Math.floor(like / 2) * 113]!;
       const vars = variables(filter, from?.cursor ?? null);
       const over = k % 7 === 3 ? 'SSE' : 'ws';
       let sub: Subscription;
@@ -107,11 +110,11 @@ describe('statusEvents(after:) replayed by many clients at once', () => {
     await setUps.reach(clients.length);
 
     // Live events while the replays run: R2 and R3 flip (40 events), then R1's cam0 goes offline.
-    await flip('REPLAY-R2', 5);
-    await flip('REPLAY-R3', 5);
-    await flip('REPLAY-R1', 4, 'offline');
+    await flip('REPLAY-R2', ROUNDS + 1);
+    await flip('REPLAY-R3', ROUNDS + 1);
+    await flip('REPLAY-R1', ROUNDS, 'offline');
     const all = await storedEvents(gateway.url);
-    expect(all.length).toBe(303 + 41);
+    expect(all.length).toBe(STORED + 41);
     expect(all[all.length - 1]).toMatchObject({ box: { licenseKey: 'REPLAY-R1' }, device: { externalId: 'cam0' }, toStatus: 'OFFLINE' });
 
     for (const c of clients) {

@@ -21,6 +21,13 @@ afterAll(async () => {
   await gateway?.close();
 });
 
+/** `promise`'s value, or a failure naming `what` after `ms`: an end that never comes fails with a reason, not the test's timeout. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 const SECRET_URL = 'rtsp://admin:Hunter2@10.0.0.9/live';
 const MASKED_URL = 'rtsp://***@10.0.0.9/live';
 const SECRET_SNAP = 'http://10.0.0.10/snap.jpg?user=admin&password=Hunter2';
@@ -266,12 +273,12 @@ describe('revoking one token of a shared group', () => {
     for (const sub of [doomedWs, doomedSse, keptWs, keptSse]) expect(withCursorsRead(await sub.next())).toEqual(withCursorsRead({ data: { deviceStatusChanged: watched(first!, 'viewer') } }));
 
     await revokeToken(gateway.url, doomed.id);
-    expect(await doomedSocket.closed).toEqual(expect.objectContaining({ code: 4403, reason: 'The API token was revoked' }));
+    expect(await within(doomedSocket.closed, 5_000, 'close of the revoked token’s websocket')).toEqual(expect.objectContaining({ code: 4403, reason: 'The API token was revoked' }));
     expect(await doomedSse.next()).toEqual({
       data: null,
       errors: [expect.objectContaining({ message: 'The API token of this subscription was revoked.', extensions: { code: 'TOKEN_REVOKED' } })],
     });
-    expect(await doomedSse.ended).toBeUndefined();
+    expect(await within(doomedSse.ended, 5_000, 'end of the revoked token’s SSE stream')).toBeUndefined();
 
     await post('SHARE-D', [{ id: 'cam1', status: 'online', name: SECRET_URL }]);
     await post('SHARE-D', [{ id: 'cam1', status: 'offline', name: SECRET_URL }]);
