@@ -1,14 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe, wsSubscribeOperation, type Subscription } from '../helpers/subscriptions';
+import { metric, waitForMetric } from '../helpers/metrics';
 import { createToken, revokeToken } from '../helpers/tokens';
 import { until } from '../helpers/wait';
 import { storedEvents, withCursorsRead, type StoredEvent } from './history';
 
 // Subscribers whose results are the same may share one execution per event; these check, from the
 // outside, that each still receives exactly its own results: per variables, per selection set, aliases
-// and operation name, per role (URL credentials masked for viewers, Device.url refused to them), and
-// that revoking one token of a group ends only that token's subscriptions.
+// and operation name, per role (URL credentials masked for viewers, Device.url refused to them); that
+// revoking one token of a group ends only that token's subscriptions; and that subscribers leaving a
+// group end only their own, while late joiners get only what comes after they join.
 
 let gateway: TestGateway;
 const closers: Array<() => unknown> = [];
@@ -27,6 +29,9 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
+
+/** Subscriptions the gateway is running (websocket and SSE). */
+const LIVE_SUBSCRIPTIONS = 'fleetgate_live_subscriptions';
 
 const SECRET_URL = 'rtsp://admin:Hunter2@10.0.0.9/live';
 const MASKED_URL = 'rtsp://***@10.0.0.9/live';
@@ -289,5 +294,50 @@ describe('revoking one token of a shared group', () => {
     }
     expect(doomedWs.pending).toEqual([]);
     expect(doomedSse.pending).toEqual([]);
+  });
+});
+
+describe('subscribers leaving and joining a shared group', () => {
+  it('one that leaves ends only its own subscription; one that joins gets only what comes after', { timeout: 30_000 }, async () => {
+    const token = (await createToken(gateway.url, 'viewer', 'wall of screens')).token;
+    const E = await post('SHARE-E', [{ id: 'cam1', status: 'online', name: SECRET_URL }]);
+    const before = (await storedEvents(gateway.url)).length;
+    const variables = { b: [E] };
+    const result = (event: StoredEvent | undefined) => withCursorsRead({ data: { deviceStatusChanged: watched(event!, 'viewer') } });
+    const nextOf = async (sub: Subscription) => withCursorsRead(await sub.next());
+    const setUps = await subscriptionSetUps(gateway.url);
+    const socket = ws(token);
+    const unsubscribed = wsSubscribe(socket, WATCH, variables);
+    const sameSocket = wsSubscribe(socket, WATCH, variables);
+    const disconnecting = ws(token);
+    const disconnected = wsSubscribe(disconnecting, WATCH, variables);
+    const aborted = sse(WATCH, variables, token);
+    const staying = wsSubscribe(ws(token), WATCH, variables);
+    await setUps.reach(5);
+    const running = await metric(gateway.url, LIVE_SUBSCRIPTIONS);
+
+    await post('SHARE-E', [{ id: 'cam1', status: 'offline', name: SECRET_URL }]);
+    const [first] = (await storedEvents(gateway.url)).slice(before);
+    for (const sub of [unsubscribed, sameSocket, disconnected, aborted, staying]) expect(await nextOf(sub)).toEqual(result(first));
+
+    // Three leave, each its own way: unsubscribe (complete) on a socket that stays, a closed socket, an aborted SSE request.
+    unsubscribed.close();
+    await disconnecting.dispose();
+    aborted.close();
+    await waitForMetric(gateway.url, LIVE_SUBSCRIPTIONS, (value) => value === running - 3);
+
+    await post('SHARE-E', [{ id: 'cam1', status: 'online', name: SECRET_URL }]);
+    const [, second] = (await storedEvents(gateway.url)).slice(before);
+    for (const sub of [sameSocket, staying]) expect(await nextOf(sub)).toEqual(result(second));
+
+    // Two join the group late: the first thing each receives is the next change, nothing from before.
+    const joins = await subscriptionSetUps(gateway.url);
+    const lateWs = wsSubscribe(ws(token), WATCH, variables);
+    const lateSse = sse(WATCH, variables, token);
+    await joins.reach(2);
+    await post('SHARE-E', [{ id: 'cam1', status: 'offline', name: SECRET_URL }]);
+    const [, , third] = (await storedEvents(gateway.url)).slice(before);
+    for (const sub of [sameSocket, staying, lateWs, lateSse]) expect(await nextOf(sub)).toEqual(result(third));
+    for (const sub of [unsubscribed, disconnected, aborted, sameSocket, staying, lateWs, lateSse]) expect(sub.pending).toEqual([]);
   });
 });
