@@ -115,3 +115,11 @@ export async function subscriptionSetUps(baseUrl: string): Promise<{ reach(count
     },
   };
 }
+
+/** wsSubscribe with the whole graphql-ws payload: a document of several operations and the name of the one to run. */
+export function wsSubscribeOperation<T = any>(
+  client: Client,
+  payload: { query: string; variables?: Record<string, unknown>; operationName?: string },
+): Subscription<T> {
+  return track<T>((p, sink) => client.subscribe({ ...p, operationName: payload.operationName }, sink as never), payload.query, payload.variables);
+}
