@@ -31,7 +31,9 @@ const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
 /** The payload of a `next` message as graphql-ws writes it: a shared result's UTF-8, encoded once. */
 function payloadBytes(result: ExecutionResult): Buffer {
   if (!result.errors) return serializedResultBytes(result);
-  return Buffer.from(JSON.stringify({ ...result, errors: result.errors.map((error) => error.toJSON()) }));
+  // As graphql-ws writes it: the rest of the result, then its errors.
+  const { errors, ...rest } = result;
+  return Buffer.from(JSON.stringify({ ...rest, errors: errors.map((error) => error.toJSON()) }));
 }
 
 const MESSAGE_END = Buffer.from('}');
