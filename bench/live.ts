@@ -255,7 +255,12 @@ interface SubscriberReceipts {
   /** When each of this process's subscribers (by its index, in order) sent its subscribe message; NaN if never. */
   subscriberIndex: Int32Array;
   subscribedAt: Float64Array;
+  /** How each subscription ended, parallel to `subscriberIndex`: see SUBSCRIPTION_END. */
+  ended: Uint8Array;
 }
+
+/** How a subscription ended, as a subscriber process records it (0: it did not). */
+const SUBSCRIPTION_END = { open: 0, error: 1, complete: 2, closed: 3 } as const;
 
 type FromSubscribers = SubscriberProgress | SubscriberReceipts;
 
@@ -279,6 +284,10 @@ function runSubscriberProcess(): void {
   let specs: SubscriberSpec[] = [];
   let gotEvent = new Uint8Array(0);
   let subscribedAt = new Float64Array(0);
+  let ended = new Uint8Array(0);
+  const end = (local: number, how: number) => {
+    if (ended[local] === SUBSCRIPTION_END.open) ended[local] = how;
+  };
   const progress: SubscriberProgress = {
     type: 'progress',
     subscribed: 0,
@@ -344,10 +353,12 @@ function runSubscriberProcess(): void {
           socket.send('{"type":"pong"}');
           return;
         case 'error':
+          end(local, SUBSCRIPTION_END.error);
           progress.operationErrors++;
           progress.lastOperationError = JSON.stringify(message.payload).slice(0, 300);
           return;
         case 'complete':
+          end(local, SUBSCRIPTION_END.complete);
           progress.completes++;
           return;
       }
@@ -357,7 +368,10 @@ function runSubscriberProcess(): void {
       handshakeOver();
     });
     socket.on('close', (code: number) => {
-      if (!closing) count(progress.closes, String(code));
+      if (!closing) {
+        count(progress.closes, String(code));
+        end(local, SUBSCRIPTION_END.closed);
+      }
       handshakeOver();
     });
   }
@@ -384,6 +398,7 @@ function runSubscriberProcess(): void {
       specs = message.subscribers;
       gotEvent = new Uint8Array(specs.length);
       subscribedAt = new Float64Array(specs.length).fill(Number.NaN);
+      ended = new Uint8Array(specs.length);
       openAll(message.handshakes);
     } else if (message.type === 'collect') {
       send({ ...progress });
@@ -394,6 +409,7 @@ function runSubscriberProcess(): void {
         at: Float64Array.from(receiptAt),
         subscriberIndex: Int32Array.from(specs, (spec) => spec.index),
         subscribedAt,
+        ended,
       });
     } else if (message.type === 'close') {
       closing = true;
@@ -758,15 +774,25 @@ async function registerFleet(driver: IngestDriver, options: BenchOptions): Promi
 /** Report sent -> 200 over a set of reports: the figures every section compares with its quiet baseline. */
 interface IngestFigures {
   latency: LatencySummary;
-  /** Reports answered 200 (the latencies are theirs), and the others. */
+  /** Reports answered 200 (the latencies are theirs), and the others by outcome (HTTP status, timeout, ...). */
   answered200: number;
-  failed: number;
+  failed: Record<string, number>;
 }
 
 function ingestFigures(posts: PostRecord[]): IngestFigures {
   const latency = new LatencyHistogram();
-  for (const post of posts) if (post.outcome === 200) latency.record(post.answeredAt - post.sentAt);
-  return { latency: latency.summary(), answered200: latency.count, failed: posts.length - latency.count };
+  const failed: Record<string, number> = {};
+  for (const post of posts) {
+    if (post.outcome === 200) latency.record(post.answeredAt - post.sentAt);
+    else failed[String(post.outcome)] = (failed[String(post.outcome)] ?? 0) + 1;
+  }
+  return { latency: latency.summary(), answered200: latency.count, failed };
+}
+
+/** "1,000 reports", and those not answered 200 by outcome. */
+function reportsCounted(figures: IngestFigures): string {
+  const failed = Object.keys(figures.failed).length ? `; not answered 200: ${describeCounts(figures.failed)}` : '';
+  return `${fmt(figures.answered200)} reports answered 200${failed}`;
 }
 
 /**
@@ -870,6 +896,8 @@ interface SectionResult {
   quiet: IngestFigures;
   /** Gateway RSS (first gateway; summed over replicas) before the subscribers connected, and with them connected and idle. */
   rssBeforeKiB: number;
+  /** Once every subscriber has sent its subscribe message; and once each has received its warm-up change. */
+  rssConnectedKiB: number;
   rssIdleKiB: number;
   /** Machine-wide, in cores: busy (all processes, ours included), waiting for disk, stolen by the hypervisor. */
   machine: { cores: number; busy: number; iowait: number; steal: number } | undefined;
@@ -951,6 +979,8 @@ async function runSection(spec: SectionSpec, options: BenchOptions): Promise<Sec
       const errors = mergeCounts(subscribers.map((s) => s.progress?.socketErrors));
       throw new Error(`only ${subscribed} of ${subscriberCount} subscribers connected; socket errors: ${JSON.stringify(errors)}`);
     }
+
+    const rssConnectedKiB = sum(gateways.map((g) => memory.current(g)));
 
     // Warm-up: changes until every subscriber has received one, so every subscription is registered.
     const { rows } = await db.query<{ id: string }>('select coalesce(max(id), 0)::bigint as id from status_events');
@@ -1126,6 +1156,7 @@ async function runSection(spec: SectionSpec, options: BenchOptions): Promise<Sec
       ingestLatency: answerTimes.summary(),
       quiet,
       rssBeforeKiB,
+      rssConnectedKiB,
       rssIdleKiB,
       machine,
     };
@@ -1274,9 +1305,13 @@ async function runReplayStorm(base: { gateways: GatewayProcess[]; databaseUrl: s
     // Read after the receipts: every event a client may have received is stored by now.
     const { rows: storedRows } = await db.query<{ id: string }>('select id from status_events where id > $1 order by id', [afterIds.reduce((a, b) => Math.min(a, b))]);
     const storedIds = storedRows.map((r) => Number(r.id));
-    const receipts = { events: afterIds.map((): number[] => []), at: afterIds.map((): number[] => []), subscribedAt: afterIds.map(() => Number.NaN) };
+    const endNames = ['still open', 'an error message', 'complete', 'the socket closed'];
+    const receipts = { events: afterIds.map((): number[] => []), at: afterIds.map((): number[] => []), subscribedAt: afterIds.map(() => Number.NaN), ended: afterIds.map(() => endNames[0]!) };
     for (const batch of batches) {
-      batch.subscriberIndex.forEach((client, local) => (receipts.subscribedAt[client] = batch.subscribedAt[local]!));
+      batch.subscriberIndex.forEach((client, local) => {
+        receipts.subscribedAt[client] = batch.subscribedAt[local]!;
+        receipts.ended[client] = endNames[batch.ended[local]!]!;
+      });
       for (let r = 0; r < batch.subscriber.length; r++) {
         receipts.events[batch.subscriber[r]!]!.push(batch.event[r]!);
         receipts.at[batch.subscriber[r]!]!.push(batch.at[r]!);
@@ -1315,14 +1350,16 @@ function printReplay(result: ReplayResult): void {
   const lines = [
     result.label,
     `  clients        ${fmt(check.exact)} exact / ${fmt(check.clients)}: exactly the stored events after its cursor, in id order, no gap, no duplicate, then the live ones` +
-      (inexact ? `; inexact: ${check.withGap} with a gap, ${check.withDuplicate} with a duplicate, ${check.outOfOrder} out of order, ${check.cutShort} cut short` : ''),
+      (inexact
+        ? `; inexact: ${check.withGap} with a gap, ${check.withDuplicate} with a duplicate, ${check.outOfOrder} out of order, ${check.cutShort} cut short (ended by: ${describeCounts(check.cutShortBy)})`
+        : ''),
     ...check.examples.map((example) => `                 ${example}`),
     `  replay done    from a client's subscribe message to its receipt of event ${result.newestAtStart}, the newest when the storm began:` +
       ` p50 ${formatMs(check.replayDone.p50Ms)}, p99 ${formatMs(check.replayDone.p99Ms)}, max ${formatMs(check.replayDone.maxMs)} (${fmt(check.replayFinished)} of ${fmt(check.clients)} clients got there);`,
     `                 the last client got there ${formatMs(check.lastDoneMs)} after the first subscribe message (every client handshaking at once)`,
     `  deliveries     ${fmt(check.expected)} expected, ${fmt(check.received)} received over ${result.seconds.toFixed(1)} s of storm and the drain`,
     `  ingest         report -> 200 during the storm: p50 ${formatMs(result.ingest.latency.p50Ms)}, p99 ${formatMs(result.ingest.latency.p99Ms)}, max ${formatMs(result.ingest.latency.maxMs)}` +
-      ` (${fmt(result.ingest.answered200)} reports${result.ingest.failed ? `, ${result.ingest.failed} not answered 200` : ''})`,
+      ` (${reportsCounted(result.ingest)})`,
     quietLine(result.quiet, result.ingest.latency),
     `  subscribers    ${fmt(result.subscribersConnected)} connected; closed by the server or network: ${describeCounts(result.closes)} (4009 = slow consumer);` +
       ` socket errors: ${describeCounts(result.socketErrors)}; operation errors: ${result.operationErrors}${result.lastOperationError ? ` (last: ${result.lastOperationError})` : ''}`,
@@ -1423,8 +1460,9 @@ function printResult(result: SectionResult): void {
       `${result.postsNotOneChange ? `; ${result.postsNotOneChange} answers did not report exactly one change` : ''}`,
     `  ingest         report -> 200: p50 ${formatMs(result.ingestLatency.p50Ms)}, p99 ${formatMs(result.ingestLatency.p99Ms)}, max ${formatMs(result.ingestLatency.maxMs)} (${fmt(result.postsAnswered200)} reports)`,
     quietLine(result.quiet, result.ingestLatency),
-    `  memory         gateway RSS ${mib(result.rssBeforeKiB)} before the subscribers connected, ${mib(result.rssIdleKiB)} with them connected and idle:` +
-      ` ${perSubscriberKiB(result).toFixed(1)} KiB per subscriber`,
+    `  memory         gateway RSS ${mib(result.rssBeforeKiB)} before the subscribers connected, ${mib(result.rssIdleKiB)} with them connected and idle` +
+      ` (after the warm-up change reached each): ${perSubscriberKiB(result, result.rssIdleKiB).toFixed(1)} KiB per subscriber` +
+      ` (${perSubscriberKiB(result, result.rssConnectedKiB).toFixed(1)} KiB right after the last subscribe message, before any change)`,
     `  events         ${fmt(result.eventsMatched)} stored events matched to measured changes${result.eventsUnmatched ? `, ${result.eventsUnmatched} stored events matched no change` : ''}`,
     `  subscribers    ${fmt(result.subscribersConnected)} connected; closed by the server or network: ${describeCounts(result.closes)} (4009 = slow consumer);` +
       ` socket errors: ${describeCounts(result.socketErrors)}; operation errors: ${result.operationErrors}${result.lastOperationError ? ` (last: ${result.lastOperationError})` : ''}`,
@@ -1445,7 +1483,7 @@ function printResult(result: SectionResult): void {
 function quietLine(quiet: IngestFigures, during: LatencySummary): string {
   return (
     `  quiet ingest   report -> 200 with no subscriber (same rate, fleet and gateway, just before): p50 ${formatMs(quiet.latency.p50Ms)}, p99 ${formatMs(quiet.latency.p99Ms)},` +
-    ` max ${formatMs(quiet.latency.maxMs)} (${fmt(quiet.answered200)} reports${quiet.failed ? `, ${quiet.failed} not answered 200` : ''}); ingest p99 / quiet p99 = ${ingestRatio(during, quiet).toFixed(2)}`
+    ` max ${formatMs(quiet.latency.maxMs)} (${reportsCounted(quiet)}); ingest p99 / quiet p99 = ${ingestRatio(during, quiet).toFixed(2)}`
   );
 }
 
@@ -1453,8 +1491,8 @@ function ingestRatio(during: LatencySummary, quiet: IngestFigures): number {
   return during.p99Ms / Math.max(quiet.latency.p99Ms, 0.001);
 }
 
-function perSubscriberKiB(result: SectionResult): number {
-  return (result.rssIdleKiB - result.rssBeforeKiB) / result.spec.plan.watchedBox.length;
+function perSubscriberKiB(result: SectionResult, rssKiB: number): number {
+  return (rssKiB - result.rssBeforeKiB) / result.spec.plan.watchedBox.length;
 }
 
 /** The whole machine while measuring: what ran besides this benchmark shows as the busy cores not listed above. */

@@ -63,6 +63,8 @@ export interface ReplayReceipts {
   at: number[][];
   /** When each client sent its subscribe message (NaN if it never did). */
   subscribedAt: number[];
+  /** How each client's subscription ended while measured: "still open", "an error message", ... */
+  ended: string[];
 }
 
 export interface ReplayCheck {
@@ -72,8 +74,9 @@ export interface ReplayCheck {
   withGap: number;
   withDuplicate: number;
   outOfOrder: number;
-  /** Clients that received a prefix of what they should have, then nothing (closed or stalled). */
+  /** Clients that received a prefix of what they should have, then nothing (closed or stalled), by how their subscription ended. */
   cutShort: number;
+  cutShortBy: Record<string, number>;
   /** The first few inexact clients, described, for the report. */
   examples: string[];
   /** From each client's subscribe message to its receipt of the newest event stored when the storm began. */
@@ -101,6 +104,7 @@ export function checkReplay(afterIds: number[], storedIds: number[], receipts: R
     withDuplicate: 0,
     outOfOrder: 0,
     cutShort: 0,
+    cutShortBy: {},
     examples: [],
     replayDone: replayDone.summary(),
     replayFinished: 0,
@@ -145,7 +149,9 @@ export function checkReplay(afterIds: number[], storedIds: number[], receipts: R
     }
     if (!mismatch && got.length < expected) {
       check.cutShort++;
-      mismatch = `stopped after ${got.length} of ${expected} events (next expected ${storedIds[first + got.length]})`;
+      const how = receipts.ended[client] ?? 'still open';
+      check.cutShortBy[how] = (check.cutShortBy[how] ?? 0) + 1;
+      mismatch = `stopped after ${got.length} of ${expected} events (next expected ${storedIds[first + got.length]}), ended by ${how}`;
     }
     if (mismatch) {
       if (check.examples.length < 5) check.examples.push(`client ${client} (after event ${after}): ${mismatch}`);
