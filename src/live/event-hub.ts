@@ -167,18 +167,29 @@ export class EventHub {
    */
   subscribe(filter: EventFilter | ((event: LiveEvent) => boolean), bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
     const shaped = typeof filter === 'function' ? { accepts: filter, boxIds } : filter;
-    return this.iterate(shaped, Math.max(this.delivered, this.committedUpTo), bufferSize);
+    return this.iterate(shaped, Math.max(this.delivered, this.committedUpTo), bufferSize).events;
   }
 
   /**
    * `subscribe` from now on: the live events are those after `startsAfter`, the newest id known to be
    * committed when subscribing. A replay from the table up to it joins them with no gap and no duplicate.
-   * `onOverflow` runs the moment the buffer overflows (the reader may be stuck and never ask again):
+   *
+   * While the subscriber replays (`replaying`), live events wait in its buffer; a buffer that fills up then is not
+   * a slow consumer but a long replay, so it is emptied instead and the subscriber *laps*: `replayed()`,
+   * called when the replay has reached the boundary, moves the boundary to the newest committed id and
+   * returns it (the replay goes on to it from the table, which holds every event), or returns undefined
+   * once nothing was dropped: from then on the subscriber is live, and a full buffer ends it.
+   * `onOverflow` runs the moment a live buffer overflows (the reader may be stuck and never ask again):
    * a websocket is closed there and then.
    */
-  subscribeFrom(filter: EventFilter, bufferSize: number, onOverflow?: (error: SlowConsumerError) => void): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number } {
+  subscribeFrom(
+    filter: EventFilter,
+    bufferSize: number,
+    { onOverflow, replaying = false }: { onOverflow?: (error: SlowConsumerError) => void; replaying?: boolean } = {},
+  ): { events: AsyncIterableIterator<LiveEvent>; startsAfter: number; replayed: () => number | undefined } {
     const startsAfter = Math.max(this.delivered, this.committedUpTo);
-    return { events: this.iterate(filter, startsAfter, bufferSize, onOverflow), startsAfter };
+    const feed = this.iterate(filter, startsAfter, bufferSize, onOverflow, replaying);
+    return { events: feed.events, startsAfter, replayed: feed.replayed };
   }
 
   private join(filter: EventFilter, member: Member): FilterGroup {
@@ -213,18 +224,31 @@ export class EventHub {
     }
   }
 
-  private iterate(filter: EventFilter, startsAfter: number, bufferSize: number, onOverflow?: (error: SlowConsumerError) => void): AsyncIterableIterator<LiveEvent> {
+  private iterate(
+    filter: EventFilter,
+    startsAfter: number,
+    bufferSize: number,
+    onOverflow?: (error: SlowConsumerError) => void,
+    replaying = false,
+  ): { events: AsyncIterableIterator<LiveEvent>; replayed: () => number | undefined } {
     const buffer: LiveEvent[] = [];
     let wake: (() => void) | undefined;
     let failure: Error | undefined;
     let done = false;
+    /** Events were dropped while replaying: the replay must go on past the boundary. */
+    let lapped = false;
     const member: Member = {
       startsAfter,
       push: (event) => {
+        if (lapped) return;
         if (buffer.length >= bufferSize) {
+          buffer.length = 0;
+          if (replaying) {
+            lapped = true;
+            return;
+          }
           const error = new SlowConsumerError(bufferSize);
           failure = error;
-          buffer.length = 0;
           this.leave(group, member);
           onOverflow?.(error);
         } else buffer.push(event);
@@ -237,7 +261,16 @@ export class EventHub {
       this.leave(group, member);
       wake?.();
     };
-    return {
+    const replayed = (): number | undefined => {
+      if (!lapped) {
+        replaying = false;
+        return undefined;
+      }
+      lapped = false;
+      member.startsAfter = Math.max(this.delivered, this.committedUpTo);
+      return member.startsAfter;
+    };
+    const events: AsyncIterableIterator<LiveEvent> = {
       [Symbol.asyncIterator]() {
         return this;
       },
@@ -261,6 +294,7 @@ export class EventHub {
         return { value: undefined, done: true };
       },
     };
+    return { events, replayed };
   }
 
   /** Status event rows (snake_case, as selected) with their device and box; rows of deleted boxes are dropped. */

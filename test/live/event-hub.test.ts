@@ -83,6 +83,30 @@ describe('events between replicas', () => {
   });
 });
 
+describe('a subscriber replaying from the table', () => {
+  it('laps instead of being cut when its live buffer fills meanwhile, and goes live once nothing was dropped', async () => {
+    const key = 'HUB-LAP';
+    const filter = { key: 'lap', accepts: (e: LiveEvent) => e.box.licenseKey === key };
+    const replaying = a.app.events.subscribeFrom(filter, 2, { replaying: true });
+    const fine = a.app.events.subscribe((e) => e.box.licenseKey === key, 100);
+    // Five events while "replaying": the buffer of two fills, the events are dropped, not the subscriber.
+    for (const status of ['online', 'offline', 'online', 'offline']) await postReport(a.url, report(key, status));
+    const five = await take(fine, 5);
+    const boundary = replaying.replayed();
+    expect(boundary).toBeGreaterThanOrEqual(five[4]!.id); // the replay goes on from the table to here
+    expect(replaying.replayed()).toBeUndefined(); // nothing dropped since: live from now on
+    await postReport(a.url, report(key, 'online'));
+    const [sixth] = await take(fine, 1);
+    const [live] = await take(replaying.events, 1);
+    expect(live!.id).toBe(sixth!.id); // nothing at or before the boundary comes live
+    // Live now: a full buffer ends it as a slow consumer.
+    for (const status of ['offline', 'online', 'offline']) await postReport(a.url, report(key, status));
+    await take(fine, 3);
+    await expect(take(replaying.events, 5)).rejects.toThrow('The subscriber fell 2 events behind');
+    await fine.return!();
+  });
+});
+
 describe('offline sweep', () => {
   it('runs on exactly one replica, marks a silent box offline once, and back online with its next report', async () => {
     await waitForRefusedSweep(a.sql); // one replica holds the sweep, the other asked and was refused

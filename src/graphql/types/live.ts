@@ -120,13 +120,13 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
     feed = context.events.subscribeFrom(
       { key: filterKey(filter), accepts: (event) => matches(event, filter), boxIds: filter.boxIds },
       context.config.subscriptionBuffer,
-      onOverflow,
+      { onOverflow, replaying: afterId !== undefined },
     );
   } catch (error) {
     release();
     throw error;
   }
-  const { events: live, startsAfter } = feed;
+  const { events: live, startsAfter, replayed } = feed;
   const ended = { revoked: false };
   // A revoked token ends its subscriptions: a websocket is closed (4403) by the transport; an SSE
   // subscription ends with a TOKEN_REVOKED error.
@@ -134,7 +134,7 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
     ended.revoked = true;
     void live.return?.();
   });
-  const stream = replayThenLive(context, filter, live, startsAfter, afterId, ended, release);
+  const stream = replayThenLive(context, filter, { live, startsAfter, replayed }, afterId, ended, release);
   return endingFirst(stream, async () => {
     release();
     await live.return?.();
@@ -144,8 +144,7 @@ function follow(context: GraphQLContext, filter: LiveFilter, afterId?: number): 
 async function* replayThenLive(
   context: GraphQLContext,
   filter: LiveFilter,
-  live: AsyncIterableIterator<LiveEvent>,
-  startsAfter: number,
+  { live, startsAfter, replayed }: { live: AsyncIterableIterator<LiveEvent>; startsAfter: number; replayed: () => number | undefined },
   afterId: number | undefined,
   ended: { revoked: boolean },
   release: () => void,
@@ -162,19 +161,25 @@ async function* replayThenLive(
         until: filter.until,
       };
       // Pages shared with other clients replaying the same range; each event waits for its slice of
-      // the event loop, so a thousand replays at once leave ingest its turns.
-      for (let from = afterId; from < startsAfter; ) {
-        const page = await context.replay.next(sqlFilter, from, startsAfter);
-        for (const event of page.events) {
-          if (!matches(event, filter)) continue;
-          const wait = context.events.slices.turn();
-          if (wait) await wait;
-          yield toStatusEvent(event);
+      // the event loop, so a thousand replays at once leave ingest its turns. A replay longer than the
+      // live buffer laps: it goes on from the table to the newest event (see EventHub.subscribeFrom).
+      let boundary: number | undefined = startsAfter;
+      let from = afterId;
+      for (; boundary !== undefined; boundary = replayed()) {
+        last = boundary;
+        while (from < boundary) {
+          const page = await context.replay.next(sqlFilter, from, boundary);
+          for (const event of page.events) {
+            if (!matches(event, filter)) continue;
+            const wait = context.events.slices.turn();
+            if (wait) await wait;
+            yield toStatusEvent(event);
+          }
+          from = page.to;
         }
-        from = page.to;
       }
       // A cursor ahead of this process (another replica delivered more already) skips what it has seen.
-      last = Math.max(afterId, startsAfter);
+      last = Math.max(afterId, last);
     }
     for await (const event of live) if (event.id > last) yield toStatusEvent(event);
     if (ended.revoked) {
