@@ -63,6 +63,9 @@ Usage: npm run bench:live -- [options]
   --replay-events N            how far back their cursors are: N stored events, spread over
                                ±--replay-window events between clients (default 1000)
   --replay-window N            (default 50)
+  --replay-interval-ms MS      the storm's ingest (and its quiet baseline): one change every MS
+                               (default 100; at 10, the live traffic alone to 1,000 unfiltered
+                               clients is 100,000 messages/s, beyond one process on two cores)
   --replay-duration S          least seconds of ingest during the storm; it goes on until every client
                                has replayed, within --ready-timeout (default 10)
   --single-only                only the one-process sections
@@ -95,6 +98,7 @@ interface BenchOptions {
   replayEvents: number;
   replayWindow: number;
   replayDurationSeconds: number;
+  replayIntervalMs: number;
   single: boolean;
   replicas: boolean;
   connectionsPerProcess: number;
@@ -129,6 +133,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
       'replay-events': stringOption,
       'replay-window': stringOption,
       'replay-duration': stringOption,
+      'replay-interval-ms': stringOption,
       'broadcast-duration': stringOption,
       'single-only': { type: 'boolean', default: false },
       'replicas-only': { type: 'boolean', default: false },
@@ -152,6 +157,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
   const broadcastDurationSeconds = numberOption(v['broadcast-duration'], 'broadcast-duration', 10, 0, 3600);
   const quietDurationSeconds = numberOption(v['quiet-duration'], 'quiet-duration', 10, 1, 3600);
   const replayDurationSeconds = numberOption(v['replay-duration'], 'replay-duration', 10, 1, 3600);
+  const replayIntervalMs = numberOption(v['replay-interval-ms'], 'replay-interval-ms', 100, 1, 60_000);
   const replayClients = numberOption(v['replay-clients'], 'replay-clients', 1000, 0, 100_000, true);
   const readyTimeoutMs = numberOption(v['ready-timeout'], 'ready-timeout', 120, 1, 3600) * 1000;
   const drainMs = numberOption(v.drain, 'drain', 10, 1, 600) * 1000;
@@ -176,6 +182,7 @@ function parseOptions(argv: string[]): BenchOptions | 'help' {
     replayEvents: numberOption(v['replay-events'], 'replay-events', 1000, 1, 1_000_000, true),
     replayWindow: numberOption(v['replay-window'], 'replay-window', 50, 0, 100_000, true),
     replayDurationSeconds,
+    replayIntervalMs,
     single: !v['replicas-only'],
     replicas: !v['single-only'],
     connectionsPerProcess: numberOption(v['connections-per-process'], 'connections-per-process', 2500, 1, 100_000, true),
@@ -1201,7 +1208,7 @@ async function runReplayStorm(base: { gateways: GatewayProcess[]; databaseUrl: s
   const gateway = base.gateways[0]!;
   const { fleet } = base;
   const clients = options.replayClients;
-  const label = `replay storm: ${fmt(clients)} websocket clients resume statusEvents(after:) at once, ${fmt(options.replayEvents)} ± ${options.replayWindow} events back, a change every ${options.intervalMs} ms`;
+  const label = `replay storm: ${fmt(clients)} websocket clients resume statusEvents(after:) at once, ${fmt(options.replayEvents)} ± ${options.replayWindow} events back, a change every ${options.replayIntervalMs} ms`;
   const driver = new IngestDriver(gateway.origin);
   const subscribers: SubscriberProcess[] = [];
   const memory = new MemorySampler([gateway], base.postgresDataDir);
@@ -1236,7 +1243,7 @@ async function runReplayStorm(base: { gateways: GatewayProcess[]; databaseUrl: s
     }
 
     stage = 'quiet baseline';
-    const quiet = await quietIngest(gateway.origin, fleet, options.intervalMs, options.quietDurationSeconds);
+    const quiet = await quietIngest(gateway.origin, fleet, options.replayIntervalMs, options.quietDurationSeconds);
 
     // Cursors as a client holds them: from the history query, newest first; nothing is ingested until the storm.
     stage = 'reading cursors';
@@ -1270,7 +1277,7 @@ async function runReplayStorm(base: { gateways: GatewayProcess[]; databaseUrl: s
       subscribers.some((s) => s.exited) ||
       gateway.exitCode !== undefined ||
       totalOf(subscribers, (p) => p.replayed + p.operationErrors) + closedCount() >= clients;
-    await driver.paced(fleet, options.intervalMs, { untilMs: startedAt + options.replayDurationSeconds * 1000, measured: true, goOn: () => !stormOver() });
+    await driver.paced(fleet, options.replayIntervalMs, { untilMs: startedAt + options.replayDurationSeconds * 1000, measured: true, goOn: () => !stormOver() });
     const seconds = (monotonicMs() - startedAt) / 1000;
     const cpuAfter = { gateway: cpuSeconds(gateway.child.pid), postgres: postgresCpuSeconds(base.postgresDataDir) };
     if (gateway.exitCode !== undefined) throw new Error(describeExit(gateway));
@@ -1429,7 +1436,7 @@ function printConditions(options: BenchOptions, fdLimit: number | undefined): vo
       ? [
           `  replay storm   after the first section, on its gateway: ${fmt(options.replayClients)} websocket clients subscribe at once to statusEvents(after: $cursor) { ${EVENT_SELECTION} },`,
           `                 cursors from the history query, ${fmt(options.replayEvents)} events back ± ${options.replayWindow} (spread evenly over the clients);`,
-          `                 changes go on every ${options.intervalMs} ms for at least ${options.replayDurationSeconds} s and until every client has replayed`,
+          `                 changes go on every ${options.replayIntervalMs} ms for at least ${options.replayDurationSeconds} s and until every client has replayed`,
         ]
       : []),
     `  quiet baseline per section, before its subscribers connect: ${options.quietDurationSeconds} s of the same ingest (rate, fleet, gateway) with no subscriber`,

@@ -26,7 +26,7 @@ type EnvelopedArgs = ExecutionArgs & {
  * A socket holding more than this many bytes not yet taken by the kernel is not written to: its
  * subscriptions stop reading their feeds, which fill up to SUBSCRIPTION_BUFFER and then close it (4009).
  */
-const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+const SOCKET_HIGH_WATER_BYTES = 64 * 1024;
 
 /** The payload of a `next` message as graphql-ws writes it: a shared result's UTF-8, encoded once. */
 function payloadBytes(result: ExecutionResult): Buffer {

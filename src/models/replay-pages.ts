@@ -22,7 +22,7 @@ interface Reading {
 export interface ReplayPagesOptions {
   /** Rows per read. Default 500. */
   pageSize?: number;
-  /** Events kept in all pages together; the least recently used pages go first. Default 50,000. */
+  /** Events kept in all pages together; the least recently used pages go first. Default 20,000. */
   maxEvents?: number;
   /** A page unused this long is dropped. Default 10,000 ms. */
   keepMs?: number;
@@ -53,7 +53,7 @@ export class ReplayPages {
     options: ReplayPagesOptions = {},
   ) {
     this.pageSize = options.pageSize ?? 500;
-    this.maxEvents = options.maxEvents ?? 50_000;
+    this.maxEvents = options.maxEvents ?? 20_000;
     this.keepMs = options.keepMs ?? 10_000;
   }
 
