@@ -58,7 +58,16 @@ async function waitForOutput(run: Run, pattern: RegExp, timeoutMs: number): Prom
     if (match) return match;
     if (run.child.exitCode !== null || run.child.signalCode !== null) throw new Error(`exited before printing ${pattern}:\n${run.output()}`);
     if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${run.output()}`);
-    await new Promise((resolve) => run.child.stdout!.once('data', resolve).once('close', resolve));
+    // More output, the end of it, or the deadline: a run that goes silent fails at its deadline too.
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        run.child.stdout!.off('data', done).off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + 1);
+      run.child.stdout!.once('data', done).once('close', done);
+    });
   }
 }
 
@@ -122,11 +131,11 @@ it('the production install holds the runtime dependencies only', async () => {
   expect(installed.has('graphql-yoga')).toBe(true);
 });
 
-// Longer than its steps' own deadlines (30 s to start, 30 s for the token CLI, 15 s to stop), so a slow
+// Longer than its steps' own deadlines (60 s to start, 30 s for the token CLI, 15 s to stop), so a slow
 // step fails with its own message, not the test's timeout.
-it('starts against DATABASE_URL: migrates an empty database, answers /healthz and GraphQL, stops on SIGTERM', { timeout: 120_000 }, async () => {
+it('starts against DATABASE_URL: migrates an empty database, answers /healthz and GraphQL, stops on SIGTERM', { timeout: 150_000 }, async () => {
   const gateway = runInGroup('npm', ['run', 'start:production'], install, productionEnv({ DATABASE_URL: database!.url }));
-  const [, url] = await waitForOutput(gateway, /fleetgate is up on (http:\/\/\S+)/, 30_000);
+  const [, url] = await waitForOutput(gateway, /fleetgate is up on (http:\/\/\S+)/, 60_000);
 
   expect(await (await fetch(`${url}/healthz`)).json()).toEqual({ status: 'ok' });
   expect(await (await fetch(`${url}/readyz`)).json()).toEqual({ status: 'ready' });
