@@ -29,6 +29,8 @@ import type { GraphQLContext } from './context';
 // (fields a viewer may not read or sees masked), and the variables the selection below the root field
 // uses. Variables used only in the root field's arguments (filters, `after`) choose *which* events a
 // subscriber gets, not what an event looks like, so subscribers that differ only there still share.
+// (That holds for every subscription field of this schema: their resolvers return the event as it is.
+// A field whose arguments shaped its events would have to put them in the key.)
 // A result with errors is never shared: an error message can name the token that asked.
 
 /** The key of what a subscriber's result for an event depends on; see above. */
@@ -36,7 +38,8 @@ export function payloadKey(args: ExecutionArgs): string {
   const context = args.contextValue as GraphQLContext;
   const shape = shapeOf(args.document, args.operationName);
   const variables = args.variableValues ?? {};
-  const used = shape.variables.map((name) => JSON.stringify(variables[name] ?? null)).join(',');
+  // An omitted variable (its default applies) is not one given as null.
+  const used = shape.variables.map((name) => (name in variables ? JSON.stringify(variables[name]) : '')).join(',');
   return `${context.principal?.role ?? ''}\u0000${shape.text}\u0000${args.operationName ?? ''}\u0000${used}`;
 }
 
