@@ -57,7 +57,9 @@ Usage: npm run bench:live -- [options]
   --broadcast-subscribers N    the broadcast section: N websocket subscribers, none filtered
                                (default 10000)
   --broadcast-interval-ms MS   its pace: one change every MS (default 1000)
-  --broadcast-duration S       its measured seconds; 0 skips it (default 10)
+  --broadcast-duration S       its measured seconds; 0 skips it and its bare-websocket baseline: the
+                               same subscribers on a bare \`ws\` server (no GraphQL, no database) that
+                               sends a message of the same size at the same pace (default 10)
   --replay-clients N           the replay storm: N websocket clients subscribe at once to
                                statusEvents(after: cursor), while changes go on at --interval-ms;
                                0 skips it (default 1000)
@@ -1432,7 +1434,9 @@ function printConditions(options: BenchOptions, fdLimit: number | undefined): vo
     ...(options.single && options.broadcastDurationSeconds > 0
       ? [
           `  broadcast      last, on a fresh gateway and database of its own: ${fmt(options.broadcastSubscribers)} subscribers with no filter,`,
-          `                 one change every ${options.broadcastIntervalMs} ms for ${options.broadcastDurationSeconds} s (${fmt(options.broadcastSubscribers)} messages per change)`,
+          `                 one change every ${options.broadcastIntervalMs} ms for ${options.broadcastDurationSeconds} s (${fmt(options.broadcastSubscribers)} messages per change);`,
+          `                 then its baseline: the same subscriber processes' code and size on a bare \`ws\` server in its own process (no GraphQL,`,
+          `                 no database) sending a message of the gateway's size to every socket at the same pace, timed from its first socket.send`,
         ]
       : []),
     ...(options.single && options.replayClients > 0
