@@ -30,6 +30,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { createFleet, type SimulatedBox } from '../tools/simulator/fleet';
 import { formatMs, LatencyHistogram, type LatencySummary } from '../tools/simulator/latency';
+import { BareBroadcastServer, type BareSend } from './lib/bare-broadcast';
 import { checkReplay, historyPositions, replayDepth, statusEventNumber, type ReplayCheck } from './lib/live-replay';
 import { Cleanups, UsageError, freePort, numberOption, parseCommandLine, postmasterPid, settlesWithin, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
 import { BENCH_ADMIN_TOKEN, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
@@ -56,7 +57,9 @@ Usage: npm run bench:live -- [options]
   --broadcast-subscribers N    the broadcast section: N websocket subscribers, none filtered
                                (default 10000)
   --broadcast-interval-ms MS   its pace: one change every MS (default 1000)
-  --broadcast-duration S       its measured seconds; 0 skips it (default 10)
+  --broadcast-duration S       its measured seconds; 0 skips it and its bare-websocket baseline: the
+                               same subscribers on a bare \`ws\` server (no GraphQL, no database) that
+                               sends a message of the same size at the same pace (default 10)
   --replay-clients N           the replay storm: N websocket clients subscribe at once to
                                statusEvents(after: cursor), while changes go on at --interval-ms;
                                0 skips it (default 1000)
@@ -908,6 +911,8 @@ interface SectionResult {
   rssIdleKiB: number;
   /** Machine-wide, in cores: busy (all processes, ours included), waiting for disk, stolen by the hypervisor. */
   machine: { cores: number; busy: number; iowait: number; steal: number } | undefined;
+  /** The broadcast section's bare-websocket baseline, or why it failed. */
+  bare?: BareBaseline | string;
 }
 
 function histogramFigures(): { answer: LatencyHistogram; send: LatencyHistogram; before: number } {
@@ -1429,7 +1434,9 @@ function printConditions(options: BenchOptions, fdLimit: number | undefined): vo
     ...(options.single && options.broadcastDurationSeconds > 0
       ? [
           `  broadcast      last, on a fresh gateway and database of its own: ${fmt(options.broadcastSubscribers)} subscribers with no filter,`,
-          `                 one change every ${options.broadcastIntervalMs} ms for ${options.broadcastDurationSeconds} s (${fmt(options.broadcastSubscribers)} messages per change)`,
+          `                 one change every ${options.broadcastIntervalMs} ms for ${options.broadcastDurationSeconds} s (${fmt(options.broadcastSubscribers)} messages per change);`,
+          `                 then its baseline: the same subscriber processes' code and size on a bare \`ws\` server in its own process (no GraphQL,`,
+          `                 no database) sending a message of the gateway's size to every socket at the same pace, timed from its first socket.send`,
         ]
       : []),
     ...(options.single && options.replayClients > 0
@@ -1480,10 +1487,30 @@ function printResult(result: SectionResult): void {
     `  postgres       CPU ${cores(result.postgresCores)}; ${spec.postgresDataDir ? `peak memory ${mib(result.postgres.privateKiB)} private + ${mib(result.postgres.sharedKiB)} shared over ${result.postgres.processes} processes` : 'memory n/a (DATABASE_URL)'}`,
     `  load           subscriber processes ${cores(result.subscriberCores)}, ingest driver ${cores(result.driverCores)}`,
     ...(result.machine ? [machineLine(result)] : []),
+    ...(result.bare === undefined ? [] : bareLines(result)),
     `  targets        ${describeVerdicts(sectionVerdicts(result))}`,
     '',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** The bare-websocket baseline beside the broadcast's delay, and the ratio of their p99s (information, not a target). */
+function bareLines(result: SectionResult): string[] {
+  const bare = result.bare!;
+  if (typeof bare === 'string') return [`  bare ws        baseline failed: ${bare}`];
+  const cores = (n: number | undefined) => (n === undefined ? 'n/a' : `${n.toFixed(2)} cores`);
+  return [
+    `  bare ws        the same ${fmt(bare.subscribers)} subscribers (${bare.processes} process${bare.processes === 1 ? '' : 'es'}, same code) on a bare \`ws\` server in its own process, no GraphQL, no database:`,
+    `                 ${bare.broadcasts} broadcasts of ${fmt(bare.messageBytes)} bytes, one socket.send per socket; first send -> receipt p50 ${formatMs(bare.delay.p50Ms)}, p99 ${formatMs(bare.delay.p99Ms)},` +
+      ` max ${formatMs(bare.delay.maxMs)}; send loop p50 ${formatMs(bare.sendLoop.p50Ms)}, max ${formatMs(bare.sendLoop.maxMs)}`,
+    `                 ${fmt(bare.received)} of ${fmt(bare.expected)} received, ${fmt(bare.lost)} lost, ${fmt(bare.duplicates)} duplicates; CPU bare server ${cores(bare.serverCores)}, subscriber processes ${cores(bare.subscriberCores)}`,
+    `                 ${bareRatio(result, bare)}`,
+  ];
+}
+
+function bareRatio(result: SectionResult, bare: BareBaseline): string {
+  const ratio = result.delay.fromAnswer.p99Ms / Math.max(bare.delay.p99Ms, 0.001);
+  return `gateway delivery p99 ${formatMs(result.delay.fromAnswer.p99Ms)} / bare ws p99 ${formatMs(bare.delay.p99Ms)} = ${ratio.toFixed(1)}× (information, not a target)`;
 }
 
 /** The quiet baseline beside the section's ingest, and the ratio of their p99s that the targets judge. */
@@ -1638,12 +1665,16 @@ async function runSingle(options: BenchOptions, profileDir: string | undefined):
 /**
  * The broadcast, on a gateway of its own: memory per subscriber is read against the RSS of a gateway
  * that has held no subscriber yet (a heap grown by an earlier section would hide the subscribers').
+ * Then, with that gateway stopped, the bare-websocket baseline with the same subscriber processes' code
+ * and connections per process, sending a message of the size and shape the gateway sent.
  */
 async function runBroadcast(options: BenchOptions, profileDir: string | undefined): Promise<SectionResult> {
   const mark = cleanups.size;
+  let broadcast: SectionResult;
+  let sample: Record<string, unknown>;
   try {
     const base = await startOneGateway(options, profileDir);
-    const broadcast = await runSection(
+    broadcast = await runSection(
       {
         ...base,
         label: `broadcast: one gateway process, ${fmt(options.broadcastSubscribers)} subscribers, none filtered, a change every ${options.broadcastIntervalMs} ms`,
@@ -1654,10 +1685,150 @@ async function runBroadcast(options: BenchOptions, profileDir: string | undefine
       },
       options,
     );
-    printResult(broadcast);
-    return broadcast;
+    sample = await newestEventAsSubscribersSeeIt(base.gateways[0]!.origin);
   } finally {
     await cleanups.run(mark);
+  }
+  try {
+    broadcast.bare = await runBareBaseline(options, sample);
+  } catch (error) {
+    broadcast.bare = (error as Error).message;
+  }
+  printResult(broadcast);
+  return broadcast;
+}
+
+/** The newest stored event with the subscribers' selection: what a broadcast message carries. */
+async function newestEventAsSubscribersSeeIt(origin: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${origin}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_ADMIN_TOKEN}` },
+    body: JSON.stringify({ query: `{ statusEvents(first: 1, orderBy: { field: ID, direction: DESC }) { edges { node { ${EVENT_SELECTION} } } } }` }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = (await response.json()) as { data?: { statusEvents?: { edges: Array<{ node: Record<string, unknown> }> } }; errors?: unknown };
+  const node = body.data?.statusEvents?.edges[0]?.node;
+  if (!node) throw new Error(`the newest event query was answered ${response.status}: ${JSON.stringify(body.errors ?? body).slice(0, 300)}`);
+  return node;
+}
+
+/** The bare-websocket baseline of the broadcast: see bench/lib/bare-broadcast.ts. */
+interface BareBaseline {
+  subscribers: number;
+  processes: number;
+  broadcasts: number;
+  messageBytes: number;
+  /** From the bare server's first `socket.send` of a broadcast to each subscriber's receipt. */
+  delay: LatencySummary;
+  /** How long the server's loop of `socket.send` calls took per broadcast. */
+  sendLoop: LatencySummary;
+  expected: number;
+  received: number;
+  duplicates: number;
+  lost: number;
+  serverCores: number | undefined;
+  subscriberCores: number | undefined;
+}
+
+/**
+ * The same number of subscribers, in processes of the same code and size as the broadcast section's,
+ * connected to a bare `ws` server in its own process, which sends a message to every socket once per
+ * --broadcast-interval-ms for --broadcast-duration seconds, after a warm-up broadcast reached each.
+ */
+async function runBareBaseline(options: BenchOptions, sample: Record<string, unknown>): Promise<BareBaseline> {
+  const server = new BareBroadcastServer(sample);
+  const subscribers: SubscriberProcess[] = [];
+  const count = options.broadcastSubscribers;
+  let stage = 'connecting subscribers';
+  const progress = progressLine(
+    'bare ws baseline',
+    () => stage,
+    () => `subscribed ${fmt(totalOf(subscribers, (p) => p.subscribed))}/${fmt(count)}, received ${fmt(totalOf(subscribers, (p) => p.received))}`,
+  );
+  try {
+    const url = await server.url(options.readyTimeoutMs);
+    const processCount = Math.ceil(count / options.connectionsPerProcess);
+    const byProcess: SubscriberSpec[][] = Array.from({ length: processCount }, () => []);
+    for (let i = 0; i < count; i++) byProcess[i % processCount]!.push({ index: i, url });
+    for (const group of byProcess) subscribers.push(new SubscriberProcess(group));
+    const connectDeadline = Date.now() + options.readyTimeoutMs;
+    while (!subscribers.every((s) => s.progress?.settled)) {
+      if (server.exited) throw new Error('the bare websocket server exited');
+      if (subscribers.some((s) => s.exited)) throw new Error('a subscriber process exited early');
+      if (Date.now() > connectDeadline) throw new Error(`bare baseline: subscribers did not connect within ${options.readyTimeoutMs / 1000} s`);
+      await sleep(100);
+    }
+    if (totalOf(subscribers, (p) => p.subscribed) < count) throw new Error(`bare baseline: only ${totalOf(subscribers, (p) => p.subscribed)} of ${count} subscribers connected`);
+
+    // Warm-up: broadcasts (negative sequence numbers, not measured) until each subscriber has one.
+    stage = 'warm-up';
+    let warmups = 0;
+    const warmDeadline = Date.now() + 30_000;
+    while (totalOf(subscribers, (p) => p.withEvent) < count) {
+      if (Date.now() > warmDeadline) throw new Error(`bare baseline: ${count - totalOf(subscribers, (p) => p.withEvent)} subscribers received no warm-up broadcast`);
+      if (warmups === 0 || Date.now() > warmDeadline - 25_000) await server.broadcast(-++warmups);
+      await sleep(250);
+    }
+    const warmupDeliveries = totalOf(subscribers, (p) => p.received);
+
+    stage = 'measuring';
+    const broadcasts = Math.max(1, Math.round((options.broadcastDurationSeconds * 1000) / options.broadcastIntervalMs));
+    const cpuBefore = { server: cpuSeconds(server.child.pid), subscribers: sum(subscribers.map((s) => cpuSeconds(s.child.pid))) };
+    const started = monotonicMs();
+    const sends = new Map<number, BareSend>();
+    for (let k = 0; k < broadcasts; k++) {
+      await sleep(started + k * options.broadcastIntervalMs - monotonicMs());
+      const sent = await server.broadcast(k + 1);
+      sends.set(sent.sequence, sent);
+    }
+    const seconds = (monotonicMs() - started) / 1000;
+    const core = (before: number | undefined, after: number | undefined) => (before === undefined || after === undefined ? undefined : (after - before) / seconds);
+    const serverCores = core(cpuBefore.server, cpuSeconds(server.child.pid));
+    const subscriberCores = core(cpuBefore.subscribers, sum(subscribers.map((s) => cpuSeconds(s.child.pid))));
+
+    stage = 'draining';
+    const expected = broadcasts * count;
+    const drainDeadline = Date.now() + options.drainMs;
+    while (totalOf(subscribers, (p) => p.received) - warmupDeliveries < expected && Date.now() < drainDeadline) await sleep(100);
+
+    stage = 'collecting';
+    const receipts = await Promise.all(subscribers.map((s) => s.collect(60_000)));
+    const delay = new LatencyHistogram();
+    const seen = new Set<number>();
+    let duplicates = 0;
+    for (const batch of receipts) {
+      for (let r = 0; r < batch.subscriber.length; r++) {
+        const sent = sends.get(batch.event[r]!);
+        if (!sent) continue; // a warm-up broadcast
+        const key = sent.sequence * count + batch.subscriber[r]!;
+        if (seen.has(key)) {
+          duplicates++;
+          continue;
+        }
+        seen.add(key);
+        delay.record(batch.at[r]! - sent.startedAt);
+      }
+    }
+    const sendLoop = new LatencyHistogram();
+    for (const sent of sends.values()) sendLoop.record(sent.finishedAt - sent.startedAt);
+    return {
+      subscribers: count,
+      processes: processCount,
+      broadcasts,
+      messageBytes: sends.get(1)?.bytes ?? 0,
+      delay: delay.summary(),
+      sendLoop: sendLoop.summary(),
+      expected,
+      received: seen.size,
+      duplicates,
+      lost: expected - seen.size,
+      serverCores,
+      subscriberCores,
+    };
+  } finally {
+    progress.stop();
+    await Promise.all(subscribers.map((s) => s.close()));
+    await server.close();
   }
 }
 
@@ -1718,11 +1889,13 @@ async function main(): Promise<number> {
   }
   try {
     const titles: Record<SectionSpec['key'], string> = { single: 'mixed', broadcast: 'broadcast', replicas: 'two replicas' };
-    const judged: Array<{ title: string; checks: Verdict[] }> = [];
+    const judged: Array<{ title: string; checks: Verdict[]; note?: string }> = [];
     // Wrong answers, as opposed to slow ones: the run fails.
     const wrong: string[] = [];
     const judge = (result: SectionResult) => {
-      judged.push({ title: titles[result.spec.key], checks: sectionVerdicts(result) });
+      const bare = result.bare;
+      const note = bare === undefined ? undefined : typeof bare === 'string' ? `bare ws baseline failed: ${bare}` : bareRatio(result, bare);
+      judged.push({ title: titles[result.spec.key], checks: sectionVerdicts(result), note });
       if (result.lost !== 0) wrong.push(`${titles[result.spec.key]}: ${fmt(result.lost)} deliveries lost`);
     };
     if (bench.single) {
@@ -1737,7 +1910,10 @@ async function main(): Promise<number> {
     if (bench.replicas) judge(await runReplicas(bench, profileDir));
 
     process.stdout.write('targets\n');
-    for (const { title, checks } of judged) process.stdout.write(`  ${title.padEnd(13)} ${describeVerdicts(checks)}\n`);
+    for (const { title, checks, note } of judged) {
+      process.stdout.write(`  ${title.padEnd(13)} ${describeVerdicts(checks)}\n`);
+      if (note) process.stdout.write(`  ${''.padEnd(13)} ${note}\n`);
+    }
     if (profileDir) process.stdout.write(`CPU profiles: ${profileDir}\n`);
     if (wrong.length) {
       process.stdout.write(`FAILED: ${wrong.join('; ')} (see above)\n`);
