@@ -640,6 +640,22 @@ class SubscriberProcess {
   }
 }
 
+/** Waits until the subscribers have received `expected` messages in all, nothing more came for 3 s, or `drainMs` passed. */
+async function drained(subscribers: SubscriberProcess[], expected: number, drainMs: number): Promise<void> {
+  const deadline = Date.now() + drainMs;
+  let previous = -1;
+  let stalledSince = Date.now();
+  for (;;) {
+    const received = totalOf(subscribers, (p) => p.received);
+    if (received >= expected || Date.now() > deadline) return;
+    if (received !== previous) {
+      previous = received;
+      stalledSince = Date.now();
+    } else if (Date.now() - stalledSince > 3_000) return;
+    await sleep(250);
+  }
+}
+
 function totalOf(processes: SubscriberProcess[], pick: (p: SubscriberProgress) => number): number {
   return sum(processes.map((p) => (p.progress ? pick(p.progress) : 0)));
 }
@@ -1037,18 +1053,7 @@ async function runSection(spec: SectionSpec, options: BenchOptions): Promise<Sec
     // Drain: wait until every delivery the answered flips imply has arrived, or nothing more comes.
     stage = 'draining';
     const expectedAll = sum(driver.posts.filter((p) => p.outcome === 200).map((p) => plan.watchersOfBox[p.box]! + plan.watchAll));
-    const drainDeadline = Date.now() + options.drainMs;
-    let previous = -1;
-    let stalledSince = Date.now();
-    for (;;) {
-      const received = totalOf(subscribers, (p) => p.received);
-      if (received >= expectedAll || Date.now() > drainDeadline) break;
-      if (received !== previous) {
-        previous = received;
-        stalledSince = Date.now();
-      } else if (Date.now() - stalledSince > 3_000) break;
-      await sleep(250);
-    }
+    await drained(subscribers, expectedAll, options.drainMs);
     memory.stop();
     const hwmKiB = gateways.map((g) => (g.child.pid === undefined ? undefined : readMemory(g.child.pid)?.hwmKiB));
 
@@ -1297,18 +1302,7 @@ async function runReplayStorm(base: { gateways: GatewayProcess[]; databaseUrl: s
       [afterIds, newestAtEnd],
     );
     const expectedAll = sum(counts.map((r) => Number(r.n)));
-    const drainDeadline = Date.now() + options.drainMs;
-    let previous = -1;
-    let stalledSince = Date.now();
-    for (;;) {
-      const received = totalOf(subscribers, (p) => p.received);
-      if (received >= expectedAll || Date.now() > drainDeadline) break;
-      if (received !== previous) {
-        previous = received;
-        stalledSince = Date.now();
-      } else if (Date.now() - stalledSince > 3_000) break;
-      await sleep(250);
-    }
+    await drained(subscribers, expectedAll, options.drainMs);
     memory.stop();
 
     stage = 'collecting';
