@@ -190,6 +190,10 @@ function mapSource(source: AsyncIterable<unknown>, map: (event: unknown) => Mayb
 
 /** graphql-js's `subscribe`, with each event's execution shared as described above. */
 export async function subscribeShared(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult, undefined> | ExecutionResult> {
+  // Setting a subscription up takes a turn like delivery does: a thousand clients reconnecting at
+  // once are set up a slice at a time, with ingest's I/O between.
+  const wait = (args.contextValue as GraphQLContext).events.slices.turn();
+  if (wait) await wait;
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in source)) return source;
   const key = payloadKey(args);

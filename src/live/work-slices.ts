@@ -23,7 +23,7 @@ export class WorkSlices {
    */
   constructor(
     readonly sliceMs = 2,
-    private readonly resumePerTurn = 16,
+    private readonly resumePerTurn = 8,
   ) {}
 
   turn(): Promise<void> | undefined {
