@@ -1435,7 +1435,7 @@ function printConditions(options: BenchOptions, fdLimit: number | undefined): vo
       : []),
     ...(options.single && options.replayClients > 0
       ? [
-          `  replay storm   after the first section, on its gateway: ${fmt(options.replayClients)} websocket clients subscribe at once to statusEvents(after: $cursor) { ${EVENT_SELECTION} },`,
+          `  replay storm   after the first section, on a gateway and database of its own: ${fmt(options.replayClients)} websocket clients subscribe at once to statusEvents(after: $cursor) { ${EVENT_SELECTION} },`,
           `                 cursors from the history query, ${fmt(options.replayEvents)} events back ± ${options.replayWindow} (spread evenly over the clients);`,
           `                 changes go on every ${options.replayIntervalMs} ms for at least ${options.replayDurationSeconds} s and until every client has replayed`,
         ]
@@ -1628,12 +1628,16 @@ async function startOneGateway(options: BenchOptions, profileDir: string | undef
   return { gateways: [gateway], databaseUrl: database.url, postgresDataDir: database.dataDir, fleet };
 }
 
-/** The mixed load, then the replay storm on the same gateway (the mixed load filled its history). */
+/**
+ * The mixed load; then the replay storm on a gateway and database of its own (it fills the history it
+ * needs first), so its quiet baseline is not the mixed section's 5,000 subscribers being torn down.
+ */
 async function runSingle(options: BenchOptions, profileDir: string | undefined): Promise<{ single: SectionResult; replay: ReplayResult | undefined }> {
-  const mark = cleanups.size;
+  let single: SectionResult;
+  let mark = cleanups.size;
   try {
     const base = await startOneGateway(options, profileDir);
-    const single = await runSection(
+    single = await runSection(
       {
         ...base,
         label: 'one gateway process',
@@ -1645,11 +1649,14 @@ async function runSingle(options: BenchOptions, profileDir: string | undefined):
       options,
     );
     printResult(single);
-    let replay: ReplayResult | undefined;
-    if (options.replayClients > 0) {
-      replay = await runReplayStorm(base, options);
-      printReplay(replay);
-    }
+  } finally {
+    await cleanups.run(mark);
+  }
+  if (options.replayClients === 0) return { single, replay: undefined };
+  mark = cleanups.size;
+  try {
+    const replay = await runReplayStorm(await startOneGateway(options, profileDir), options);
+    printReplay(replay);
     return { single, replay };
   } finally {
     await cleanups.run(mark);
