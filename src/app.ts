@@ -236,6 +236,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       operationsPerToken: new RateLimit(config.rateLimitGraphqlPerToken),
       trustProxy: config.trustProxy,
       maxMessageBytes: config.graphqlMaxBodyBytes,
+      slices: hub.slices,
     });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);

@@ -8,6 +8,7 @@ import type { Authentication, Authenticator } from '../auth/authenticator';
 import { clientAddress } from '../auth/client-address';
 import type { Cap, RateLimit } from '../auth/rate-limits';
 import type { Principal } from '../auth/roles';
+import type { WorkSlices } from '../live/work-slices';
 import type { Logger } from '../log';
 import { MAX_VARIABLES_DEPTH, variablesTooDeep } from './request-checks';
 import { serializedResultBytes } from './shared-execution';
@@ -96,6 +97,11 @@ export interface WebSocketAuthOptions {
   trustProxy: boolean;
   /** Largest message a client may send (GRAPHQL_MAX_BODY_BYTES); a larger one closes the socket with 1009. */
   maxMessageBytes: number;
+  /**
+   * Turns of the event loop shared with delivery (the event hub's): a connection's upgrade waits for
+   * one, so a thousand dashboards reconnecting at once are taken a slice at a time, with ingest between.
+   */
+  slices?: WorkSlices;
 }
 
 /** Close codes this transport uses besides graphql-ws's own (4400 bad request, 4408 init timeout, ...). */
@@ -152,7 +158,9 @@ export function attachWebSocketTransport(
       if (!auth.perAddress.acquire(address)) return done(false, 429, 'Too many websocket connections from this address', { 'retry-after': '10' });
       // The slot is the TCP connection's: it is given back however the upgrade or the socket ends.
       req.socket.once('close', () => auth.perAddress.release(address));
-      done(true);
+      const wait = auth.slices?.turn();
+      if (wait) void wait.then(() => done(true));
+      else done(true);
     },
   });
   const disposable = useServer<Record<string, unknown> | undefined, SocketExtra & Record<PropertyKey, unknown>>(

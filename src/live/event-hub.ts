@@ -50,7 +50,7 @@ interface Member {
 }
 
 /** Subscribers handed an event between two turns of the event loop (see WorkSlices). */
-const FANOUT_SLICE = 256;
+const FANOUT_SLICE = 32;
 
 /** A status event row as read from the table (snake_case, as `statusEventsBetween` returns them too). */
 export interface StatusEventRecord {

@@ -22,8 +22,8 @@ export class WorkSlices {
    *   before it sees the slice is over, so this bounds a slice's overrun).
    */
   constructor(
-    readonly sliceMs = 2,
-    private readonly resumePerTurn = 8,
+    readonly sliceMs = 1,
+    private readonly resumePerTurn = 4,
   ) {}
 
   turn(): Promise<void> | undefined {
