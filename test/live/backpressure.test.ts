@@ -7,7 +7,7 @@ import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { metric } from '../helpers/metrics';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe, type Subscription } from '../helpers/subscriptions';
 import { until } from '../helpers/wait';
-import { eventNumber, storedEvents } from './history';
+import { eventNumber, storedEvents } from '../helpers/stored-events';
 
 // A subscriber that stops reading must not hold up the others, nor make the gateway buffer without
 // bound: once SUBSCRIPTION_BUFFER events wait for it, it is cut (websocket: closed 4009; SSE: a

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe, type Subscription } from '../helpers/subscriptions';
 import { until } from '../helpers/wait';
-import { eventNumber, storedEvents, withCursorsRead, type StoredEvent } from './history';
+import { eventNumber, storedEvents, withCursorsRead, type StoredEvent } from '../helpers/stored-events';
 
 // statusEvents(after:) replays stored events, then live ones. Many clients replaying overlapping ranges
 // at once (which the gateway may serve from shared reads) must each get exactly the stored events after

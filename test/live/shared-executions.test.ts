@@ -4,7 +4,7 @@ import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe, wsSubscribeOpe
 import { metric, waitForMetric } from '../helpers/metrics';
 import { createToken, revokeToken } from '../helpers/tokens';
 import { until } from '../helpers/wait';
-import { storedEvents, withCursorsRead, type StoredEvent } from './history';
+import { storedEvents, withCursorsRead, type StoredEvent } from '../helpers/stored-events';
 
 // Subscribers whose results are the same may share one execution per event; these check, from the
 // outside, that each still receives exactly its own results: per variables, per selection set, aliases

@@ -1,4 +1,4 @@
-import { graphql } from '../helpers/graphql';
+import { graphql } from './graphql';
 
 // What the gateway stored, read through the history query (the admin token): what each subscriber's
 // results are checked against.
