@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { newAdminToken } from '../helpers/auth';
 import { withDatabase } from '../helpers/global-postgres';
 import { ROOT } from '../helpers/process';
+import { within } from '../helpers/wait';
 
 // What an operator does: build where the dev dependencies are, put the build beside package.json, its
 // lock and drizzle/ in a folder of its own, `npm ci --omit=dev` there, and `npm run start:production`.
@@ -68,16 +69,6 @@ async function waitForOutput(run: Run, pattern: RegExp, timeoutMs: number): Prom
       const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + 1);
       run.child.stdout!.once('data', done).once('close', done);
     });
-  }
-}
-
-async function within<T>(promise: Promise<T>, ms: number, failure: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(failure())), ms)));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -6,7 +6,7 @@ import { authorization } from '../helpers/auth';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { metric } from '../helpers/metrics';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe, type Subscription } from '../helpers/subscriptions';
-import { until } from '../helpers/wait';
+import { until, within } from '../helpers/wait';
 import { eventNumber, storedEvents } from '../helpers/stored-events';
 
 // A subscriber that stops reading must not hold up the others, nor make the gateway buffer without
@@ -14,12 +14,6 @@ import { eventNumber, storedEvents } from '../helpers/stored-events';
 // SLOW_CONSUMER error), while a subscriber of the same operation that reads gets every event.
 
 /** `promise`'s value, or a failure naming `what` after `ms`: an end that never comes fails with a reason, not the test's timeout. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 const BUFFER = 16;
 let gateway: TestGateway;
 const closers: Array<() => unknown> = [];

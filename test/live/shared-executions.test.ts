@@ -3,7 +3,7 @@ import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { sseSubscribe, subscriptionSetUps, wsClient, wsSubscribe, wsSubscribeOperation, type Subscription } from '../helpers/subscriptions';
 import { metric, waitForMetric } from '../helpers/metrics';
 import { createToken, revokeToken } from '../helpers/tokens';
-import { until } from '../helpers/wait';
+import { until, within } from '../helpers/wait';
 import { storedEvents, withCursorsRead, type StoredEvent } from '../helpers/stored-events';
 
 // Subscribers whose results are the same may share one execution per event; these check, from the
@@ -24,12 +24,6 @@ afterAll(async () => {
 });
 
 /** `promise`'s value, or a failure naming `what` after `ms`: an end that never comes fails with a reason, not the test's timeout. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
 /** Subscriptions the gateway is running (websocket and SSE). */
 const LIVE_SUBSCRIPTIONS = 'fleetgate_live_subscriptions';
 
