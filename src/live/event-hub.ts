@@ -167,7 +167,7 @@ export class EventHub {
    */
   subscribe(filter: EventFilter | ((event: LiveEvent) => boolean), bufferSize: number, boxIds?: ReadonlySet<number>): AsyncIterableIterator<LiveEvent> {
     const shaped = typeof filter === 'function' ? { accepts: filter, boxIds } : filter;
-    return this.iterate(shaped, Math.max(this.delivered, this.committedUpTo), bufferSize).events;
+    return this.iterate(shaped, this.delivered, bufferSize).events;
   }
 
   /**
