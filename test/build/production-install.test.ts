@@ -53,22 +53,21 @@ function productionEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Waits for `pattern` in the run's output; fails when the run exits first or the deadline passes. */
 async function waitForOutput(run: Run, pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const match = pattern.exec(run.output());
-    if (match) return match;
-    if (run.child.exitCode !== null || run.child.signalCode !== null) throw new Error(`exited before printing ${pattern}:\n${run.output()}`);
-    if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${run.output()}`);
-    // More output, the end of it, or the deadline: a run that goes silent fails at its deadline too.
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        run.child.stdout!.off('data', done).off('close', done);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, deadline - Date.now()) + 1);
-      run.child.stdout!.once('data', done).once('close', done);
-    });
+  const stdout = run.child.stdout!;
+  let look!: () => void;
+  const printed = new Promise<RegExpExecArray>((resolve, reject) => {
+    look = () => {
+      const match = pattern.exec(run.output());
+      if (match) resolve(match);
+      else if (run.child.exitCode !== null || run.child.signalCode !== null || stdout.readableEnded) reject(new Error(`exited before printing ${pattern}:\n${run.output()}`));
+    };
+    stdout.on('data', look).on('close', look);
+    look();
+  });
+  try {
+    return await within(printed, timeoutMs, () => `no ${pattern} within ${timeoutMs} ms:\n${run.output()}`);
+  } finally {
+    stdout.off('data', look).off('close', look);
   }
 }
 

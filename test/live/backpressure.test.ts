@@ -88,6 +88,23 @@ async function storedFor(boxId: string, skip: number) {
   return events.map((e) => `${eventNumber(e.id)}:${e.device!.externalId}:${e.toStatus}:${DEVICES}/${DEVICES}/${DEVICES}`);
 }
 
+/**
+ * After a cut at flood round `next`, one more change: the reader of the same operation has every stored
+ * event, and the stalled subscriber had been sent the first of them, in order, none twice, fewer than flooded.
+ */
+async function expectOnlyTheStalledCut(
+  licenseKey: string,
+  next: number,
+  { boxId, before, fine, stalled }: { boxId: string; before: number; fine: Subscription; stalled: unknown[] },
+): Promise<void> {
+  await flip(licenseKey, next);
+  const expected = await storedFor(boxId, before);
+  expect(expected.length).toBe(FLIPPED * next);
+  expect(await received(fine, expected.length, 'the reader')).toEqual(expected);
+  expect(stalled.map(shown)).toEqual(expected.slice(0, stalled.length));
+  expect(stalled.length).toBeLessThan(FLIPPED * (next - 1));
+}
+
 describe('a websocket subscriber that stops reading', () => {
   it(`is closed with 4009 once ${BUFFER} events wait for it; a reader of the same operation gets every event`, { timeout: 30_000 }, async () => {
     const boxId = await flip('BACKPRESSURE-WS', 0);
@@ -127,13 +144,7 @@ describe('a websocket subscriber that stops reading', () => {
     expect(close.code).toBe(4009);
     expect(close.reason).toMatch(/^Slow consumer: /);
     // One more change after the cut: the reader goes on.
-    await flip('BACKPRESSURE-WS', next);
-    const expected = await storedFor(boxId, before);
-    expect(expected.length).toBe(FLIPPED * next);
-    expect(await received(fine, expected.length, 'the reader')).toEqual(expected);
-    // What the stalled one had been sent before the cut: the first events, in order, none twice.
-    expect(slowResults.map(shown)).toEqual(expected.slice(0, slowResults.length));
-    expect(slowResults.length).toBeLessThan(FLIPPED * (next - 1));
+    await expectOnlyTheStalledCut('BACKPRESSURE-WS', next, { boxId, before, fine, stalled: slowResults });
   });
 });
 
@@ -190,11 +201,6 @@ describe('an SSE subscriber that stops reading', () => {
     });
     const reason = results.pop();
     expect(reason).toEqual({ data: null, errors: [expect.objectContaining({ message: expect.any(String), extensions: { code: 'SLOW_CONSUMER' } })] });
-    await flip('BACKPRESSURE-SSE', next);
-    const expected = await storedFor(boxId, before);
-    expect(expected.length).toBe(FLIPPED * next);
-    expect(await received(fine, expected.length, 'the reader')).toEqual(expected);
-    expect(results.map(shown)).toEqual(expected.slice(0, results.length));
-    expect(results.length).toBeLessThan(FLIPPED * (next - 1));
+    await expectOnlyTheStalledCut('BACKPRESSURE-SSE', next, { boxId, before, fine, stalled: results });
   });
 });
