@@ -53,21 +53,22 @@ function productionEnv(env: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Waits for `pattern` in the run's output; fails when the run exits first or the deadline passes. */
 async function waitForOutput(run: Run, pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
-  const stdout = run.child.stdout!;
+  // The banner goes to stderr and the JSON log to stdout: either stream may bring the match.
+  const streams = [run.child.stdout!, run.child.stderr!];
   let look!: () => void;
   const printed = new Promise<RegExpExecArray>((resolve, reject) => {
     look = () => {
       const match = pattern.exec(run.output());
       if (match) resolve(match);
-      else if (run.child.exitCode !== null || run.child.signalCode !== null || stdout.readableEnded) reject(new Error(`exited before printing ${pattern}:\n${run.output()}`));
+      else if (run.child.exitCode !== null || run.child.signalCode !== null || streams.every((s) => s.readableEnded)) reject(new Error(`exited before printing ${pattern}:\n${run.output()}`));
     };
-    stdout.on('data', look).on('close', look);
+    for (const stream of streams) stream.on('data', look).on('close', look);
     look();
   });
   try {
     return await within(printed, timeoutMs, () => `no ${pattern} within ${timeoutMs} ms:\n${run.output()}`);
   } finally {
-    stdout.off('data', look).off('close', look);
+    for (const stream of streams) stream.off('data', look).off('close', look);
   }
 }
 
