@@ -67,6 +67,12 @@ export const boxes = pgTable(
     createdAt: timestamptz('created_at').notNull().defaultNow(),
     /** Set by removeBox when its history is kept; a removed box is hidden from queries. */
     removedAt: timestamptz('removed_at'),
+    /** The hardware serial (`device_sn`) its licence key is bound to: at its first login, or by rebindBoxHardware. */
+    hardwareSerial: text('hardware_serial'),
+    hardwareBoundAt: timestamptz('hardware_bound_at'),
+    /** Its last successful login (box login route), and the address it came from. */
+    lastLoginAt: timestamptz('last_login_at'),
+    lastLoginAddress: text('last_login_address'),
   },
   (t) => [
     uniqueIndex('boxes_license_key_key').on(t.licenseKey),
@@ -213,7 +219,14 @@ export const historyHorizon = pgTable('history_horizon', {
 export const CONFIG_OUTCOMES = ['applied', 'rejected', 'unreachable', 'timed_out', 'bad_answer', 'invalid', 'refused'] as const;
 export type ConfigOutcome = (typeof CONFIG_OUTCOMES)[number];
 
-/** Every attempt to change a box's settings through its REST API: who, what, and what it answered. */
+/** What an audit row records: a call to the box's REST API, or an operator's change of its hardware binding. */
+export const CONFIG_ACTIONS = ['setconfigs', 'addmediadevice', 'deletemediadevice', 'rebind_hardware'] as const;
+export type ConfigAction = (typeof CONFIG_ACTIONS)[number];
+
+/**
+ * Every attempt to change a box through its REST API (settings, media devices) and every change of its
+ * hardware binding: who, what, and what it answered.
+ */
 export const boxConfigChanges = pgTable(
   'box_config_changes',
   {
@@ -234,8 +247,14 @@ export const boxConfigChanges = pgTable(
     errorCode: text('error_code'),
     errorMessage: text('error_message'),
     durationMs: integer('duration_ms').notNull(),
+    action: text('action').$type<ConfigAction>().notNull().default('setconfigs'),
+    /** The rollout this call was part of (no foreign key: a rollout's audit rows outlive it). */
+    rolloutId: bigint('rollout_id', { mode: 'number' }),
   },
-  (t) => [index('box_config_changes_box_idx').on(t.boxId, t.id)],
+  (t) => [
+    index('box_config_changes_box_idx').on(t.boxId, t.id),
+    check('box_config_changes_action_check', sql`${t.action} in ('setconfigs', 'addmediadevice', 'deletemediadevice', 'rebind_hardware')`),
+  ],
 );
 
 /** Roles of API tokens, each allowing what the one before allows and more. */
@@ -290,6 +309,8 @@ export const boxIngestTokens = pgTable(
 // The alert tables (rules, alerts, their change log, webhook channels and the outbox) are in
 // alert-tables.ts, exported from here with the rest.
 export * from './alert-tables';
+// Media device requests and rollouts: onboarding-tables.ts.
+export * from './onboarding-tables';
 
 export type Box = typeof boxes.$inferSelect;
 export type BoxConfigChange = typeof boxConfigChanges.$inferSelect;
