@@ -83,6 +83,8 @@ export interface ConfigureRequest {
   input: BoxConfigInput;
   /** Who asked: the API token's name and id; null when unknown. */
   requestedBy: string | null;
+  /** The rollout this call is part of, kept on its audit row. */
+  rolloutId?: number;
 }
 
 const UNKNOWN_BOX = (boxId: number): ConfigFieldError => ({
@@ -177,7 +179,7 @@ export function configureBox(deps: BoxConfigDeps, request: ConfigureRequest): Pr
   return deps.queue.run(request.boxId, () => configureNow(deps, request));
 }
 
-async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: ConfigureRequest): Promise<ConfigureOutcome> {
+async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy, rolloutId }: ConfigureRequest): Promise<ConfigureOutcome> {
   const box = await boxApiLocation(deps.pool, boxId);
   if (!box) return { kind: 'invalid', problems: [UNKNOWN_BOX(boxId)], change: null };
 
@@ -186,7 +188,7 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy }: 
   if (!('address' in target)) problems.push(target);
   // Ingest secrets in a monitor URL (INGEST_POLICY=token) are kept out of the database in clear.
   const audit = (fields: Omit<NewConfigChange, 'boxId' | 'requestedBy'>, applied?: AppliedMonitorSettings) =>
-    recordConfigChange(deps.pool, redactIngestSecrets({ boxId, requestedBy, ...fields }), applied && redactIngestSecrets(applied));
+    recordConfigChange(deps.pool, redactIngestSecrets({ boxId, requestedBy, rolloutId, ...fields }), applied && redactIngestSecrets(applied));
 
   if (problems.length > 0 || !('address' in target)) {
     const recorded = await audit({

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { BoxConfigChange, ConfigOutcome } from '../db/schema';
+import type { BoxConfigChange, ConfigAction, ConfigOutcome } from '../db/schema';
 import { inTransaction, run, selectRows, sql, type SQL } from '../db/sql';
 import { boxColumns, type BoxRow } from './boxes';
 import { pagePerParentQuery, type Ordering, type PageWindow } from './query-parts';
@@ -46,6 +46,10 @@ export interface NewConfigChange {
   errorCode: string | null;
   errorMessage: string | null;
   durationMs: number;
+  /** What was asked of the box; default `setconfigs`. */
+  action?: ConfigAction;
+  /** The rollout the call is part of; default none. */
+  rolloutId?: number | null;
 }
 
 /** The two monitor settings the box row keeps, when the box is known to have taken them. */
@@ -57,7 +61,7 @@ export interface AppliedMonitorSettings {
 const CHANGE_COLUMNS = sql.raw(
   `c.id, c.box_id as "boxId", c.requested_by as "requestedBy", c.requested_at as "requestedAt", c.request, c.target,
    c.outcome, c.http_status as "httpStatus", c.response, c.error_code as "errorCode", c.error_message as "errorMessage",
-   c.duration_ms as "durationMs"`,
+   c.duration_ms as "durationMs", c.action, c.rollout_id as "rolloutId"`,
 );
 
 /**
@@ -88,11 +92,12 @@ export async function recordConfigChange(
     } = await run<ConfigChangeRow>(
       client,
       sql`insert into box_config_changes as c
-            (box_id, requested_by, requested_at, request, target, outcome, http_status, response, error_code, error_message, duration_ms)
+            (box_id, requested_by, requested_at, request, target, outcome, http_status, response, error_code, error_message, duration_ms, action, rollout_id)
           values (${change.boxId}, ${storableTextOrNull(change.requestedBy)}, ${change.requestedAt}, ${JSON.stringify(storableJson(change.request))}::jsonb,
                   ${storableTextOrNull(change.target)}, ${change.outcome}, ${change.httpStatus},
                   ${change.response === undefined || change.response === null ? null : JSON.stringify(storableJson(change.response))}::jsonb,
-                  ${storableTextOrNull(change.errorCode)}, ${storableTextOrNull(change.errorMessage)}, ${Math.max(0, Math.round(change.durationMs))})
+                  ${storableTextOrNull(change.errorCode)}, ${storableTextOrNull(change.errorMessage)}, ${Math.max(0, Math.round(change.durationMs))},
+                  ${change.action ?? 'setconfigs'}, ${change.rolloutId ?? null})
           returning ${CHANGE_COLUMNS}`,
     );
     return { change: row!, box };
