@@ -10,12 +10,16 @@ export interface TimedFaults {
   /** Devices to make flap after `flapAfterMs` (--flap, --flap-after). */
   flap?: FaultAmount;
   flapAfterMs: number;
+  /** Boxes whose hardware is replaced after `replaceAfterMs` (--replaced-hardware, --replaced-after). */
+  replace?: FaultAmount;
+  replaceAfterMs?: number;
 }
 
 export const FAULT_COMMANDS = `While it runs, type a line and Enter:
   s [AMOUNT]   silence AMOUNT more boxes (default 10%): they stop reporting
   f [AMOUNT]   make AMOUNT more devices flap (default 5%): online/offline at every report
   r            recover: silenced boxes report again, flapping devices stop and come back online
+  h [AMOUNT]   replace the hardware of AMOUNT more boxes (default 1): same key, new serial, login again
 AMOUNT is a share of the fleet (10%) or a count (25).`;
 
 /** `30s`, `2m`, `500ms` or plain seconds; throws a sentence for anything else. */
@@ -49,7 +53,13 @@ export function startFaultControls(faults: FleetFaults, timed: TimedFaults, inpu
     print(`recovered ${boxes.length} silent boxes and ${devices.length} flapping devices`);
   };
 
+  const replace = (amount: FaultAmount) => {
+    const boxes = faults.replaceHardware(amount);
+    print(`replaced the hardware of ${boxes.length} boxes (${share(amount)}): ${describeBoxes(boxes) || 'none left'}; they log in again with a new serial`);
+  };
+
   const timers: NodeJS.Timeout[] = [];
+  if (timed.replace) timers.push(setTimeout(replace, timed.replaceAfterMs ?? 0, timed.replace));
   if (timed.silence) timers.push(setTimeout(silence, timed.silenceAfterMs, timed.silence));
   if (timed.flap) timers.push(setTimeout(flap, timed.flapAfterMs, timed.flap));
 
@@ -60,6 +70,7 @@ export function startFaultControls(faults: FleetFaults, timed: TimedFaults, inpu
       if (command === 's') silence(amount ? parseFaultAmount(amount) : { share: 0.1 });
       else if (command === 'f') flap(amount ? parseFaultAmount(amount) : { share: 0.05 });
       else if (command === 'r') recover();
+      else if (command === 'h') replace(amount ? parseFaultAmount(amount) : { count: 1 });
       else if (command) print(`unknown command "${line.trim()}"\n${FAULT_COMMANDS}`);
     } catch (error) {
       print((error as Error).message);

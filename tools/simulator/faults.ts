@@ -1,4 +1,5 @@
-// Faults on demand: boxes that fall silent and devices that flap, to watch alert rules fire.
+// Faults on demand: boxes that fall silent, devices that flap (to watch alert rules fire), and boxes
+// whose hardware is replaced (to watch the login refuse their key until an operator rebinds it).
 import type { SimulatedBox } from './fleet';
 import { deriveSeed, seededRandom, type Random } from './random';
 
@@ -98,6 +99,25 @@ export class FleetFaults {
       device.box.recovering.delete(device.index);
       picked.push(device);
       this.flapped.push(device);
+    }
+    return picked;
+  }
+
+  /**
+   * Replaces the hardware of `amount` more boxes: same licence key, new serial. A box that has not
+   * logged in yet first logs in with its old hardware (binding the key to it), then gets the new one, so
+   * its next login shows the gateway's refusal (600002) either way.
+   */
+  replaceHardware(amount: FaultAmount): SimulatedBox[] {
+    const wanted = 'count' in amount ? amount.count : Math.round(amount.share * this.fleet.length);
+    const picked: SimulatedBox[] = [];
+    for (let looked = 0; picked.length < wanted && looked < this.boxOrder.length; looked++) {
+      const box = this.boxOrder[this.boxCursor]!;
+      this.boxCursor = (this.boxCursor + 1) % this.boxOrder.length;
+      if (box.hardwareGeneration > 0 || box.replaceAfterLogin) continue;
+      if (box.loggedInGeneration === undefined) box.replaceAfterLogin = true;
+      else box.replaceHardware();
+      picked.push(box);
     }
     return picked;
   }

@@ -174,6 +174,14 @@ export interface SimulatedBoxOptions {
   monitorUrl: string;
   /** Share of devices offline in the first report. Default 0.05. */
   initialOfflineRate?: number;
+  /** Its licence key and hardware serial when given (keys issued by the gateway); else drawn from the seed. */
+  identity?: BoxIdentity;
+}
+
+/** What a box knows of itself before it logs in: the licence key it was given, and its hardware serial. */
+export interface BoxIdentity {
+  licenseKey: string;
+  serialNumber?: string;
 }
 
 /**
@@ -186,7 +194,14 @@ export class SimulatedBox {
   readonly format: ReportFormat;
   readonly name: string;
   readonly ip: string;
-  readonly serialNumber: string;
+  /** Its hardware serial (`device_sn` at login, `gateway_sn` in older reports); new hardware has a new one. */
+  serialNumber: string;
+  /** Counts hardware swaps (see `replaceHardware`): a box logs in again after one. */
+  hardwareGeneration = 0;
+  /** Login mode: the hardware generation of its last successful login; undefined before its first. */
+  loggedInGeneration: number | undefined;
+  /** Swap the hardware right after the next successful login (a swap asked for before the box ever logged in). */
+  replaceAfterLogin = false;
   readonly mac: string;
   readonly softwareVersion: string;
   readonly sdkVersion: string;
@@ -227,7 +242,7 @@ export class SimulatedBox {
     const { index, seed, format } = options;
     this.index = index;
     this.format = format;
-    this.licenseKey = licenseKeyFor(index, seed);
+    this.licenseKey = options.identity?.licenseKey ?? licenseKeyFor(index, seed);
     this.reportPeriodSeconds = options.reportPeriodSeconds;
     this.monitorUrl = options.monitorUrl;
     const random = seededRandom(deriveSeed(seed, 'box', index));
@@ -239,7 +254,8 @@ export class SimulatedBox {
     const boxNumber = String(index + 1).padStart(4, '0');
     this.name = `SE5-${boxNumber}`;
     this.ip = `192.168.${lanOctet}.19`;
-    this.serialNumber = `SE5A${randomHex(random, 12)}`;
+    const drawnSerial = `SE5A${randomHex(random, 12)}`;
+    this.serialNumber = options.identity?.serialNumber ?? drawnSerial;
     this.mac = ['02', ...Array.from({ length: 5 }, () => randomHex(random, 2))].join(':').toLowerCase();
     this.softwareVersion = pick(random, SOFTWARE_VERSIONS);
     this.sdkVersion = pick(random, SDK_VERSIONS);
@@ -367,6 +383,15 @@ export class SimulatedBox {
     return ext;
   }
 
+  /**
+   * The box's hardware is replaced (same licence key, new serial), as after a repair: it logs in again
+   * before its next report, and the gateway refuses the key (600002) until an operator rebinds it.
+   */
+  replaceHardware(): void {
+    this.hardwareGeneration++;
+    this.serialNumber = `SE5R${String(this.hardwareGeneration).padStart(2, '0')}${this.serialNumber.slice(6)}`;
+  }
+
   /** Delay before the first report: anywhere in the first period, so a fleet does not report in lockstep. */
   firstDelayMs(): number {
     return this.timing() * this.reportPeriodSeconds * 1000;
@@ -386,6 +411,8 @@ export interface FleetOptions {
   reportPeriodSeconds: number;
   monitorUrl: string;
   initialOfflineRate?: number;
+  /** Box n takes identity n (licence keys issued by the gateway, with or without serials). */
+  identities?: readonly BoxIdentity[];
 }
 
 export function createFleet(options: FleetOptions): SimulatedBox[] {
@@ -400,6 +427,7 @@ export function createFleet(options: FleetOptions): SimulatedBox[] {
         reportPeriodSeconds: options.reportPeriodSeconds,
         monitorUrl: options.monitorUrl,
         initialOfflineRate: options.initialOfflineRate,
+        identity: options.identities?.[index],
       }),
   );
 }

@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { BoxApiServer } from './box-api';
 import { FAULT_COMMANDS, parseDuration, startFaultControls, type TimedFaults } from './fault-controls';
 import { FleetFaults, parseFaultAmount } from './faults';
-import { createFleet, type FleetFormat } from './fleet';
+import { createFleet, type BoxIdentity, type FleetFormat, type SimulatedBox } from './fleet';
+import { parseKeyList, type LoginOutcome } from './login';
 import { formatMs } from './latency';
 import { registerApiPorts } from './register';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions, type SimulatorProgress, type SimulatorTotals } from './run';
@@ -29,6 +31,14 @@ Usage: npm run simulate -- [options]
   --flap AMOUNT        make a share (5%) or a count of all devices flap: online/offline at every report
   --flap-after T       ... after T (default 0s)
                        Which boxes and devices: drawn from --seed, so a re-run picks the same ones.
+  --login-url URL      login mode: each box first logs in there (GET ?dev_sno=<key>&device_sn=<serial>, as
+                       newer boxes do) and reports where and how often the reply says; --url is not used
+  --keys FILE          licence keys for the boxes: the CSV of \`npm run boxes -- issue N\` (its license_key
+                       column, and device_sn when present) or one key per line; --boxes defaults to their number
+  --replaced-hardware AMOUNT
+                       replace the hardware of a share (10%) or count (2) of the boxes: same key, new serial;
+                       they log in again and the gateway refuses the key (600002) until it is rebound
+  --replaced-after T   ... after T (default 0s: right after each one's first login)
   --watch              also print every live change the gateway publishes (graphql-ws on --graphql-url):
                        time, box, device, from → to, and ms since the gateway received the report;
                        reconnects by itself and replays what it missed meanwhile
@@ -67,6 +77,8 @@ interface CliOptions {
   /** API token for GraphQL (--token, else FLEETGATE_TOKEN). */
   token: string | undefined;
   faults: TimedFaults;
+  /** Licence keys (and serials) from --keys: box n takes identity n. */
+  identities: BoxIdentity[] | undefined;
 }
 
 function numberOption(
@@ -124,6 +136,10 @@ function parseCli(argv: string[]): CliOptions | 'help' {
       'flap-after': { type: 'string' },
       watch: { type: 'boolean', default: false },
       'watch-only': { type: 'boolean', default: false },
+      'login-url': { type: 'string' },
+      keys: { type: 'string' },
+      'replaced-hardware': { type: 'string' },
+      'replaced-after': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -134,7 +150,14 @@ function parseCli(argv: string[]): CliOptions | 'help' {
     throw new UsageError('--no-api: the box APIs are off, so --api-host, --api-base-port and --register-api-ports do not apply');
   }
   const basePort = numberOption(values['api-base-port'], 'api-base-port', { min: 1, max: 65_535, integer: true });
-  const url = urlOption(values.url) ?? SIMULATOR_DEFAULTS.url;
+  const loginUrl = urlOption(values['login-url'], 'login-url');
+  const identities = values.keys === undefined ? undefined : keysOption(values.keys);
+  const boxes = numberOption(values.boxes, 'boxes', { min: 1, max: 1_000_000, integer: true }) ?? identities?.length;
+  if (identities && boxes! > identities.length) {
+    throw new UsageError(`--boxes ${boxes}: --keys ${values.keys} has only ${identities.length} licence keys`);
+  }
+  if (values['replaced-hardware'] !== undefined && !loginUrl) throw new UsageError('--replaced-hardware needs --login-url: a replaced box shows itself at its next login');
+  const url = urlOption(values.url) ?? (loginUrl ? `${new URL(loginUrl).origin}/DeviceStatus` : SIMULATOR_DEFAULTS.url);
   const graphqlUrl = urlOption(values['graphql-url'], 'graphql-url') ?? `${new URL(url).origin}/graphql`;
   return {
     json: values.json,
@@ -148,11 +171,14 @@ function parseCli(argv: string[]): CliOptions | 'help' {
       silenceAfterMs: durationOption(values['silence-after'], 'silence-after'),
       flap: faultOption(values.flap, 'flap'),
       flapAfterMs: durationOption(values['flap-after'], 'flap-after'),
+      replace: faultOption(values['replaced-hardware'], 'replaced-hardware'),
+      replaceAfterMs: durationOption(values['replaced-after'], 'replaced-after'),
     },
+    identities,
     simulator: {
       ...SIMULATOR_DEFAULTS,
       ...defined({
-        boxes: numberOption(values.boxes, 'boxes', { min: 1, max: 1_000_000, integer: true }),
+        boxes,
         devicesPerBox: numberOption(values.devices, 'devices', { min: 0, max: 4096, integer: true }),
         reportPeriodSeconds: numberOption(values.period, 'period', { min: 0.01, max: 86_400 }),
         format: formatOption(values.format),
@@ -164,9 +190,24 @@ function parseCli(argv: string[]): CliOptions | 'help' {
         durationSeconds: numberOption(values.duration, 'duration', { min: 0, max: 31_536_000 }),
         reportsPerBox: numberOption(values['reports-per-box'], 'reports-per-box', { min: 1, max: 1e9, integer: true }),
         boxApi: api ? { host: values['api-host'] ?? '127.0.0.1', basePort } : false,
+        login: loginUrl ? { url: loginUrl } : undefined,
       }),
     },
   };
+}
+
+function keysOption(file: string): BoxIdentity[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--keys ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return parseKeyList(text);
+  } catch (error) {
+    throw new UsageError(`--keys ${file}: ${(error as Error).message}`);
+  }
 }
 
 function faultOption(raw: string | undefined, name: string) {
@@ -222,6 +263,37 @@ function describeCounts(counts: Record<string, number>): string {
   return entries.length === 0 ? 'none' : entries.map(([key, n]) => `${key}: ${n}`).join(', ');
 }
 
+/** What the vendor's login codes mean, for the lines the simulator prints. */
+const LOGIN_CODES: Record<string, string> = {
+  '600000': 'the licence key does not exist (issue it: npm run boxes -- issue, or registerBox)',
+  '600002': 'the key is bound to another box (new hardware: rebindBoxHardware)',
+};
+
+/**
+ * Prints each box's first successful login, and every refusal or failure that differs from the box's
+ * previous one (a box retrying keeps quiet until something changes).
+ */
+function loginPrinter(print: (line: string) => void): (box: SimulatedBox, outcome: LoginOutcome) => void {
+  const last = new Map<SimulatedBox, string>();
+  /** Lines printed; past the cap the totals count what follows. */
+  let printed = 0;
+  const CAP = 50;
+  return (box, outcome) => {
+    const said =
+      outcome.kind === 'ok'
+        ? `logged in: reports to ${outcome.monitorUrl.replace(/\/DeviceStatus\/[^/?#]+/i, '/DeviceStatus/<secret>')} every ${outcome.reportPeriodSeconds} s`
+        : outcome.kind === 'refused'
+          ? `login refused (HTTP ${outcome.status}${outcome.code ? `, ${outcome.code}` : ''}): ${(outcome.code && LOGIN_CODES[outcome.code]) || outcome.message || 'no reason given'}; retrying`
+          : `login got no answer (${outcome.error}); retrying`;
+    const key = outcome.kind === 'ok' ? `ok ${outcome.monitorUrl} ${outcome.reportPeriodSeconds}` : said;
+    if (last.get(box) === key) return;
+    last.set(box, key);
+    if (++printed > CAP) return;
+    print(`${box.name} (serial ${box.serialNumber}): ${said}`);
+    if (printed === CAP) print(`(${CAP} login lines printed; the totals count the rest)`);
+  };
+}
+
 const STOPPED_BY: Record<SimulatorTotals['stoppedBy'], string> = {
   'reports-per-box': 'every box sent its reports',
   duration: 'duration reached',
@@ -242,6 +314,13 @@ function printTotals(totals: SimulatorTotals): void {
         ? '  latency       no answers'
         : `  latency       p50 ${formatMs(latency.p50Ms)}, p99 ${formatMs(latency.p99Ms)}, max ${formatMs(latency.maxMs)}`,
       `  device flips  ${totals.deviceFlips}`,
+      ...(totals.logins
+        ? [
+            `  logins ok     ${totals.logins.ok}`,
+            `  refused       ${describeCounts(totals.logins.refused)}`,
+            `  login failed  ${describeCounts(totals.logins.failed)}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );
@@ -273,8 +352,11 @@ async function main(): Promise<number> {
   const watcher = cli.watch === 'also' ? startConsoleWatcher(cli.graphqlUrl, cli.token) : undefined;
 
   process.stderr.write(
-    `simulating ${simulator.boxes} boxes × ${simulator.devicesPerBox} devices, ${simulator.format} format,` +
-      ` a report every ${simulator.reportPeriodSeconds} s ±10%, to ${simulator.url} (seed ${simulator.seed})\n`,
+    simulator.login
+      ? `simulating ${simulator.boxes} boxes × ${simulator.devicesPerBox} devices, ${simulator.format} format,` +
+          ` logging in at ${simulator.login.url}${cli.identities ? ' with the keys given' : ''}, then reporting where and as often as the reply says (seed ${simulator.seed})\n`
+      : `simulating ${simulator.boxes} boxes × ${simulator.devicesPerBox} devices, ${simulator.format} format,` +
+          ` a report every ${simulator.reportPeriodSeconds} s ±10%, to ${simulator.url} (seed ${simulator.seed})\n`,
   );
   const onReady = async (apis: readonly BoxApiServer[]) => {
     if (apis.length > 0) process.stderr.write(`box APIs listening on ${apis[0]!.host}, ports ${describePorts(apis)}\n`);
@@ -291,14 +373,15 @@ async function main(): Promise<number> {
     }
   };
   const progress = progressPrinter();
-  const fleet = createFleet({ ...simulator, monitorUrl: simulator.url });
+  const fleet = createFleet({ ...simulator, monitorUrl: simulator.url, identities: cli.identities });
+  const login = simulator.login && { ...simulator.login, onOutcome: loginPrinter((line) => (progress.end(), process.stderr.write(`${line}\n`))) };
   const stopFaults = startFaultControls(new FleetFaults(fleet, simulator.seed), cli.faults, process.stdin, (line) => {
     progress.end();
     process.stderr.write(`${line}\n`);
   });
   let totals: SimulatorTotals;
   try {
-    totals = await runSimulator({ ...simulator, onProgress: progress.print }, { signal: stop.signal, onReady, fleet });
+    totals = await runSimulator({ ...simulator, login, onProgress: progress.print }, { signal: stop.signal, onReady, fleet });
   } catch (error) {
     stopFaults();
     progress.end();

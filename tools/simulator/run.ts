@@ -3,6 +3,7 @@ import { MEDIA_DEVICE_MONITOR_REPORT_PEROID } from '../../src/box-api/config-key
 import { startBoxApi, type BoxApiServer } from './box-api';
 import { createFleet, type FleetFormat, type SimulatedBox } from './fleet';
 import { LatencyHistogram, type LatencySummary } from './latency';
+import { logIn, type LoginOutcome } from './login';
 
 export interface SimulatorOptions {
   /** Number of simulated boxes. */
@@ -38,6 +39,13 @@ export interface SimulatorOptions {
    * default 127.0.0.1. Unset or `false`: no API (the CLI serves it unless `--no-api`).
    */
   boxApi?: { host?: string; basePort?: number } | false;
+  /**
+   * Login mode: each box first logs in at `url` with its licence key and hardware serial, and reports
+   * where and how often the reply says (`url` above is not used). A box whose login fails tries again
+   * after 1, 2, 4 ... s (at most 60 s) and reports nothing meanwhile; a box whose hardware is replaced
+   * (`SimulatedBox.replaceHardware`) logs in again before its next report. `onOutcome` hears every login.
+   */
+  login?: { url: string; onOutcome?: (box: SimulatedBox, outcome: LoginOutcome) => void };
 }
 
 export const SIMULATOR_DEFAULTS = {
@@ -82,6 +90,8 @@ export interface SimulatorTotals {
   latency: LatencySummary;
   /** Device status flips carried by the reports sent. */
   deviceFlips: number;
+  /** Login mode only: logins that succeeded, refusals by vendor code (or HTTP status), and logins with no answer. */
+  logins?: { ok: number; refused: Record<string, number>; failed: Record<string, number> };
 }
 
 export interface SimulatorContext {
@@ -130,6 +140,10 @@ class Simulation {
   private failed = 0;
   private deviceFlips = 0;
   private inFlight = 0;
+  private loginsInFlight = 0;
+  private loginsOk = 0;
+  private readonly loginsRefused = new Map<string, number>();
+  private readonly loginsFailed = new Map<string, number>();
   private boxesDone = 0;
   private stopReason: StopReason | undefined;
   private onStop: (reason: StopReason) => void = () => {};
@@ -194,7 +208,10 @@ class Simulation {
         : setTimeout(() => this.stop('duration'), this.options.durationSeconds * 1000);
     const progressTimer = this.startProgress(started);
 
-    for (const box of this.fleet) this.schedule(box, box.firstDelayMs());
+    for (const box of this.fleet) {
+      if (this.options.login) void this.logInBox(box);
+      else this.schedule(box, box.firstDelayMs());
+    }
     if (this.fleet.length === 0) this.stop('reports-per-box');
 
     const reason = await stopped;
@@ -261,6 +278,8 @@ class Simulation {
   private tick(box: SimulatedBox): void {
     this.timers.delete(box);
     if (this.stopReason !== undefined) return;
+    // New hardware (or no successful login yet): log in before reporting again.
+    if (this.options.login && box.loggedInGeneration !== box.hardwareGeneration) return void this.logInBox(box);
     // A silenced box keeps its clock but sends nothing, so it resumes on its own rhythm when recovered.
     if (box.silent) return this.schedule(box, box.nextDelayMs());
     const { report, flipped } = box.nextReport(this.options.flipRate);
@@ -277,6 +296,41 @@ class Simulation {
     }
     // Period and URL are read again at every tick: a box can be reconfigured while running.
     this.schedule(box, box.nextDelayMs());
+  }
+
+  /**
+   * Logs the box in; on success it reports where and how often the reply said, its first report within
+   * one period. On failure it tries again later: 1, 2, 4 ... s, at most a minute apart.
+   */
+  private async logInBox(box: SimulatedBox, attempt = 0): Promise<void> {
+    const login = this.options.login!;
+    const generation = box.hardwareGeneration;
+    this.loginsInFlight++;
+    let outcome: LoginOutcome;
+    try {
+      outcome = await logIn(this.agent, login.url, box, { timeoutMs: this.options.requestTimeoutMs, signal: this.abortInFlight.signal });
+    } finally {
+      this.loginsInFlight--;
+      if (this.inFlight + this.loginsInFlight === 0) this.onIdle?.();
+    }
+    if (outcome.kind === 'ok') this.loginsOk++;
+    else if (outcome.kind === 'refused') increment(this.loginsRefused, outcome.code ?? `HTTP ${outcome.status}`);
+    else increment(this.loginsFailed, outcome.error);
+    login.onOutcome?.(box, outcome);
+    if (this.stopReason !== undefined) return;
+    if (outcome.kind !== 'ok') {
+      const delayMs = Math.min(60_000, 1000 * 2 ** attempt);
+      this.timers.set(box, { timer: setTimeout(() => void this.logInBox(box, attempt + 1), delayMs), dueAt: performance.now() + delayMs });
+      return;
+    }
+    box.monitorUrl = outcome.monitorUrl;
+    box.reportPeriodSeconds = outcome.reportPeriodSeconds;
+    box.loggedInGeneration = generation;
+    if (box.replaceAfterLogin) {
+      box.replaceAfterLogin = false;
+      box.replaceHardware();
+    }
+    this.schedule(box, box.firstDelayMs());
   }
 
   /** Parsed once per distinct URL; a URL set at runtime may be garbage, which counts as a failure. */
@@ -323,7 +377,7 @@ class Simulation {
       increment(this.byError, this.errorKind(error, timeout));
     } finally {
       this.inFlight--;
-      if (this.inFlight === 0) this.onIdle?.();
+      if (this.inFlight + this.loginsInFlight === 0) this.onIdle?.();
     }
   }
 
@@ -337,7 +391,7 @@ class Simulation {
 
   /** Waits for the reports in flight; after `graceMs` (if given) aborts the rest. */
   private async drain(graceMs: number | undefined): Promise<void> {
-    if (this.inFlight === 0) return;
+    if (this.inFlight + this.loginsInFlight === 0) return;
     const idle = new Promise<void>((resolve) => (this.onIdle = resolve));
     const grace = graceMs === undefined ? undefined : setTimeout(() => this.abortInFlight.abort(), graceMs);
     await idle;
@@ -355,6 +409,9 @@ class Simulation {
       byError: sortedRecord(this.byError),
       latency: this.latency.summary(),
       deviceFlips: this.deviceFlips,
+      ...(this.options.login
+        ? { logins: { ok: this.loginsOk, refused: sortedRecord(this.loginsRefused), failed: sortedRecord(this.loginsFailed) } }
+        : {}),
     };
   }
 }
