@@ -26,7 +26,7 @@ import { builder } from '../builder';
 import type { GraphQLContext } from '../context';
 import { clientError } from '../errors';
 import { encodeCursor } from '../cursors';
-import { encodeGlobalId, parseDatabaseId } from '../global-id';
+import { decodeGlobalId, encodeGlobalId, parseDatabaseId } from '../global-id';
 import { endingFirst, itemOrEnd, StreamEnd } from '../subscription-stream';
 import { BoxFilter, BoxRef } from './box';
 import { BoxConfigChangeRef } from './box-config-change';
@@ -279,7 +279,8 @@ const StartRolloutInput = builder.inputType('StartRolloutInput', {
 /** The rollout id inside a global id; undefined when it is not one. */
 function rolloutIdFrom(globalId: string): number | undefined {
   try {
-    return parseDatabaseId(globalId, 'Rollout');
+    const { typename, id } = decodeGlobalId(globalId);
+    return typename === 'Rollout' ? parseDatabaseId(id, 'Rollout') : undefined;
   } catch {
     return undefined;
   }
