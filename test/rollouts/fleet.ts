@@ -25,6 +25,7 @@ export interface FleetBox {
   /** Box id (database) and global id once registered. */
   id: number;
   globalId: string;
+  licenseKey: string;
   /** When each setconfigs arrived (ms since the epoch). */
   setconfigs: number[];
   config: Record<string, unknown>;
@@ -57,7 +58,7 @@ export async function startFleet(behaviors: readonly Behavior[]): Promise<Fleet>
   const boxes: FleetBox[] = [];
 
   for (const [index, initial] of behaviors.entries()) {
-    const box: FleetBox = { index, port: 0, behavior: initial, id: 0, globalId: '', setconfigs: [], config: { MEDIA_DEVICE_MONITOR_REPORT_PEROID: 60 } };
+    const box: FleetBox = { index, port: 0, behavior: initial, id: 0, globalId: '', licenseKey: '', setconfigs: [], config: { MEDIA_DEVICE_MONITOR_REPORT_PEROID: 60 } };
     boxes.push(box);
     if (initial === 'closed') {
       box.port = await freePort();
@@ -148,7 +149,8 @@ export async function registerFleet(url: string, fleet: Fleet): Promise<void> {
   for (let from = 0; from < fleet.boxes.length; from += 20) {
     await Promise.all(
       fleet.boxes.slice(from, from + 20).map(async (box) => {
-        const { body } = await graphql<any, any>(url, RegisterBox, { licenseKey: `${prefix}-${box.index}`, address: '127.0.0.1', apiPort: box.port });
+        box.licenseKey = `${prefix}-${box.index}.`;
+        const { body } = await graphql<any, any>(url, RegisterBox, { licenseKey: box.licenseKey, address: '127.0.0.1', apiPort: box.port });
         expect(body.data?.registerBox.__typename).toBe('RegisterBoxSuccess');
         box.globalId = body.data.registerBox.box.id;
         box.id = Number(Buffer.from(box.globalId, 'base64').toString('utf8').split(':')[1]);
