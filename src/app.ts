@@ -290,6 +290,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
 
   async function stop(): Promise<void> {
     stopping = true;
+    // No rollout call starts from now on; those under way finish (or are abandoned at the deadline)
+    // while the rest stops, and then the runner's lock goes to another replica.
+    const runnerStopped = rolloutRunner?.stop();
     // Answers still to come close their connections, so clients do not send more on them.
     for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
     // Requests still reading a body get 5 s from now; then their sockets go.
@@ -305,8 +308,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       server = undefined;
     }
     clearTimeout(timer);
-    // Calls under way finish (or are abandoned at the deadline) and the lock goes to another replica.
-    await rolloutRunner?.stop();
+    await runnerStopped;
     rolloutRunner = undefined;
     await rolloutChanges?.stop();
     rolloutChanges = undefined;
