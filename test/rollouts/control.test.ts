@@ -6,7 +6,7 @@ import { graphql } from '../helpers/graphql';
 import { wsClient, wsSubscribe } from '../helpers/subscriptions';
 import { createToken } from '../helpers/tokens';
 import { until, within } from '../helpers/wait';
-import { allTargets, call, CancelRollout, PauseRollout, registerFleet, ResumeRollout, RolloutProgressSubscription, rolloutWhen, StartRollout, startFleet, type Fleet } from './fleet';
+import { allTargets, call, CancelRollout, RolloutQuery, PauseRollout, registerFleet, ResumeRollout, RolloutProgressSubscription, rolloutWhen, StartRollout, startFleet, type Fleet } from './fleet';
 
 // Cancel and pause stop new calls at once (calls under way finish and are recorded), and every
 // malformed request is answered with what is wrong, starting nothing and calling no box.
@@ -50,7 +50,9 @@ describe('cancelRollout', () => {
       const subscription = wsSubscribe(client, RolloutProgressSubscription, { id });
       expect((await subscription.next()).data.rolloutProgress).toMatchObject({ state: 'RUNNING', progress: { running: 5, pending: 25 } });
 
-      const cancelled = await call(gateway.url, CancelRollout, { id });
+      const read = await call(gateway.url, RolloutQuery, { id, first: 0 });
+    expect(read.selection).toEqual({ boxIds: fleet.boxes.map((box) => box.globalId) });
+    const cancelled = await call(gateway.url, CancelRollout, { id });
       answeredAt = Date.now();
       expect(cancelled).toMatchObject({ __typename: 'RolloutSuccess', rollout: { state: 'CANCELLED', progress: { total: 30, pending: 0, running: 5, cancelled: 25 } } });
       expect(cancelled.rollout.finishedAt).not.toBeNull();
@@ -176,7 +178,7 @@ describe('bad input starts nothing and calls no box', () => {
     const fleetPrefix = fleet.boxes[0]!.licenseKey.replace(/-0\.$/, '-');
     const started = await call(gateway.url, StartRollout, { input: { filter: { search: fleetPrefix }, settings } });
     expect(started.__typename).toBe('RolloutSuccess');
-    expect(started.rollout).toMatchObject({ failureThreshold: 1, progress: { total: 2 } });
+    expect(started.rollout).toMatchObject({ failureThreshold: 1, progress: { total: 2 }, selection: { filter: { search: fleetPrefix } } });
     expect(await rolloutCount()).toBe(before + 1);
     const targets = await allTargets(gateway.url, started.rollout.id);
     expect(targets.map((t) => t.box.id)).toEqual([...fleet.boxes].sort((a, b) => a.id - b.id).map((b) => b.globalId));
@@ -201,6 +203,19 @@ describe('bad input starts nothing and calls no box', () => {
     }
     const { body } = await graphql<any, any>(gateway.url, 'query($id: ID!) { rollout(id: $id) { id } }', { id: unknown });
     expect(body).toEqual({ data: { rollout: null } });
+    const client = wsClient(gateway.url);
+    try {
+      const subscription = wsSubscribe(client, RolloutProgressSubscription, { id: unknown });
+      // The refusal is the stream's one result, then it completes.
+      expect(await within(subscription.ended, 5_000, 'the refusal of the subscription')).toBeUndefined();
+      expect(subscription.pending).toEqual([
+        {
+          errors: [expect.objectContaining({ message: `There is no rollout with id ${JSON.stringify(unknown)}; use the \`id\` of a Rollout this API returned (see the rollouts query).`, extensions: { code: 'NOT_FOUND' } })],
+        },
+      ]);
+    } finally {
+      await client.dispose();
+    }
   });
 
   it('a viewer may read rollouts but not start one', async () => {

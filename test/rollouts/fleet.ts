@@ -162,7 +162,7 @@ export async function registerFleet(url: string, fleet: Fleet): Promise<void> {
 
 export const RolloutFields = `
   fragment RolloutFields on Rollout {
-    id state pausedReason settings concurrency failureThreshold createdBy createdAt finishedAt
+    id state pausedReason settings selection concurrency failureThreshold createdBy createdAt finishedAt
     progress { total pending running applied failed cancelled }
   }`;
 

@@ -141,7 +141,14 @@ export const RolloutRef = builder.loadableNode('Rollout', {
       description: 'The BoxConfigInput every box gets (`monitorUrl`, `reportPeriodSeconds`, `settings`); URL credentials masked for roles below operator.',
       resolve: (rollout, _args, context) => (readsCredentials(context.principal) ? rollout.settings : redactJsonCredentials(rollout.settings)),
     }),
-    selection: t.field({ type: 'JSON', description: 'How its boxes were chosen, as asked: `{"boxIds": [...]}` (database ids) or `{"filter": {...}}`.', resolve: (r) => r.selection }),
+    selection: t.field({
+      type: 'JSON',
+      description: 'How its boxes were chosen, as asked: `{"boxIds": [Box ids]}` or `{"filter": {BoxFilter}}`.',
+      resolve: (rollout) => {
+        const { boxIds } = rollout.selection as { boxIds?: number[] };
+        return boxIds ? { ...rollout.selection, boxIds: boxIds.map((id) => encodeGlobalId('Box', id)) } : rollout.selection;
+      },
+    }),
     concurrency: t.exposeInt('concurrency', { description: 'Most box calls under way at once.' }),
     failureThreshold: t.exposeInt('failureThreshold', { description: 'Failures (counted since it started or was last resumed) that pause it.' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -412,11 +419,18 @@ async function followRollout(context: GraphQLContext, id: string): Promise<Async
     changed = true;
     wake?.();
   });
+  let revoked = false;
+  const untrack = context.authenticator.track(principal, () => {
+    revoked = true;
+    ended = true;
+    wake?.();
+  });
   let released = false;
   const release = () => {
     if (released) return;
     released = true;
     unwatch();
+    untrack();
     context.subscriptionCap.release(slotKey);
   };
   const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -439,6 +453,7 @@ async function followRollout(context: GraphQLContext, id: string): Promise<Async
         const wait = sent + PROGRESS_COALESCE_MS - performance.now();
         if (wait > 0 && !ended) await pause(wait);
       }
+      if (revoked) yield new StreamEnd(clientError('The API token of this subscription was revoked.', { code: 'TOKEN_REVOKED' }));
     } finally {
       release();
     }
