@@ -9,6 +9,7 @@ import { Authenticator } from './auth/authenticator';
 import { Cap, RateLimit } from './auth/rate-limits';
 import { bootstrapAdminToken, type BootstrapOutcome } from './auth/tokens';
 import { BoxNetworks } from './box-api/box-networks';
+import { SerialQueue } from './box-api/serial-queue';
 import type { Config } from './config';
 import { createPool, migrateDatabase } from './db/connection';
 import { startEmbeddedPostgres, type RunningPostgres } from './db/embedded';
@@ -23,6 +24,8 @@ import { OfflineSweeper } from './live/offline-sweeper';
 import { HistoryMaintainer, prepareHistory } from './history/maintainer';
 import { createLogger, type Logger } from './log';
 import { createProbeEndpoints } from './observability/endpoints';
+import { RolloutChangeHub } from './rollouts/change-hub';
+import { RolloutRunner } from './rollouts/runner';
 import { createReadinessCheck } from './observability/health';
 import { createMetrics } from './observability/metrics';
 
@@ -53,6 +56,8 @@ export interface App {
   readonly webhooks: WebhookDeliverer;
   /** Addresses a webhook may be sent to (WEBHOOK_NETWORKS, less this gateway's own ports): channel writes check URLs with it. */
   readonly webhookNetworks: WebhookNetworks;
+  /** Calls the boxes of running rollouts, on one replica at a time. */
+  readonly rolloutRunner: RolloutRunner;
 }
 
 function notFound(res: ServerResponse): void {
@@ -62,6 +67,9 @@ function notFound(res: ServerResponse): void {
 
 /** How often the history maintainer looks for months to make or drop; a start runs it at once too. */
 const HISTORY_MAINTENANCE_INTERVAL_MS = 3_600_000;
+
+/** How often the rollout runner looks for work besides when a rollout changes; a start runs it at once too. */
+const ROLLOUT_ROUND_INTERVAL_MS = 1_000;
 
 /** Connections of the webhook deliverer (claims and attempt records, a few ms each), besides its LISTEN session. */
 const WEBHOOK_POOL_SIZE = 2;
@@ -108,6 +116,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
   let webhooks: WebhookDeliverer | undefined;
   /** The deliverer's own connections: its claims and records never wait behind ingest's, nor ingest behind them. */
   let webhookPool: pg.Pool | undefined;
+  let rolloutChanges: RolloutChangeHub | undefined;
+  let rolloutRunner: RolloutRunner | undefined;
+  /** Calls that change a box run one at a time per box: operators' (GraphQL) and rollouts' alike. */
+  const boxCalls = new SerialQueue<number>();
   let bootstrap: BootstrapOutcome = { kind: 'none' };
   let stopping = false;
   /** Responses under way, so stop() can make them close their connections. */
@@ -202,8 +214,35 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       statementTimeoutMs: config.graphqlStatementTimeoutMs,
       customPlans: true,
     });
+    // Rollouts: every replica hears their changes (subscribers, the runner); one replica runs them.
+    const rolloutHub = (rolloutChanges = new RolloutChangeHub(databaseUrl, log));
+    await rolloutHub.start();
+    rolloutRunner = new RolloutRunner({
+      databaseUrl,
+      pool,
+      log: log.child({ part: 'rollouts' }),
+      boxes: { pool, log, call: { timeoutMs: config.boxApiTimeoutMs, networks: boxNetworks }, queue: boxCalls },
+      changes: rolloutHub,
+      intervalMs: ROLLOUT_ROUND_INTERVAL_MS,
+      // A call is a setconfigs and at most one read-back, each bounded by BOX_API_TIMEOUT_MS.
+      stopDeadlineMs: 2 * config.boxApiTimeoutMs + 1_000,
+      onCall: (outcome) => metrics.rolloutCall(outcome),
+    });
+    rolloutRunner.start();
     const yoga = createGraphQLServer(
-      { pool: apiPool, log, config, events: hub, authenticator, ingestSecretsChanged: () => ingestTrust?.forget(), boxNetworks, alertChanges: alertHub, webhookNetworks },
+      {
+        pool: apiPool,
+        log,
+        config,
+        events: hub,
+        authenticator,
+        ingestSecretsChanged: () => ingestTrust?.forget(),
+        boxNetworks,
+        alertChanges: alertHub,
+        webhookNetworks,
+        boxCalls,
+        rolloutChanges: rolloutHub,
+      },
       { plugins: [metrics.graphqlPlugin] },
     );
     const probes = createProbeEndpoints(metrics, createReadinessCheck(pool), log);
@@ -251,6 +290,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
 
   async function stop(): Promise<void> {
     stopping = true;
+    // No rollout call starts from now on; those under way finish (or are abandoned at the deadline)
+    // while the rest stops, and then the runner's lock goes to another replica.
+    const runnerStopped = rolloutRunner?.stop();
     // Answers still to come close their connections, so clients do not send more on them.
     for (const res of open) if (!res.headersSent) res.shouldKeepAlive = false;
     // Requests still reading a body get 5 s from now; then their sockets go.
@@ -266,6 +308,10 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       server = undefined;
     }
     clearTimeout(timer);
+    await runnerStopped;
+    rolloutRunner = undefined;
+    await rolloutChanges?.stop();
+    rolloutChanges = undefined;
     await sweeper?.stop();
     sweeper = undefined;
     await history?.stop();
@@ -340,5 +386,9 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       return webhooks;
     },
     webhookNetworks,
+    get rolloutRunner() {
+      if (!rolloutRunner) throw new Error('app not started');
+      return rolloutRunner;
+    },
   };
 }

@@ -7,12 +7,13 @@ import type { Authenticator } from '../auth/authenticator';
 import { Cap } from '../auth/rate-limits';
 import { actorName, type Principal } from '../auth/roles';
 import type { BoxNetworks } from '../box-api/box-networks';
-import { SerialQueue } from '../box-api/serial-queue';
+import type { SerialQueue } from '../box-api/serial-queue';
 import type { Config } from '../config';
 import type { EventHub } from '../live/event-hub';
 import type { Logger } from '../log';
 import { CountCache } from '../models/count-cache';
 import { ReplayPages } from '../models/replay-pages';
+import type { RolloutChangeHub } from '../rollouts/change-hub';
 import { principalOfRequest } from './auth';
 
 /** What the GraphQL layer takes from the app. */
@@ -35,14 +36,19 @@ export interface GraphQLDeps {
   alertChanges: AlertChangeHub;
   /** Addresses a webhook channel's URL may name (WEBHOOK_NETWORKS, less this gateway's own ports). */
   webhookNetworks: WebhookNetworks;
+  /**
+   * configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box
+   * id). The app's one queue: the rollout runner's calls go through it too.
+   */
+  boxCalls: SerialQueue<number>;
+  /** This process's feed of rollout changes (any replica's), for `rolloutProgress`. */
+  rolloutChanges: RolloutChangeHub;
 }
 
 /** State that outlives a request: one per server, shared by HTTP and (later) websocket operations. */
 export interface GraphQLShared {
   /** Large counts (totalCount, fleetSummary), kept about a second; see CountCache. */
   counts: CountCache;
-  /** configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box id). */
-  boxCalls: SerialQueue<number>;
   subscriptionCap: Cap;
   /** Stored events for subscriptions resuming from a cursor, read once for every client replaying them. */
   replay: ReplayPages;
@@ -65,7 +71,6 @@ export function createGraphQLShared(deps: GraphQLDeps, options: { countCacheTtlM
       },
       (error) => log.warn({ err: error }, 'background count refresh failed'),
     ),
-    boxCalls: new SerialQueue(),
     subscriptionCap: new Cap(deps.config.maxSubscriptionsPerToken),
     replay: new ReplayPages(deps.pool, (rows) => deps.events.withDetails(rows)),
   };
@@ -112,6 +117,7 @@ export interface GraphQLContext {
   boxNetworks: BoxNetworks;
   alertChanges: AlertChangeHub;
   webhookNetworks: WebhookNetworks;
+  rolloutChanges: RolloutChangeHub;
 }
 
 /**
@@ -145,5 +151,6 @@ export function createGraphQLContext(
     boxNetworks: deps.boxNetworks,
     alertChanges: deps.alertChanges,
     webhookNetworks: deps.webhookNetworks,
+    rolloutChanges: deps.rolloutChanges,
   };
 }

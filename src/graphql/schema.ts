@@ -21,6 +21,8 @@ import './types/webhook-channel';
 import './types/webhook-notification';
 import './types/alert-changed';
 import './types/alert-counts';
+import './types/rollout';
+import './types/rollout-progress';
 
 /** The executable schema. Only the server (and the printer and tests) import this file. */
 export const schema = builder.toSchema({ sortSchema: false });

@@ -113,6 +113,11 @@ export function boxesPage(pool: pg.Pool, filter: BoxFilter, ordering: Ordering, 
   return selectRows<BoxRow>(pool, pageQuery({ columns: boxColumns(), from: sql`boxes b`, where: boxConditions(filter), ordering, window }));
 }
 
+/** The ids of the boxes `filter` matches, in id order: what a rollout over a filter targets. */
+export function boxIdsMatchingQuery(filter: BoxFilter): SQL {
+  return sql`select b.id from boxes b where ${sql.join(boxConditions(filter), sql` and `)} order by b.id`;
+}
+
 export function countBoxesQuery(filter: BoxFilter): SQL {
   return sql`select count(*)::int as count from boxes b where ${sql.join(boxConditions(filter), sql` and `)}`;
 }

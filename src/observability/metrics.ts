@@ -33,6 +33,8 @@ export interface GatewayMetrics {
   ingestAnswered(status: number, ms: number): void;
   /** For the report writer: a group commit of `size` reports started. */
   batchCommitted(size: number): void;
+  /** For the rollout runner: a target's call was recorded with configureBox's outcome kind. */
+  rolloutCall(outcome: string): void;
   /** Times GraphQL operations by type (query, mutation, subscription set-up). */
   readonly graphqlPlugin: Plugin;
   /** The Prometheus text exposition and its content type. */
@@ -140,7 +142,17 @@ export function createMetrics(sources: MetricsSources): GatewayMetrics {
   const operationType = (args: Parameters<NonNullable<Plugin['onExecute']>>[0]['args']) =>
     getOperationAST(args.document, args.operationName)?.operation ?? 'unknown';
 
+  const rolloutCalls = new Counter({
+    name: 'fleetgate_rollout_calls_total',
+    help: 'Box calls made by rollouts on this replica, by configureBox outcome (applied, rejected, unreachable, timed_out, bad_answer, address_refused, invalid).',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+
   return {
+    rolloutCall(outcome) {
+      rolloutCalls.labels(outcome).inc();
+    },
     ingestAnswered(status, ms) {
       // One child per status, made once: no label object to build and hash per report.
       let counter = reportsByStatus.get(status);

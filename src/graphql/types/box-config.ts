@@ -79,20 +79,32 @@ export function gatewayIngestUrl(context: GraphQLContext): string | undefined {
   return url && URL.canParse(url) ? `${new URL(url).origin}/DeviceStatus` : undefined;
 }
 
+type InputFields = Parameters<NonNullable<Parameters<typeof builder.inputType>[1]['fields']>>[0];
+
+/** The settings fields of ConfigureBoxInput, shared with BoxConfigInput (startRollout's settings): checked alike. */
+const configInputFields = (t: InputFields) => ({
+  monitorUrl: t.string({ description: 'MEDIA_DEVICE_MONITOR_URL: where the box POSTs its device status reports. Absolute http or https.' }),
+  reportPeriodSeconds: t.float({
+    description:
+      'MEDIA_DEVICE_MONITOR_REPORT_PEROID: seconds between reports, a whole number from 1 to 3600. A Float so that 2.5 is answered with InvalidConfig like any other bad period.',
+  }),
+  settings: t.field({
+    type: 'JSON',
+    description: 'Other box settings by their box names, e.g. `{"GATE_PASS_MODE": "allpass"}`; values are strings, numbers or booleans.',
+  }),
+});
+
 export const ConfigureBoxInput = builder.inputType('ConfigureBoxInput', {
   description: 'Settings to set on a box; leave out (or null) what should stay as it is. At least one is required.',
   fields: (t) => ({
     boxId: t.id({ required: true, description: 'The Box to configure.' }),
-    monitorUrl: t.string({ description: 'MEDIA_DEVICE_MONITOR_URL: where the box POSTs its device status reports. Absolute http or https.' }),
-    reportPeriodSeconds: t.float({
-      description:
-        'MEDIA_DEVICE_MONITOR_REPORT_PEROID: seconds between reports, a whole number from 1 to 3600. A Float so that 2.5 is answered with InvalidConfig like any other bad period.',
-    }),
-    settings: t.field({
-      type: 'JSON',
-      description: 'Other box settings by their box names, e.g. `{"GATE_PASS_MODE": "allpass"}`; values are strings, numbers or booleans.',
-    }),
+    ...configInputFields(t),
   }),
+});
+
+export const BoxConfigInput = builder.inputType('BoxConfigInput', {
+  description: 'Settings to set on boxes, as configureBox takes them (without the box); leave out (or null) what should stay as it is. At least one is required.',
+  fields: (t) => configInputFields(t),
 });
 
 builder.mutationFields((t) => ({
