@@ -55,3 +55,21 @@ export function registerIssuedBoxes(pool: pg.Pool, prefix: string, boxes: readon
     return made.sort((a, b) => (a.name ?? '').localeCompare(b.name ?? '') || a.id - b.id);
   });
 }
+
+export interface BoxKeyRow {
+  id: number;
+  licenseKey: string;
+  name: string | null;
+  hardwareSerial: string | null;
+  lastLoginAt: Date | null;
+}
+
+/** Every listed box's key, name and binding, oldest first (`npm run boxes -- list`). */
+export async function listBoxKeys(pool: pg.Pool): Promise<BoxKeyRow[]> {
+  const { rows } = await run<BoxKeyRow>(
+    pool,
+    sql`select id, license_key as "licenseKey", name, hardware_serial as "hardwareSerial", last_login_at as "lastLoginAt"
+        from boxes where removed_at is null order by id`,
+  );
+  return rows;
+}

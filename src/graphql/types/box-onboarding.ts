@@ -1,4 +1,4 @@
-import { validateRegistration } from '../../box-api/registration';
+import { issuedBoxNames, validateIssue } from '../../box-api/registration';
 import { hardwareSerialProblem } from '../../models/box-login';
 import { rebindBoxHardware } from '../../models/box-hardware';
 import type { ConfigChangeRow } from '../../models/box-config';
@@ -59,12 +59,6 @@ const resolveType = resolveByClass([
 const RegisterBoxesResult = builder.errorUnion('RegisterBoxesResult', { types: [RegisterBoxesSuccess, InvalidBoxInput], resolveType });
 const RebindBoxHardwareResult = builder.errorUnion('RebindBoxHardwareResult', { types: [RebindBoxHardwareSuccess, InvalidBoxInput], resolveType });
 
-/** `<prefix>1…<prefix>N`, the numbers zero-padded to N's width so the names sort in order. */
-function issuedNames(count: number, prefix: string | null | undefined): (string | null)[] {
-  const width = String(count).length;
-  return Array.from({ length: count }, (_, i) => (prefix == null ? null : `${prefix}${String(i + 1).padStart(width, '0')}`));
-}
-
 builder.mutationFields((t) => ({
   registerBoxes: t.field({
     authScopes: { operator: true },
@@ -75,17 +69,9 @@ builder.mutationFields((t) => ({
       namePrefix: t.arg.string({ description: 'Names the boxes `<namePrefix>1…<namePrefix>N`, zero-padded (`gate-01`…`gate-12`). Absent: no names.' }),
     },
     resolve: async (_root, args, context) => {
-      const problems = [];
-      if (!Number.isInteger(args.count) || args.count < 1 || args.count > MAX_BOXES_PER_ISSUE) {
-        problems.push({ field: 'count', message: `count must be from 1 to ${MAX_BOXES_PER_ISSUE}; issue more in several calls.` });
-      }
-      const names = problems.length === 0 ? issuedNames(args.count, args.namePrefix) : [];
-      if (args.namePrefix != null) {
-        const nameProblems = validateRegistration({ name: issuedNames(Math.max(1, Math.min(args.count, MAX_BOXES_PER_ISSUE)), args.namePrefix).at(-1)! });
-        problems.push(...nameProblems.map((p) => ({ field: 'namePrefix', message: `With its number, ${p.message.replace(/; pass null to clear it\.$/, '.')}` })));
-      }
+      const problems = validateIssue(args.count, args.namePrefix);
       if (problems.length > 0) throw new InvalidBoxInput(problems);
-      const boxes = await registerIssuedBoxes(context.pool, context.config.licenseKeyPrefix, names.map((name) => ({ name })));
+      const boxes = await registerIssuedBoxes(context.pool, context.config.licenseKeyPrefix, issuedBoxNames(args.count, args.namePrefix).map((name) => ({ name })));
       return new RegisterBoxesSuccess(boxes);
     },
   }),
