@@ -97,8 +97,15 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
         reject(tooLarge());
       } else chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    let ended = false;
+    req.on('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks));
+    });
     req.on('error', reject);
+    req.on('close', () => {
+      if (!ended) reject(new LoginRefusal(400, 'ABORTED', 'The connection closed before the body ended.', undefined));
+    });
   });
 }
 
