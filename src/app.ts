@@ -17,6 +17,7 @@ import { createGraphQLServer } from './graphql/server';
 import { liveDeliveryFigures } from './graphql/shared-execution';
 import { attachWebSocketTransport, type WebSocketTransport } from './graphql/websocket';
 import { createIngestHandler, matchIngestPath } from './ingest/http';
+import { createLoginHandler, matchLoginPath } from './ingest/login';
 import { IngestTrust } from './ingest/trust';
 import { ReportWriter } from './ingest/writer';
 import { EventHub } from './live/event-hub';
@@ -209,6 +210,18 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       log,
       (status, ms) => metrics.ingestAnswered(status, ms),
     );
+    const login = createLoginHandler(
+      pool,
+      {
+        policy: config.ingestPolicy,
+        publicUrl: config.publicUrl,
+        trustProxy: config.trustProxy,
+        defaultReportPeriodSeconds: config.defaultReportPeriodSeconds,
+        perAddress: config.rateLimitLoginPerAddress,
+      },
+      log,
+      { secretsChanged: () => ingestTrust?.forget(), answered: (outcome) => metrics.loginAnswered(outcome) },
+    );
     apiPool = createPool(databaseUrl, config.dbApiPoolSize, log, {
       applicationName: 'fleetgate-api',
       statementTimeoutMs: config.graphqlStatementTimeoutMs,
@@ -259,6 +272,7 @@ export function buildApp(config: Config, log: Logger = createLogger(config.logLe
       const pathname = query === -1 ? target : target.slice(0, query);
       const ingestPath = matchIngestPath(pathname);
       if (ingestPath) return void ingest(req, res, ingestPath.secret);
+      if (matchLoginPath(pathname)) return void login(req, res);
       if (pathname === '/graphql') return void yoga(req, res);
       if (probes(pathname, res)) return;
       notFound(res);

@@ -91,6 +91,16 @@ const configSchema = z.object({
     default: 'open',
     about: '`open`: any licence key (a first report registers the box); `registered`: only boxes an operator registered; `token`: only over `/DeviceStatus/<secret>` with that box\'s secret',
   }),
+  // The vendor's keys look like ZKZCPI000120190807142601: six letters, four digits, the issue time.
+  licenseKeyPrefix: text({
+    env: 'LICENSE_KEY_PREFIX',
+    type: 'string',
+    default: 'FLEETG',
+    allowed: 'exactly 6 letters A–Z',
+    expected: 'exactly 6 upper-case letters A–Z',
+    value: z.string().trim().regex(/^[A-Z]{6}$/),
+    about: 'first six characters of the licence keys this gateway issues (`registerBox` without a key, `registerBoxes`, `npm run boxes -- issue`); then 4 random digits and the UTC issue time `yyyyMMddHHmmss`',
+  }),
   ingestMaxBodyBytes: wholeNumber({ env: 'INGEST_MAX_BODY_BYTES', default: 1024 * 1024, min: 1024, max: 64 * 1024 * 1024, unit: 'bytes', about: 'larger report bodies get 413' }),
   ingestMaxDevices: wholeNumber({ env: 'INGEST_MAX_DEVICES', default: 4096, min: 1, max: 100_000, unit: 'devices', about: 'reports with more devices get 400' }),
   ingestBatchWindowMs: wholeNumber({ env: 'INGEST_BATCH_WINDOW_MS', default: 2, min: 0, max: 1000, unit: 'ms', about: 'how long the first report of an idle batch waits for company' }),
@@ -180,6 +190,7 @@ const configSchema = z.object({
   // Rates and caps (NO_LIMITS_ENV turns them off)
   rateLimitIngestPerAddress: wholeNumber({ env: 'RATE_LIMIT_INGEST_PER_ADDRESS', default: 1000, min: 0, max: 10_000_000, unit: 'per second', about: 'reports from one address (0: no limit)' }),
   rateLimitIngestPerToken: wholeNumber({ env: 'RATE_LIMIT_INGEST_PER_TOKEN', default: 10, min: 0, max: 10_000_000, unit: 'per second', about: 'reports over one box\'s ingest secret (0: no limit)' }),
+  rateLimitLoginPerAddress: wholeNumber({ env: 'RATE_LIMIT_LOGIN_PER_ADDRESS', default: 20, min: 0, max: 10_000_000, unit: 'per second', about: 'box logins (`/BoxLogin`) from one address (0: no limit)' }),
   rateLimitGraphqlPerToken: wholeNumber({ env: 'RATE_LIMIT_GRAPHQL_PER_TOKEN', default: 100, min: 0, max: 10_000_000, unit: 'per second', about: 'GraphQL requests per API token (0: no limit)' }),
   rateLimitGraphqlPerAddress: wholeNumber({ env: 'RATE_LIMIT_GRAPHQL_PER_ADDRESS', default: 200, min: 0, max: 10_000_000, unit: 'per second', about: 'GraphQL requests per address, with or without a token (0: no limit)' }),
   wsMaxConnectionsPerToken: wholeNumber({ env: 'WS_MAX_CONNECTIONS_PER_TOKEN', default: 100, min: 0, max: 10_000_000, unit: 'websockets', about: 'open websockets per API token (0: no cap)' }),
@@ -197,6 +208,7 @@ export type Config = z.output<typeof configSchema>;
 export const NO_LIMITS_ENV: Readonly<Record<string, string>> = {
   RATE_LIMIT_INGEST_PER_ADDRESS: '0',
   RATE_LIMIT_INGEST_PER_TOKEN: '0',
+  RATE_LIMIT_LOGIN_PER_ADDRESS: '0',
   RATE_LIMIT_GRAPHQL_PER_TOKEN: '0',
   RATE_LIMIT_GRAPHQL_PER_ADDRESS: '0',
   WS_MAX_CONNECTIONS_PER_TOKEN: '0',

@@ -1,13 +1,6 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { ConfigError, loadConfig, type Config } from '../config';
-import { maskCredentials } from '../config-variable';
-import { createPool, migrateDatabase } from '../db/connection';
-import { livePostmasterPort, startEmbeddedPostgres, type RunningPostgres } from '../db/embedded';
-import { sql, selectRows } from '../db/sql';
-import { createLogger } from '../log';
+import { databasePlace, NoDatabaseError, openDatabase, POINT_IT } from '../cli/database';
+import { ConfigError, loadConfig } from '../config';
 import { API_ROLES, type ApiRole } from './roles';
 import { API_TOKEN_PREFIX, createApiToken, generateSecret, listApiTokens, revokeApiToken, TokenInputError } from './tokens';
 
@@ -24,62 +17,7 @@ const USAGE = `Usage: npm run token -- <command>
 Uses DATABASE_URL, or else the embedded Postgres in FLEETGATE_DATA_DIR (default ./.fleetgate/postgres,
 from the folder the command runs in).`;
 
-const POINT_IT =
-  'Run the command in the folder the gateway runs in, or point it at the gateway\'s database: FLEETGATE_DATA_DIR=<its data folder> for the embedded Postgres, DATABASE_URL=postgres://… for an external one.';
-
 class UsageError extends Error {}
-/** The database the command would use is not a gateway's (exit status 1). */
-class NoDatabaseError extends Error {}
-
-/** Where the command reads and writes tokens, as the operator can check it. */
-function databasePlace(config: Config): string {
-  return config.databaseUrl ? `DATABASE_URL ${maskCredentials(config.databaseUrl)}` : `the embedded Postgres in ${config.dataDir}`;
-}
-
-/**
- * The gateway's database. A read or a revocation never makes one: an empty embedded data folder, or
- * a database without fleetgate's tables, is reported instead of created (the usual mistake is the folder).
- */
-async function openDatabase(config: Config, mayCreate: boolean): Promise<{ pool: pg.Pool; close: () => Promise<void> }> {
-  const log = createLogger(config.logLevel);
-  const place = databasePlace(config);
-  let postgres: RunningPostgres | undefined;
-  let url = config.databaseUrl;
-  if (!url) {
-    const runningPort = livePostmasterPort(config.dataDir);
-    if (runningPort !== undefined) {
-      // A gateway is running on this data folder: use its server, and leave it running.
-      url = `postgres://fleetgate:fleetgate@127.0.0.1:${runningPort}/postgres`;
-    } else if (!existsSync(path.join(config.dataDir, 'PG_VERSION'))) {
-      if (!mayCreate) throw new NoDatabaseError(`There is no gateway database in ${config.dataDir} (FLEETGATE_DATA_DIR): no gateway has run with it. ${POINT_IT}`);
-      console.error(`There is no database in ${config.dataDir} yet: creating one (a gateway started with this FLEETGATE_DATA_DIR uses it)...`);
-    } else {
-      console.error(`Starting the embedded Postgres in ${path.relative(process.cwd(), config.dataDir) || '.'} for this command...`);
-    }
-    if (!url) {
-      postgres = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPostgresPort, log });
-      url = postgres.url;
-    }
-  }
-  const pool = createPool(url, 2, log);
-  const close = async () => {
-    await pool.end();
-    await postgres?.stop();
-  };
-  try {
-    if (!mayCreate && !(await hasTokenTable(pool))) throw new NoDatabaseError(`${place} holds no fleetgate tables. ${POINT_IT}`);
-    await migrateDatabase(pool, log);
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  return { pool, close };
-}
-
-async function hasTokenTable(pool: pg.Pool): Promise<boolean> {
-  const [row] = await selectRows<{ exists: boolean }>(pool, sql`select to_regclass('api_tokens') is not null as "exists"`);
-  return row?.exists === true;
-}
 
 function role(value: string | undefined): ApiRole {
   if (!value || !(API_ROLES as readonly string[]).includes(value)) throw new UsageError(`--role must be one of ${API_ROLES.join(', ')}.`);

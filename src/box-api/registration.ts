@@ -1,3 +1,4 @@
+import { MAX_BOXES_PER_ISSUE } from '../models/license-keys';
 import { checkTarget } from './client';
 import type { ConfigFieldError } from './config-keys';
 
@@ -41,6 +42,27 @@ export function validateRegistration(input: BoxRegistrationInput): ConfigFieldEr
   if (input.apiPort != null) {
     const checked = checkTarget({ address: '127.0.0.1', port: input.apiPort });
     if ('kind' in checked) errors.push({ field: 'apiPort', message: checked.message });
+  }
+  return errors;
+}
+
+/** `<prefix>1…<prefix>N`, the numbers zero-padded to N's width so the names sort in order; nulls without a prefix. */
+export function issuedBoxNames(count: number, prefix: string | null | undefined): (string | null)[] {
+  const width = String(count).length;
+  return Array.from({ length: count }, (_, i) => (prefix == null ? null : `${prefix}${String(i + 1).padStart(width, '0')}`));
+}
+
+/** Checks a request to register `count` boxes with issued keys (registerBoxes, `npm run boxes -- issue`). */
+export function validateIssue(count: number, namePrefix: string | null | undefined): ConfigFieldError[] {
+  const errors: ConfigFieldError[] = [];
+  const countOk = Number.isInteger(count) && count >= 1 && count <= MAX_BOXES_PER_ISSUE;
+  if (!countOk) errors.push({ field: 'count', message: `The count must be from 1 to ${MAX_BOXES_PER_ISSUE}; issue more in several runs.` });
+  if (namePrefix != null) {
+    // The longest name made is the last one.
+    const longest = issuedBoxNames(countOk ? count : 1, namePrefix).at(-1)!;
+    if (validateRegistration({ name: longest }).length > 0) {
+      errors.push({ field: 'namePrefix', message: `The name prefix with its number must be 1 to ${MAX_NAME_LENGTH} printable characters.` });
+    }
   }
   return errors;
 }

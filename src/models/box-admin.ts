@@ -17,6 +17,8 @@ export interface NewBox {
   name: string | null;
   apiAddress: string | null;
   apiPort: number | null;
+  /** Bound at registration (the box's next login must send it); null: its first login binds one. */
+  hardwareSerial?: string | null;
 }
 
 export type RegisterOutcome =
@@ -28,12 +30,13 @@ export type RegisterOutcome =
  * A box known before it reports. It starts OFFLINE (it has not reported); its first report brings
  * it online. A removed box's key restores that box with the new details.
  */
-export function registerBox(pool: pg.Pool, box: NewBox): Promise<RegisterOutcome> {
+export function registerBox(pool: pg.Pool, box: NewBox, { mayRestore = true }: { /** False for a key just drawn: a removed box's is taken, not restored. */ mayRestore?: boolean } = {}): Promise<RegisterOutcome> {
+  const serial = box.hardwareSerial ?? null;
   return inTransaction(pool, async (client) => {
     const inserted = await rowsOf<BoxRow>(
       client,
-      sql`insert into boxes as b (license_key, name, api_address, api_port, status, status_since)
-          values (${box.licenseKey}, ${box.name}, ${box.apiAddress}, ${box.apiPort}, 'offline', now())
+      sql`insert into boxes as b (license_key, name, api_address, api_port, hardware_serial, hardware_bound_at, status, status_since)
+          values (${box.licenseKey}, ${box.name}, ${box.apiAddress}, ${box.apiPort}, ${serial}, case when ${serial}::text is null then null else now() end, 'offline', now())
           on conflict (license_key) do nothing
           returning ${boxColumns()}`,
     );
@@ -44,13 +47,15 @@ export function registerBox(pool: pg.Pool, box: NewBox): Promise<RegisterOutcome
       sql`select ${boxColumns()}, b.removed_at is not null as removed from boxes b where b.license_key = ${box.licenseKey} for no key update`,
     );
     if (!existing) throw new Error(`box ${box.licenseKey} conflicted on insert but cannot be read`);
-    if (!existing.removed) {
+    if (!existing.removed || !mayRestore) {
       const { removed: _, ...row } = existing;
       return { kind: 'taken', box: row };
     }
     const [restored] = await rowsOf<BoxRow>(
       client,
-      sql`update boxes as b set removed_at = null, name = coalesce(${box.name}, b.name), api_address = ${box.apiAddress}, api_port = ${box.apiPort}
+      sql`update boxes as b set removed_at = null, name = coalesce(${box.name}, b.name), api_address = ${box.apiAddress}, api_port = ${box.apiPort},
+            hardware_serial = coalesce(${serial}, b.hardware_serial),
+            hardware_bound_at = case when ${serial}::text is null then b.hardware_bound_at else now() end
           where b.id = ${existing.id} returning ${boxColumns()}`,
     );
     // Last statement of the transaction: it holds the events lock until commit (see events-table.ts).

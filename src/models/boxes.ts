@@ -25,6 +25,9 @@ export type BoxRow = Pick<
   | 'gateway'
   | 'gatewayExtData'
   | 'createdAt'
+  | 'hardwareSerial'
+  | 'hardwareBoundAt'
+  | 'lastLoginAt'
 > & { sortValue?: string };
 
 /** The columns of a box row, aliased to its property names. */
@@ -47,6 +50,9 @@ const BOX_COLUMN: Record<Exclude<keyof BoxRow, 'sortValue'>, string> = {
   gateway: 'b.gateway',
   gatewayExtData: 'b.gateway_ext_data',
   createdAt: 'b.created_at',
+  hardwareSerial: 'b.hardware_serial',
+  hardwareBoundAt: 'b.hardware_bound_at',
+  lastLoginAt: 'b.last_login_at',
 };
 
 export type BoxColumn = keyof typeof BOX_COLUMN;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { generateSecret, hashSecret, INGEST_TOKEN_PREFIX } from '../auth/tokens';
-import { run, sql } from '../db/sql';
+import { run, sql, type Queryable } from '../db/sql';
 
 // Per-box ingest secrets (INGEST_POLICY=token): the box posts to `/DeviceStatus/<secret>`. Only the
 // SHA-256 is stored. pointBoxAtGateway issues a new secret, sends the URL to the box, and then keeps
@@ -21,6 +21,12 @@ export async function issueIngestToken(pool: pg.Pool, boxId: number): Promise<st
 /** The box now holds `secret`: its other secrets stop working. */
 export async function keepOnlyIngestToken(pool: pg.Pool, boxId: number, secret: string): Promise<void> {
   await run(pool, sql`delete from box_ingest_tokens where box_id = ${boxId} and token_hash <> ${hashSecret(secret)}`);
+}
+
+/** `secret` (made by the caller) is now the box's only one: for a box that fetched its URL itself (box login). */
+export async function replaceIngestTokens(db: Queryable, boxId: number, secret: string): Promise<void> {
+  await run(db, sql`delete from box_ingest_tokens where box_id = ${boxId}`);
+  await run(db, sql`insert into box_ingest_tokens (token_hash, box_id) values (${hashSecret(secret)}, ${boxId})`);
 }
 
 /** The box did not take `secret`: it stops working (the one the box holds stays). */

@@ -31,6 +31,8 @@ export interface LiveDeliveryFigures {
 export interface GatewayMetrics {
   /** For the ingest handler: a report was answered with `status` after `ms`. */
   ingestAnswered(status: number, ms: number): void;
+  /** For the box login route: a login was answered (`ok`, `unknown_key`, `bound_elsewhere`, `invalid`, `rate_limited`). */
+  loginAnswered(outcome: string): void;
   /** For the report writer: a group commit of `size` reports started. */
   batchCommitted(size: number): void;
   /** For the rollout runner: a target's call was recorded with configureBox's outcome kind. */
@@ -67,6 +69,12 @@ export function createMetrics(sources: MetricsSources): GatewayMetrics {
     name: 'fleetgate_ingest_batch_size',
     help: 'Reports per group-commit transaction.',
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+    registers: [registry],
+  });
+  const logins = new Counter({
+    name: 'fleetgate_box_logins_total',
+    help: 'Box logins answered, by outcome (ok, unknown_key, bound_elsewhere, invalid, rate_limited).',
+    labelNames: ['outcome'] as const,
     registers: [registry],
   });
   const operationDuration = new Histogram({
@@ -159,6 +167,9 @@ export function createMetrics(sources: MetricsSources): GatewayMetrics {
       if (!counter) reportsByStatus.set(status, (counter = reports.labels(String(status))));
       counter.inc();
       reportDuration.observe(ms / 1000);
+    },
+    loginAnswered(outcome) {
+      logins.labels(outcome).inc();
     },
     batchCommitted(size) {
       batchSize.observe(size);

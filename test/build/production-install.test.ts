@@ -140,6 +140,11 @@ it('starts against DATABASE_URL: migrates an empty database, answers /healthz an
   // The token CLI is built too and runs from the same install.
   const tokens = runInGroup('npm', ['run', '--silent', 'token', '--', 'list'], install, productionEnv({ DATABASE_URL: database!.url }));
   expect(await within(tokens.exited, 30_000, () => `npm run token -- list still running after 30 s:\n${tokens.output()}`), tokens.output()).toBe(0);
+  // So is the boxes CLI: it issues keys against the same database.
+  const issued = runInGroup('npm', ['run', '--silent', 'boxes', '--', 'issue', '2'], install, productionEnv({ DATABASE_URL: database!.url }));
+  expect(await within(issued.exited, 30_000, () => `npm run boxes -- issue still running after 30 s:\n${issued.output()}`), issued.output()).toBe(0);
+  expect(issued.output()).toContain('license_key,box_id,name\n');
+  expect(issued.output().match(/^FLEETG\d{18},[A-Za-z0-9=]+,$/gm)).toHaveLength(2);
 
   // SIGTERM to npm alone, as a process manager sends it: it must reach node, which drains and stops.
   gateway.child.kill('SIGTERM');

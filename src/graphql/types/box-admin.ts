@@ -1,6 +1,8 @@
 import type { ConfigFieldError } from '../../box-api/config-keys';
 import { validateRegistration } from '../../box-api/registration';
-import { registerBox, removeBox, updateBox, type BoxPatch } from '../../models/box-admin';
+import { registerBox, removeBox, updateBox, type BoxPatch, type RegisterOutcome } from '../../models/box-admin';
+import { hardwareSerialProblem } from '../../models/box-login';
+import { licenseKeyAt } from '../../models/license-keys';
 import type { BoxRow } from '../../models/boxes';
 import { builder } from '../builder';
 import { encodeGlobalId } from '../global-id';
@@ -111,18 +113,27 @@ builder.mutationFields((t) => ({
     authScopes: { operator: true },
     type: RegisterBoxResult,
     description:
-      'Makes a box known before it reports, with the address and port of its REST API, so configureBox can reach it (e.g. pointBoxAtGateway). It is OFFLINE until its first report. A removed box’s key lists that box again.',
+      'Makes a box known before it reports, with the address and port of its REST API, so configureBox can reach it (e.g. pointBoxAtGateway). It is OFFLINE until its first report. A removed box’s key lists that box again. Without `licenseKey` the gateway issues one (LICENSE_KEY_PREFIX + 4 random digits + the UTC time `yyyyMMddHHmmss`, 24 characters).',
     args: {
-      licenseKey: t.arg.string({ required: true, description: 'The key the box reports as `mq_license_key` or `dev_sno`.' }),
+      licenseKey: t.arg.string({ description: 'The key the box reports as `mq_license_key` or `dev_sno`. Absent: a new key is issued.' }),
+      hardwareSerial: t.arg.string({ description: 'Binds the key to this hardware serial now (the box logs in with it as `device_sn`). Absent: its first login binds one.' }),
       name: t.arg.string(),
       address: t.arg.string({ description: 'Address of its REST API (IP address or host name). Default: the source address of its reports.' }),
       apiPort: t.arg.int({ description: 'Port of its REST API. Default 5555.' }),
     },
     resolve: async (_root, args, context) => {
-      const input = { licenseKey: args.licenseKey, name: args.name ?? null, apiAddress: args.address ?? null, apiPort: args.apiPort ?? null };
-      const problems = validateRegistration(input);
+      const details = { name: args.name ?? null, apiAddress: args.address ?? null, apiPort: args.apiPort ?? null, hardwareSerial: args.hardwareSerial ?? null };
+      const problems = validateRegistration({ ...details, ...(args.licenseKey != null ? { licenseKey: args.licenseKey } : {}) });
+      const serialProblem = args.hardwareSerial != null ? hardwareSerialProblem(args.hardwareSerial) : undefined;
+      if (serialProblem) problems.push({ field: 'hardwareSerial', message: `The hardware serial ${serialProblem}; give it as the box shows it (1 to 128 printable characters).` });
       if (problems.length > 0) throw new InvalidBoxInput(problems);
-      const outcome = await registerBox(context.pool, input);
+      let outcome: RegisterOutcome;
+      if (args.licenseKey != null) outcome = await registerBox(context.pool, { ...details, licenseKey: args.licenseKey });
+      else {
+        // A drawn key that is taken (1 in 10,000 within the same second) is drawn again; never a removed box's restored.
+        do outcome = await registerBox(context.pool, { ...details, licenseKey: licenseKeyAt(context.config.licenseKeyPrefix, new Date()) }, { mayRestore: false });
+        while (outcome.kind === 'taken');
+      }
       if (outcome.kind === 'taken') throw new LicenseKeyTaken(outcome.box);
       return new RegisterBoxSuccess(outcome.box, outcome.restored);
     },

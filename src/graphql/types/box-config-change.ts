@@ -1,4 +1,4 @@
-import type { ConfigOutcome } from '../../db/schema';
+import type { ConfigAction, ConfigOutcome } from '../../db/schema';
 import { configChangeOrdering, configChangesByIds, configChangesPagePerBox, countConfigChangesPerBox, type ConfigChangeRow } from '../../models/box-config';
 import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
@@ -27,6 +27,16 @@ export const ConfigChangeOutcomeEnum = builder.enumType('ConfigChangeOutcome', {
   } satisfies Record<string, { value: ConfigOutcome; description: string }>,
 });
 
+export const ConfigChangeActionEnum = builder.enumType('ConfigChangeAction', {
+  description: 'What an audit row records: a call to the box’s REST API, or an operator’s change of its hardware binding.',
+  values: {
+    SETCONFIGS: { value: 'setconfigs', description: 'Settings sent with the box’s `setconfigs` (configureBox, pointBoxAtGateway, a rollout).' },
+    ADD_MEDIA_DEVICE: { value: 'addmediadevice', description: 'A media device added through the box’s `addmediadevice`.' },
+    DELETE_MEDIA_DEVICE: { value: 'deletemediadevice', description: 'A media device deleted through the box’s `deletemediadevice`.' },
+    REBIND_HARDWARE: { value: 'rebind_hardware', description: 'rebindBoxHardware: the licence key bound to other hardware (nothing sent to the box; `request` is `{"hardwareSerial": {"from", "to"}}`).' },
+  } satisfies Record<string, { value: ConfigAction; description: string }>,
+});
+
 export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
   description:
     'One attempt to change a box’s settings through the gateway: who asked, when, what was sent, and what the box answered. Needs the operator role, however it is reached (`Box.configChanges`, `node`, `nodes`, a mutation’s `change`).',
@@ -43,6 +53,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
       nullable: true,
       description: 'Who asked: the name and id of the API token used, e.g. `ops-console (token #3)`; null for attempts made before tokens.',
     }),
+    action: t.expose('action', { type: ConfigChangeActionEnum }),
     requestedAt: t.expose('requestedAt', { type: 'DateTime', description: 'When the box was called (or the input refused).' }),
     request: t.expose('request', {
       type: 'JSON',

@@ -126,6 +126,10 @@ export const BOX_FIELD_COLUMNS: Record<string, readonly BoxColumn[]> = {
   configuredApiPort: ['apiPort'],
   monitorUrl: ['monitorUrl'],
   configChanges: [],
+  // Added by box-onboarding.ts.
+  hardwareSerial: ['hardwareSerial'],
+  hardwareBoundAt: ['hardwareBoundAt'],
+  lastLoginAt: ['lastLoginAt'],
   // Added by availability.ts.
   availability: [],
 };
