@@ -45,7 +45,10 @@ describe('the failure threshold', () => {
     // still refuse: two failures, under the threshold counted afresh).
     for (const box of fleet.boxes.slice(0, 30)) if (box.behavior === 'refuse') fleet.behave(box.index, 'ok');
     const retried = await call(gateway.url, ResumeRollout, { id, retryFailed: true });
-    expect(retried.rollout.progress).toMatchObject({ pending: 16, applied: 24, failed: 0 });
+    // The runner may have started (even finished) the first retried call before this answer read the progress.
+    const { pending, running, applied, failed } = retried.rollout.progress;
+    expect({ failed, notFailed: pending + running + applied }).toEqual({ failed: 0, notFailed: 40 });
+    expect(applied).toBeGreaterThanOrEqual(24);
     const done = await rolloutWhen(gateway.url, id, (r) => r.state === 'COMPLETED', 'completion');
     expect(done.progress).toEqual({ total: 40, pending: 0, running: 0, applied: 38, failed: 2, cancelled: 0 });
     expect(fleet.calls).toBe(46);
