@@ -10,6 +10,7 @@ import './types/box-config-change';
 import './types/box-call-results';
 import './types/box-config';
 import './types/box-admin';
+import './types/media-device';
 import './types/live';
 import './types/api-token';
 import './types/availability';

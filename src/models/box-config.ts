@@ -87,21 +87,26 @@ export async function recordConfigChange(
         ? await run<BoxRow>(client, sql`update boxes as b set ${sql.join(sets, sql`, `)} where b.id = ${change.boxId} and b.removed_at is null returning ${boxColumns()}`)
         : await run<BoxRow>(client, sql`select ${boxColumns()} from boxes b where b.id = ${change.boxId} and b.removed_at is null for no key update`);
     if (!box) return undefined; // nothing was written: committing the empty transaction is its end
-    const {
-      rows: [row],
-    } = await run<ConfigChangeRow>(
-      client,
-      sql`insert into box_config_changes as c
-            (box_id, requested_by, requested_at, request, target, outcome, http_status, response, error_code, error_message, duration_ms, action, rollout_id)
-          values (${change.boxId}, ${storableTextOrNull(change.requestedBy)}, ${change.requestedAt}, ${JSON.stringify(storableJson(change.request))}::jsonb,
-                  ${storableTextOrNull(change.target)}, ${change.outcome}, ${change.httpStatus},
-                  ${change.response === undefined || change.response === null ? null : JSON.stringify(storableJson(change.response))}::jsonb,
-                  ${storableTextOrNull(change.errorCode)}, ${storableTextOrNull(change.errorMessage)}, ${Math.max(0, Math.round(change.durationMs))},
-                  ${change.action ?? 'setconfigs'}, ${change.rolloutId ?? null})
-          returning ${CHANGE_COLUMNS}`,
-    );
-    return { change: row!, box };
+    return { change: await insertConfigChange(client, change), box };
   });
+}
+
+/** Inserts the audit row `change` (its text made storable) on `client`, inside the caller's transaction. */
+export async function insertConfigChange(client: pg.PoolClient, change: NewConfigChange): Promise<ConfigChangeRow> {
+  const {
+    rows: [row],
+  } = await run<ConfigChangeRow>(
+    client,
+    sql`insert into box_config_changes as c
+          (box_id, requested_by, requested_at, request, target, outcome, http_status, response, error_code, error_message, duration_ms, action, rollout_id)
+        values (${change.boxId}, ${storableTextOrNull(change.requestedBy)}, ${change.requestedAt}, ${JSON.stringify(storableJson(change.request))}::jsonb,
+                ${storableTextOrNull(change.target)}, ${change.outcome}, ${change.httpStatus},
+                ${change.response === undefined || change.response === null ? null : JSON.stringify(storableJson(change.response))}::jsonb,
+                ${storableTextOrNull(change.errorCode)}, ${storableTextOrNull(change.errorMessage)}, ${Math.max(0, Math.round(change.durationMs))},
+                ${change.action ?? 'setconfigs'}, ${change.rolloutId ?? null})
+        returning ${CHANGE_COLUMNS}`,
+  );
+  return row!;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -126,6 +126,8 @@ export const BOX_FIELD_COLUMNS: Record<string, readonly BoxColumn[]> = {
   configuredApiPort: ['apiPort'],
   monitorUrl: ['monitorUrl'],
   configChanges: [],
+  // Added by media-device.ts.
+  mediaDeviceRequests: [],
   // Added by availability.ts.
   availability: [],
 };
