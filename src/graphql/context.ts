@@ -41,7 +41,7 @@ export interface GraphQLDeps {
 export interface GraphQLShared {
   /** Large counts (totalCount, fleetSummary), kept about a second; see CountCache. */
   counts: CountCache;
-  /** configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box id). */
+  /** configureBox, the media device calls, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box id). */
   boxCalls: SerialQueue<number>;
   subscriptionCap: Cap;
   /** Stored events for subscriptions resuming from a cursor, read once for every client replaying them. */
