@@ -3,6 +3,7 @@ import { boxApiLocation, recordConfigChange, type ConfigChangeRow, type NewConfi
 import type { BoxRow } from '../models/boxes';
 import { deviceByExternalId, listedDeviceWithUrl, recordMediaDeviceRequest, type NewMediaDeviceRequest } from '../models/media-device-requests';
 import type { BadAnswerReason, BoxCallOutcome, UnreachableReason } from './box-answer';
+import { failureRecord, type FailedCall } from './audit-fields';
 import type { AddressRefusal } from './box-networks';
 import { addMediaDevice, deleteMediaDevice, formatTarget, type AddMediaDeviceBody } from './client';
 import type { ConfigFieldError } from './config-keys';
@@ -226,6 +227,27 @@ export function deleteMediaDeviceFromBox(deps: BoxConfigDeps, request: DeleteMed
   });
 }
 
+type FailedOutcome = Exclude<MediaDeviceOutcome, { kind: 'accepted' | 'invalid' }>;
+type WithoutChange<T> = T extends unknown ? Omit<T, 'change'> : never;
+
+/** A failed call as the workflow answers it; the caller adds the audit row. */
+function failedOutcome(outcome: FailedCall, target: string): WithoutChange<FailedOutcome> {
+  switch (outcome.kind) {
+    case 'rejected':
+      return { kind: 'rejected', code: outcome.code, message: outcome.message, httpStatus: outcome.httpStatus };
+    case 'unreachable':
+      return { kind: 'unreachable', reason: outcome.reason, message: outcome.message, requestSent: outcome.requestSent, target };
+    case 'timed_out':
+      return { kind: 'timed_out', timeoutMs: outcome.timeoutMs, requestSent: outcome.requestSent, target };
+    case 'bad_answer': {
+      const { reason, httpStatus, message, contentType, bodyBytes } = outcome;
+      return { kind: 'bad_answer', reason, httpStatus, message, contentType, bodyBytes, target };
+    }
+    case 'address_refused':
+      return { kind: 'address_refused', refusal: outcome.refusal, address: outcome.address, message: outcome.message, target };
+  }
+}
+
 interface Attempt {
   boxId: number;
   requestedBy: string | null;
@@ -279,48 +301,15 @@ async function call(
       const name = typeof outcome.values.media_device_name === 'string' ? outcome.values.media_device_name : null;
       return { kind: 'accepted', box, requestId, mediaDeviceId: String(outcome.values.media_device_id), name, httpStatus: outcome.httpStatus, change };
     }
-    case 'rejected': {
-      const recorded = await audit({ ...base, outcome: 'rejected', httpStatus: outcome.httpStatus, response: outcome.body, errorCode: outcome.code, errorMessage: outcome.message });
-      if (!recorded) return gone();
-      return { kind: 'rejected', code: outcome.code, message: outcome.message, httpStatus: outcome.httpStatus, change: recorded.change };
-    }
-    case 'unreachable': {
-      const recorded = await audit({ ...base, outcome: 'unreachable', httpStatus: null, response: null, errorCode: outcome.reason.toUpperCase(), errorMessage: outcome.message });
-      if (!recorded) return gone();
-      const { reason, message, requestSent } = outcome;
-      return { kind: 'unreachable', reason, message, requestSent, target: where, change: recorded.change };
-    }
-    case 'timed_out': {
-      const recorded = await audit({
-        ...base,
-        outcome: 'timed_out',
-        httpStatus: null,
-        response: null,
-        errorCode: 'TIMED_OUT',
-        errorMessage: `No complete answer within ${outcome.timeoutMs} ms.`,
-      });
-      if (!recorded) return gone();
-      return { kind: 'timed_out', timeoutMs: outcome.timeoutMs, requestSent: outcome.requestSent, target: where, change: recorded.change };
-    }
-    case 'bad_answer': {
-      // Not the box protocol: its content is not kept (the message says its type and size).
-      const recorded = await audit({ ...base, outcome: 'bad_answer', httpStatus: outcome.httpStatus, response: null, errorCode: outcome.reason.toUpperCase(), errorMessage: outcome.message });
-      if (!recorded) return gone();
-      const { reason, httpStatus, message, contentType, bodyBytes } = outcome;
-      return { kind: 'bad_answer', reason, httpStatus, message, contentType, bodyBytes, target: where, change: recorded.change };
-    }
+    case 'rejected':
+    case 'unreachable':
+    case 'timed_out':
+    case 'bad_answer':
     case 'address_refused': {
-      const recorded = await audit({
-        ...base,
-        outcome: 'refused',
-        httpStatus: null,
-        response: null,
-        errorCode: `ADDRESS_${outcome.refusal.toUpperCase()}`,
-        errorMessage: outcome.message,
-      });
+      // No read-back: the call is one action, and the box's next report shows whether it happened.
+      const recorded = await audit({ ...base, ...failureRecord(outcome) });
       if (!recorded) return gone();
-      const { refusal, address, message } = outcome;
-      return { kind: 'address_refused', refusal, address, message, target: where, change: recorded.change };
+      return { ...failedOutcome(outcome, where), change: recorded.change };
     }
     case 'invalid_target':
       // boxTarget checked the address and port already.

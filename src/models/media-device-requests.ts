@@ -15,30 +15,26 @@ import { storableTextOrNull } from './storable-text';
 export const MEDIA_DEVICE_REQUEST_STATES = ['pending', 'confirmed', 'unconfirmed'] as const;
 export type MediaDeviceRequestState = (typeof MEDIA_DEVICE_REQUEST_STATES)[number];
 
-export interface MediaDeviceRequestRow {
-  id: number;
-  boxId: number;
+/** What the box was asked to do, as a request row keeps it. */
+export interface NewMediaDeviceRequest {
   action: MediaDeviceAction;
+  /** The box's `media_device_id` (for an add, as it answered). */
   mediaDeviceId: string;
   name: string | null;
   type: string | null;
   url: string | null;
   permissionId: string | null;
+}
+
+export interface MediaDeviceRequestRow extends NewMediaDeviceRequest {
+  id: number;
+  boxId: number;
   changeId: number;
   requestedBy: string | null;
   requestedAt: Date;
   state: MediaDeviceRequestState;
   /** The device row it concerns (an add: listed with its id or URL; a delete: with its id), if any. */
   deviceId: number | null;
-}
-
-export interface NewMediaDeviceRequest {
-  action: MediaDeviceAction;
-  mediaDeviceId: string;
-  name: string | null;
-  type: string | null;
-  url: string | null;
-  permissionId: string | null;
 }
 
 /** How long a request stays pending: `periods` report periods of its box, at least `minSeconds`. */

@@ -1,5 +1,4 @@
 import { expect } from 'vitest';
-import { startFakeBox, type FakeBox, type FakeBoxOptions } from '../helpers/fake-box';
 import type { TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
 
@@ -29,7 +28,6 @@ const RegisterBoxMutation = `mutation RegisterBox($licenseKey: String!, $address
   registerBox(licenseKey: $licenseKey, address: $address, apiPort: $apiPort) { __typename ... on Error { message } ... on RegisterBoxSuccess { box { id } } }
 }`;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Result = Record<string, any>;
 
 async function data(gateway: TestGateway, document: string, variables: Record<string, unknown>): Promise<Result> {
@@ -71,16 +69,7 @@ export async function registerBoxAt(gateway: TestGateway, address: string, apiPo
   return registerBox.box.id;
 }
 
-/** Fake boxes closed by `closeFakeBoxes`. */
-const open: FakeBox[] = [];
-export async function fakeBox(options: FakeBoxOptions = {}): Promise<FakeBox> {
-  const box = await startFakeBox(options);
-  open.push(box);
-  return box;
-}
-export async function closeFakeBoxes(): Promise<void> {
-  await Promise.all(open.splice(0).map((box) => box.close()));
-}
+export { closeFakeBoxes, fakeBox } from '../box-config/operations';
 
 export function databaseId(id: string): number {
   return Number(Buffer.from(id, 'base64').toString('utf8').split(':')[1]);
