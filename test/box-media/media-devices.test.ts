@@ -25,6 +25,7 @@ afterEach(closeFakeBoxes);
 function change(boxId: string, fields: Record<string, unknown>) {
   return {
     id: expect.any(String),
+    action: 'ADDMEDIADEVICE',
     requestedBy: 'ADMIN_TOKEN (token #1)',
     httpStatus: null,
     response: null,
@@ -176,7 +177,13 @@ describe('a box that refuses', () => {
     const box = await fakeBox({ mediaErrors: { delete: { code, message } } });
     const id = await registerBoxAt(gateway, box.host, box.port);
     const result = await deleteDevice(gateway, id, 'cam-9');
-    expect(result).toMatchObject({ __typename: 'BoxRejectedMediaDevice', message, code, httpStatus: 400, change: { outcome: 'REJECTED', errorCode: code, request: { media_device_id: 'cam-9' } } });
+    expect(result).toMatchObject({
+      __typename: 'BoxRejectedMediaDevice',
+      message,
+      code,
+      httpStatus: 400,
+      change: { action: 'DELETEMEDIADEVICE', outcome: 'REJECTED', errorCode: code, request: { media_device_id: 'cam-9' } },
+    });
     const rows = await stored(gateway, id);
     expect(rows.audit).toEqual([expect.objectContaining({ action: 'deletemediadevice', outcome: 'rejected', error_code: code })]);
     expect(rows.requests).toEqual([]);

@@ -5,7 +5,7 @@ import { graphql } from '../helpers/graphql';
 // The operations the media device tests send (as text: codegen covers test/graphql and
 // test/box-config), and what those tests share.
 
-const CHANGE_FIELDS = 'id requestedBy request target outcome httpStatus response errorCode errorMessage box { id }';
+const CHANGE_FIELDS = 'id action requestedBy request target outcome httpStatus response errorCode errorMessage box { id }';
 const REQUEST_FIELDS = `id action mediaDeviceId name type url permissionId requestedBy requestedAt state box { id } change { id } device { id externalId removed }`;
 const RESULT_FIELDS = `
   __typename

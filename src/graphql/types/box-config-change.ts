@@ -1,4 +1,4 @@
-import type { ConfigOutcome } from '../../db/schema';
+import type { ConfigAction, ConfigOutcome } from '../../db/schema';
 import { configChangeOrdering, configChangesByIds, configChangesPagePerBox, countConfigChangesPerBox, type ConfigChangeRow } from '../../models/box-config';
 import { keysetCondition } from '../../models/query-parts';
 import { builder } from '../builder';
@@ -27,6 +27,16 @@ export const ConfigChangeOutcomeEnum = builder.enumType('ConfigChangeOutcome', {
   } satisfies Record<string, { value: ConfigOutcome; description: string }>,
 });
 
+export const ConfigChangeActionEnum = builder.enumType('ConfigChangeAction', {
+  description: 'What an audit row records.',
+  values: {
+    SETCONFIGS: { value: 'setconfigs', description: 'Settings set through the box’s `setconfigs` (configureBox, pointBoxAtGateway).' },
+    ADDMEDIADEVICE: { value: 'addmediadevice', description: 'A media device added through the box’s `addmediadevice` (addMediaDevice).' },
+    DELETEMEDIADEVICE: { value: 'deletemediadevice', description: 'A media device deleted through the box’s `deletemediadevice` (deleteMediaDevice).' },
+    REBIND_HARDWARE: { value: 'rebind_hardware', description: 'An operator bound the box’s licence key to other hardware; the box was not called.' },
+  } satisfies Record<string, { value: ConfigAction; description: string }>,
+});
+
 export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
   description:
     'One attempt to change a box’s settings through the gateway: who asked, when, what was sent, and what the box answered. Needs the operator role, however it is reached (`Box.configChanges`, `node`, `nodes`, a mutation’s `change`).',
@@ -44,9 +54,10 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
       description: 'Who asked: the name and id of the API token used, e.g. `ops-console (token #3)`; null for attempts made before tokens.',
     }),
     requestedAt: t.expose('requestedAt', { type: 'DateTime', description: 'When the box was called (or the input refused).' }),
+    action: t.expose('action', { type: ConfigChangeActionEnum }),
     request: t.expose('request', {
       type: 'JSON',
-      description: 'The `config_dict` sent, under the box’s key names; for an INVALID attempt, what was asked for.',
+      description: 'The `config_dict` sent, under the box’s key names (for a media device call, its body); for an INVALID attempt, what was asked for.',
     }),
     target: t.exposeString('target', { nullable: true, description: '`address:port` called; null when nothing was sent.' }),
     outcome: t.expose('outcome', { type: ConfigChangeOutcomeEnum }),
@@ -63,7 +74,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
         'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); UNCONFIRMED for an APPLIED attempt with keys the box did not confirm (`errorMessage` says which); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer), ADDRESS_NOT_ALLOWED, ADDRESS_UNSPECIFIED, ADDRESS_LINK_LOCAL, ADDRESS_MULTICAST, ADDRESS_BROADCAST, ADDRESS_GATEWAY_PORT (refused address) or INVALID_INPUT.',
     }),
     errorMessage: t.exposeString('errorMessage', { nullable: true }),
-    durationMs: t.exposeInt('durationMs', { description: 'How long the setconfigs exchange took (0 when nothing was sent).' }),
+    durationMs: t.exposeInt('durationMs', { description: 'How long the exchange with the box took (0 when nothing was sent).' }),
   }),
 });
 
