@@ -161,8 +161,10 @@ export async function pendingDeletionsByDeviceIds(pool: pg.Pool, deviceIds: read
   const rows = await selectRows<MediaDeviceRequestRow>(
     pool,
     sql`select distinct on (page."deviceId") page.* from (
-          select ${requestColumns(window)} from ${REQUESTS}
-          where r.action = 'delete' and exists (select 1 from devices x where x.id = any(${sql.param(deviceIds)}::int4[]) and x.box_id = r.box_id and x.external_id = r.media_device_id)
+          select ${requestColumns(window)} from devices x
+          join media_device_requests r on r.box_id = x.box_id and r.media_device_id = x.external_id and r.action = 'delete'
+          join boxes b on b.id = r.box_id and b.removed_at is null ${MATCHED_DEVICE}
+          where x.id = any(${sql.param(deviceIds)}::int4[])
         ) page
         where page.state = 'pending'
         order by page."deviceId", page.id desc`,

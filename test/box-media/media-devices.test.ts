@@ -3,8 +3,21 @@ import { ADDMEDIADEVICE, DELETEMEDIADEVICE } from '../helpers/fake-box';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
 import { freePort } from '../helpers/net';
+import { createToken } from '../helpers/tokens';
 import { until } from '../helpers/wait';
-import { addDevice, closeFakeBoxes, databaseId, deleteDevice, fakeBox, mediaRequests, registerBoxAt, stored, type DeviceInput } from './operations';
+import {
+  AddMediaDeviceMutation,
+  addDevice,
+  closeFakeBoxes,
+  databaseId,
+  deleteDevice,
+  fakeBox,
+  MediaDeviceRequestsQuery,
+  mediaRequests,
+  registerBoxAt,
+  stored,
+  type DeviceInput,
+} from './operations';
 
 // addMediaDevice and deleteMediaDevice through a real gateway against real loopback HTTP servers that
 // answer as a box does (test/helpers/fake-box.ts), and as boxes go wrong: every outcome's exact
@@ -372,5 +385,23 @@ describe('one call per box at a time', () => {
     const [other] = two!.mediaCalls;
     expect(one!.mediaCalls.some((call) => other!.arrivedAt < call.answeredAt! && call.arrivedAt < other!.answeredAt!)).toBe(true);
     expect(one!.mediaDevices.map((d) => d.media_device_id)).toEqual(['a', 'b']);
+  });
+});
+
+describe('roles', () => {
+  it('a viewer may neither add a device nor read the requests (they hold camera URLs); the box sees nothing', async () => {
+    const box = await fakeBox();
+    const id = await registerBoxAt(gateway, box.host, box.port);
+    await addDevice(gateway, id, CAMERA);
+    const viewer = await createToken(gateway.url, 'viewer', 'dashboard');
+
+    const add = await graphql<Record<string, unknown>, Record<string, unknown>>(gateway.url, AddMediaDeviceMutation, { boxId: id, device: { ...CAMERA, url: 'rtsp://192.168.1.5/x' } }, { token: viewer.token });
+    expect(add.body.data).toBeNull();
+    expect(add.body.errors?.map((e) => e.extensions?.code)).toEqual(['FORBIDDEN']);
+    const read = await graphql<{ box: { mediaDeviceRequests: unknown } | null }, Record<string, unknown>>(gateway.url, MediaDeviceRequestsQuery, { id }, { token: viewer.token });
+    expect(read.body.data?.box).toBeNull();
+    expect(read.body.errors?.map((e) => e.extensions?.code)).toEqual(['FORBIDDEN']);
+    expect(box.requests).toHaveLength(1);
+    expect((await stored(gateway, id)).audit).toHaveLength(1);
   });
 });

@@ -5,6 +5,7 @@ import { createFleet, MAX_MEDIA_DEVICES } from '../../tools/simulator/fleet';
 import { registerApiPorts, type RegisteredBox } from '../../tools/simulator/register';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorTotals } from '../../tools/simulator/run';
 import { startGateway, type TestGateway } from '../helpers/gateway';
+import { graphql } from '../helpers/graphql';
 import { until } from '../helpers/wait';
 import { addDevice, deleteDevice, mediaRequests, stored } from './operations';
 
@@ -75,6 +76,8 @@ describe('through the gateway', () => {
     expect(box.devices.map((d) => d.id)).not.toContain(mediaDeviceId);
     const gone = await untilState(deleted.request.id, 'CONFIRMED');
     expect(gone.device).toMatchObject({ externalId: mediaDeviceId, removed: true });
+    const device = await graphql<{ node: { pendingDeletion: unknown; removed: boolean } }, { id: string }>(gateway.url, 'query($id: ID!) { node(id: $id) { ... on Device { removed pendingDeletion { id } } } }', { id: gone.device.id });
+    expect(device.body.data!.node).toEqual({ removed: true, pendingDeletion: null });
     // The add's device is gone, so it is no longer CONFIRMED; within its window (60 s at least) it reads PENDING.
     const states = Object.fromEntries((await mediaRequests(gateway, boxId())).map((r) => [r.action, r.state]));
     expect(states).toEqual({ ADD: 'PENDING', DELETE: 'CONFIRMED' });
