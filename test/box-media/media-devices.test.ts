@@ -3,6 +3,7 @@ import { ADDMEDIADEVICE, DELETEMEDIADEVICE } from '../helpers/fake-box';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
 import { freePort } from '../helpers/net';
+import { recordStatements } from '../helpers/statements';
 import { createToken } from '../helpers/tokens';
 import { until } from '../helpers/wait';
 import {
@@ -403,5 +404,30 @@ describe('roles', () => {
     expect(read.body.errors?.map((e) => e.extensions?.code)).toEqual(['FORBIDDEN']);
     expect(box.requests).toHaveLength(1);
     expect((await stored(gateway, id)).audit).toHaveLength(1);
+  });
+});
+
+describe('reads', () => {
+  it('the requests of many boxes, with their changes and devices, cost the statements of one box', async () => {
+    for (const n of [1, 2, 3]) {
+      const box = await fakeBox();
+      const id = await registerBoxAt(gateway, box.host, box.port);
+      expect(await addDevice(gateway, id, { ...CAMERA, url: `rtsp://192.168.9.${n}/main` })).toMatchObject({ __typename: 'MediaDeviceRequested' });
+    }
+    const read = (first: number) =>
+      recordStatements(gateway.app.apiPool, async () => {
+        const response = await graphql<{ boxes: { nodes: Array<{ mediaDeviceRequests: unknown[] }> } }, { first: number }>(
+          gateway.url,
+          'query($first: Int) { boxes(first: $first, orderBy: { field: ID, direction: DESC }) { nodes { mediaDeviceRequests { id state change { id action } device { id } box { id } } } } }',
+          { first },
+        );
+        expect(response.body.errors).toBeUndefined();
+        expect(response.body.data!.boxes.nodes.every((node) => node.mediaDeviceRequests.length === 1)).toBe(true);
+      });
+    const one = await read(1);
+    const three = await read(3);
+    // The boxes, their requests, the requests' changes, their devices (none listed here: no statement).
+    expect(one.length).toBeGreaterThanOrEqual(3);
+    expect(three, three.join('\n---\n')).toHaveLength(one.length);
   });
 });
