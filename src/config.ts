@@ -132,6 +132,7 @@ const configSchema = z.object({
     about: 'networks the gateway may call as boxes; production sets the boxes\' own, without loopback. Link-local, unspecified, multicast, broadcast and the gateway\'s own ports are refused whatever it says',
   }),
   boxApiTimeoutMs: wholeNumber({ env: 'BOX_API_TIMEOUT_MS', default: 5000, min: 1, max: 600_000, unit: 'ms', about: 'deadline of one call to a box\'s REST API (connect, request, whole answer)' }),
+  mediaDevicePendingMinSeconds: wholeNumber({ env: 'MEDIA_DEVICE_PENDING_MIN_SECONDS', default: 60, min: 1, max: 86_400, unit: 's', about: 'a media device an operator added or deleted through a box shows PENDING until a report reflects it, for 3 report periods of the box but at least this; UNCONFIRMED after' }),
   // Webhooks (alert notifications), sent by a deliverer on every replica
   // Receivers are often on the internet, so any unicast address by default; the never-called classes
   // and the gateway's own ports are refused whatever this says. Checked again at every send.

@@ -13,6 +13,10 @@ export const BOX_ERROR_CODES = [
   'MISSING_ARGUMENTS',
   'INVALID_ARGUMENTS',
   'NAME_REPEAT_ERROR',
+  'DEVICE_RTMP_ADDRESS_DUPLICATE_ERROR',
+  'DEVICE_MAX_NUM_ERROR',
+  'DEVICE_ADDRESS_DUPLICATE_ERROR',
+  'DEVICE_ID_NOT_FOUND',
 ] as const;
 export type BoxErrorCode = (typeof BOX_ERROR_CODES)[number];
 
@@ -20,7 +24,8 @@ export type BoxErrorCode = (typeof BOX_ERROR_CODES)[number];
 const CONTENT_TYPE_CHARS = 100;
 /**
  * The box answered 2xx with a flat JSON object: for setConfigs the echo of the values it took, for
- * getConfigs the values read (only the keys asked for, when keys were given).
+ * getConfigs the values read (only the keys asked for, when keys were given), for the media device
+ * calls `{"media_device_id", "media_device_name"}`.
  */
 export interface BoxApplied {
   kind: 'applied';
@@ -151,10 +156,26 @@ function boxError(value: unknown): { code: string; message: string } | null {
   return { code: String(code), message: typeof message === 'string' ? message : '' };
 }
 
-/** The protocol's setting names: an object with other keys is not an answer from a box. */
-function isSettingsObject(value: unknown): value is Record<string, unknown> {
-  return isFlatObject(value) && Object.keys(value).every((key) => CONFIG_KEY_PATTERN.test(key));
+/** What a call's success answer must look like; anything else is an `unexpected_shape` bad answer. */
+export interface AnswerShape {
+  accepts(value: unknown): value is Record<string, unknown>;
+  /** What the answer was instead, for the bad answer's message: `JSON that is not ...`. */
+  unlike: string;
 }
+
+/** setconfigs and getconfigs: the protocol's setting names; an object with other keys is not an answer from a box. */
+export const SETTINGS_SHAPE: AnswerShape = {
+  accepts: (value): value is Record<string, unknown> => isFlatObject(value) && Object.keys(value).every((key) => CONFIG_KEY_PATTERN.test(key)),
+  // No box setting is named `error`, nor in lower case: such JSON is some other service's.
+  unlike: 'JSON that is not a flat object of box settings.',
+};
+
+/** addmediadevice and deletemediadevice: `{"media_device_id", "media_device_name"}`; without the id it is not the box's answer. */
+export const MEDIA_DEVICE_SHAPE: AnswerShape = {
+  accepts: (value): value is Record<string, unknown> =>
+    isFlatObject(value) && typeof value.media_device_id === 'string' && value.media_device_id !== '' && (value.media_device_name === undefined || value.media_device_name === null || typeof value.media_device_name === 'string'),
+  unlike: 'JSON that is not a media device answer (an object with a `media_device_id`).',
+};
 
 /** `1234 bytes of text/html`, `no body`: what a bad answer is described by, never its content. */
 function describeBody(bytes: number, contentType: string | undefined): string {
@@ -171,7 +192,7 @@ function parseJson(body: Buffer): { ok: true; value: unknown } | { ok: false } {
   }
 }
 
-export function interpret(result: Exchange, timeoutMs: number, maxBytes: number, durationMs: number): BoxCallOutcome {
+export function interpret(result: Exchange, timeoutMs: number, maxBytes: number, durationMs: number, shape: AnswerShape = SETTINGS_SHAPE): BoxCallOutcome {
   switch (result.kind) {
     case 'timed_out':
       return { kind: 'timed_out', timeoutMs, requestSent: result.requestSent, durationMs };
@@ -213,8 +234,7 @@ export function interpret(result: Exchange, timeoutMs: number, maxBytes: number,
       if (error) return { kind: 'rejected', code: error.code, message: error.message, httpStatus: status, body: { error }, durationMs };
       if (status < 200 || status > 299) return bad('unexpected_status', 'not 2xx, and without the box’s error object.');
       if (!parsed.ok) return bad('not_json', 'not JSON.');
-      // No box setting is named `error`, nor in lower case: such JSON is some other service's.
-      if (!isSettingsObject(parsed.value)) return bad('unexpected_shape', 'JSON that is not a flat object of box settings.');
+      if (!shape.accepts(parsed.value)) return bad('unexpected_shape', shape.unlike);
       return { kind: 'applied', values: parsed.value, httpStatus: status, durationMs };
     }
   }

@@ -3,7 +3,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { interpret, type BoxApplied, type BoxCallOutcome, type BoxInvalidTarget, type Exchange } from './box-answer';
+import { interpret, MEDIA_DEVICE_SHAPE, SETTINGS_SHAPE, type AnswerShape, type BoxApplied, type BoxCallOutcome, type BoxInvalidTarget, type Exchange } from './box-answer';
 import { checkedLookup } from '../net/address-policy';
 import { BoxNetworks } from './box-networks';
 import type { ConfigDict } from './config-keys';
@@ -12,6 +12,8 @@ import type { ConfigDict } from './config-keys';
 export const DEFAULT_BOX_API_PORT = 5555;
 export const SETCONFIGS_PATH = '/sophon/v2/face/setconfigs';
 export const GETCONFIGS_PATH = '/sophon/v2/face/getconfigs';
+export const ADDMEDIADEVICE_PATH = '/sophon/v2/face/addmediadevice';
+export const DELETEMEDIADEVICE_PATH = '/sophon/v2/face/deletemediadevice';
 
 const DEFAULT_TIMEOUT_MS = 5000;
 const DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024;
@@ -161,7 +163,7 @@ function exchange(
 
 const DEFAULT_NETWORKS = new BoxNetworks();
 
-async function call(target: BoxTarget, path: string, payload: unknown, options: BoxCallOptions): Promise<BoxCallOutcome> {
+async function call(target: BoxTarget, path: string, payload: unknown, options: BoxCallOptions, shape: AnswerShape = SETTINGS_SHAPE): Promise<BoxCallOutcome> {
   const checked = checkTarget(target);
   if ('kind' in checked) return checked;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -174,11 +176,11 @@ async function call(target: BoxTarget, path: string, payload: unknown, options: 
   if (refused) return { kind: 'address_refused', refusal: refused.refusal, address: refused.address, message: refused.message, durationMs: 0 };
   const started = performance.now();
   const result = await exchange(checked.host, target.port, path, payload, timeoutMs, maxBytes, started, networks);
-  return interpret(result, timeoutMs, maxBytes, elapsed(started));
+  return interpret(result, timeoutMs, maxBytes, elapsed(started), shape);
 }
 
 // ---------------------------------------------------------------------------------------------
-// The two calls
+// The calls
 
 /**
  * `POST /sophon/v2/face/setconfigs` with `{"config_dict": configDict}`. Never throws for what the
@@ -230,4 +232,31 @@ function pick(values: Record<string, unknown>, keys: readonly string[]): Record<
 
 function pickOne(outcome: BoxCallOutcome, key: string): BoxCallOutcome {
   return outcome.kind === 'applied' ? { ...outcome, values: pick(outcome.values, [key]) } : outcome;
+}
+
+/** The body of `addmediadevice`, under the box's names; optional fields are sent only when given. */
+export interface AddMediaDeviceBody {
+  media_device_name: string;
+  media_device_type: string;
+  media_device_url: string;
+  media_device_id?: string;
+  permission_id?: string;
+  net_relay?: { ip: string; port: number; channel: number; delay_time: number };
+  do_rtmp_forward?: boolean;
+  rtmp_address?: string;
+  roi_area?: number[];
+}
+
+/**
+ * `POST /sophon/v2/face/addmediadevice`. `applied` carries the box's `{"media_device_id",
+ * "media_device_name"}`; a 2xx without `media_device_id` is an `unexpected_shape` bad answer.
+ * Never throws for what the box or the network does.
+ */
+export function addMediaDevice(target: BoxTarget, body: AddMediaDeviceBody, options: BoxCallOptions = {}): Promise<BoxCallOutcome> {
+  return call(target, ADDMEDIADEVICE_PATH, body, options, MEDIA_DEVICE_SHAPE);
+}
+
+/** `POST /sophon/v2/face/deletemediadevice` with `{"media_device_id"}`; answers as addMediaDevice. */
+export function deleteMediaDevice(target: BoxTarget, mediaDeviceId: string, options: BoxCallOptions = {}): Promise<BoxCallOutcome> {
+  return call(target, DELETEMEDIADEVICE_PATH, { media_device_id: mediaDeviceId }, options, MEDIA_DEVICE_SHAPE);
 }

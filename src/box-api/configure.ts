@@ -23,6 +23,7 @@ import {
   type BoxConfigInput,
   type ConfigFieldError,
 } from './config-keys';
+import { failureRecord } from './audit-fields';
 import type { SerialQueue } from './serial-queue';
 
 // configureBox and boxConfig without GraphQL: find where the box's API is, check the input, call
@@ -240,10 +241,7 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy, ro
     }
     case 'rejected': {
       const back = await readBack(target, sent, deps.call);
-      const recorded = await audit(
-        { ...base, outcome: 'rejected', httpStatus: outcome.httpStatus, response: outcome.body, errorCode: outcome.code, errorMessage: outcome.message },
-        monitorSettings(sent, back.appliedKeys),
-      );
+      const recorded = await audit({ ...base, ...failureRecord(outcome) }, monitorSettings(sent, back.appliedKeys));
       if (!recorded) return gone();
       const { code, message, httpStatus } = outcome;
       return { kind: 'rejected', code, message, httpStatus, keysSent: Object.keys(sent).length, readBack: back, change: recorded.change };
@@ -251,54 +249,27 @@ async function configureNow(deps: BoxConfigDeps, { boxId, input, requestedBy, ro
     case 'unreachable': {
       // A connection that broke after the request went out may have delivered it.
       const back = outcome.requestSent ? await readBack(target, sent, deps.call) : null;
-      const recorded = await audit(
-        { ...base, outcome: 'unreachable', httpStatus: null, response: null, errorCode: outcome.reason.toUpperCase(), errorMessage: outcome.message },
-        monitorSettings(sent, back?.appliedKeys ?? []),
-      );
+      const recorded = await audit({ ...base, ...failureRecord(outcome) }, monitorSettings(sent, back?.appliedKeys ?? []));
       if (!recorded) return gone();
       const { reason, message, requestSent } = outcome;
       return { kind: 'unreachable', reason, message, requestSent, target: where, readBack: back, change: recorded.change };
     }
     case 'timed_out': {
       // No read-back: a box that did not answer in time would most likely make the caller wait as long again.
-      const recorded = await audit({
-        ...base,
-        outcome: 'timed_out',
-        httpStatus: null,
-        response: null,
-        errorCode: 'TIMED_OUT',
-        errorMessage: `No complete answer within ${outcome.timeoutMs} ms.`,
-      });
+      const recorded = await audit({ ...base, ...failureRecord(outcome) });
       if (!recorded) return gone();
       return { kind: 'timed_out', timeoutMs: outcome.timeoutMs, requestSent: outcome.requestSent, target: where, change: recorded.change };
     }
     case 'bad_answer': {
       const back = await readBack(target, sent, deps.call);
-      const recorded = await audit(
-        {
-          ...base,
-          outcome: 'bad_answer',
-          httpStatus: outcome.httpStatus,
-          // Not the box protocol: its content is not kept (the message says its type and size).
-          response: null,
-          errorCode: outcome.reason.toUpperCase(),
-          errorMessage: outcome.message,
-        },
-        monitorSettings(sent, back.appliedKeys),
-      );
+      // Not the box protocol: its content is not kept (the message says its type and size).
+      const recorded = await audit({ ...base, ...failureRecord(outcome) }, monitorSettings(sent, back.appliedKeys));
       if (!recorded) return gone();
       const { reason, httpStatus, message, contentType, bodyBytes } = outcome;
       return { kind: 'bad_answer', reason, httpStatus, message, contentType, bodyBytes, target: where, readBack: back, change: recorded.change };
     }
     case 'address_refused': {
-      const recorded = await audit({
-        ...base,
-        outcome: 'refused',
-        httpStatus: null,
-        response: null,
-        errorCode: `ADDRESS_${outcome.refusal.toUpperCase()}`,
-        errorMessage: outcome.message,
-      });
+      const recorded = await audit({ ...base, ...failureRecord(outcome) });
       if (!recorded) return gone();
       const { refusal, address, message } = outcome;
       return { kind: 'address_refused', refusal, address, message, target: where, change: recorded.change };

@@ -37,8 +37,8 @@ export interface GraphQLDeps {
   /** Addresses a webhook channel's URL may name (WEBHOOK_NETWORKS, less this gateway's own ports). */
   webhookNetworks: WebhookNetworks;
   /**
-   * configureBox, updateBox and removeBox of one box run one at a time, in arrival order (keyed by box
-   * id). The app's one queue: the rollout runner's calls go through it too.
+   * configureBox, the media device calls, updateBox and removeBox of one box run one at a time, in
+   * arrival order (keyed by box id). The app's one queue: the rollout runner's calls go through it too.
    */
   boxCalls: SerialQueue<number>;
   /** This process's feed of rollout changes (any replica's), for `rolloutProgress`. */

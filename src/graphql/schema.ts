@@ -11,6 +11,7 @@ import './types/box-call-results';
 import './types/box-config';
 import './types/box-admin';
 import './types/box-onboarding';
+import './types/media-device';
 import './types/live';
 import './types/api-token';
 import './types/availability';

@@ -51,6 +51,21 @@ export interface FakeBoxOptions {
   getconfigs?: FakeBoxBehavior;
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
+  /** The box's media devices at start (addmediadevice / deletemediadevice change them). Default none. */
+  mediaDevices?: FakeMediaDevice[];
+  /** An error addmediadevice or deletemediadevice answers instead of acting (other calls answer as the box). */
+  mediaErrors?: { add?: BoxErrorAnswer; delete?: BoxErrorAnswer };
+  /** The media calls answer this long after the request arrived, as a busy box would (to see calls overlap or not). */
+  mediaDelayMs?: number;
+}
+
+/** A media device as the box keeps it. */
+export interface FakeMediaDevice {
+  media_device_id: string;
+  media_device_name: string;
+  media_device_type: string;
+  media_device_url: string;
+  permission_id?: string;
 }
 
 export interface FakeBox {
@@ -61,6 +76,10 @@ export interface FakeBox {
   /** The box's current settings. */
   config: Record<string, unknown>;
   requests: RecordedRequest[];
+  /** The box's media devices now. */
+  mediaDevices: FakeMediaDevice[];
+  /** When each media call arrived and was answered (ms since the epoch), in arrival order. */
+  mediaCalls: Array<{ path: string; arrivedAt: number; answeredAt?: number }>;
   /** What a `huge` answer got out before it ended or its connection closed. */
   streamed: { bytes: number; complete: boolean } | undefined;
   behave(behavior: FakeBoxBehavior): void;
@@ -73,6 +92,9 @@ export interface FakeBox {
 
 export const SETCONFIGS = '/sophon/v2/face/setconfigs';
 export const GETCONFIGS = '/sophon/v2/face/getconfigs';
+export const ADDMEDIADEVICE = '/sophon/v2/face/addmediadevice';
+export const DELETEMEDIADEVICE = '/sophon/v2/face/deletemediadevice';
+const MEDIA_PATHS = [ADDMEDIADEVICE, DELETEMEDIADEVICE];
 
 /** The messages the fake box uses for the documented request-level errors. */
 export const FAKE_BOX_MESSAGES = {
@@ -98,6 +120,9 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
   const echoOmits = new Set(options.echoOmits ?? []);
   let behavior: FakeBoxBehavior = options.behavior ?? { kind: 'box' };
   const requests: RecordedRequest[] = [];
+  const mediaDevices: FakeMediaDevice[] = (options.mediaDevices ?? []).map((device) => ({ ...device }));
+  const mediaCalls: FakeBox['mediaCalls'] = [];
+  let generated = 0;
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
 
@@ -109,7 +134,7 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
   const sendError = (res: http.ServerResponse, error: BoxErrorAnswer, status = errorStatus) => send(res, status, { error });
 
   function answerAsBox(req: RecordedRequest, res: http.ServerResponse): void {
-    if (req.path !== SETCONFIGS && req.path !== GETCONFIGS) {
+    if (req.path !== SETCONFIGS && req.path !== GETCONFIGS && !MEDIA_PATHS.includes(req.path)) {
       // What the vendor's Flask-based service would say.
       res.writeHead(404, { 'content-type': 'text/html; charset=utf-8' });
       return void res.end('<!DOCTYPE html><title>404 Not Found</title><h1>Not Found</h1>');
@@ -123,6 +148,7 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
     if (req.body === undefined) return sendError(res, { code: 'INVALID_REQUEST_JSON', message: FAKE_BOX_MESSAGES.INVALID_REQUEST_JSON });
     const body = isPlainObject(req.body) ? req.body : {};
 
+    if (MEDIA_PATHS.includes(req.path)) return answerMedia(req.path, body, res);
     if (req.path === SETCONFIGS) {
       const dict = body.config_dict;
       if (!isPlainObject(dict)) return sendError(res, { code: 'MISSING_ARGUMENTS', message: FAKE_BOX_MESSAGES.MISSING_ARGUMENTS });
@@ -150,6 +176,46 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
       return sendError(res, { code: 'INVALID_ARGUMENTS', message: `unknown config_name: ${String(name)}` });
     }
     return send(res, 200, { [name]: config[name] });
+  }
+
+  /** addmediadevice / deletemediadevice as the vendor documents them, after `mediaDelayMs` when set. */
+  function answerMedia(path: string, body: Record<string, unknown>, res: http.ServerResponse): void {
+    const call: FakeBox['mediaCalls'][number] = { path, arrivedAt: Date.now() };
+    mediaCalls.push(call);
+    const answer = () => {
+      call.answeredAt = Date.now();
+      if (path === ADDMEDIADEVICE) {
+        if (options.mediaErrors?.add) return sendError(res, options.mediaErrors.add);
+        for (const field of ['media_device_name', 'media_device_type', 'media_device_url']) {
+          if (typeof body[field] !== 'string' || body[field] === '') return sendError(res, { code: 'MISSING_ARGUMENTS', message: `missing argument: ${field}` });
+        }
+        if (mediaDevices.some((d) => d.media_device_url === body.media_device_url)) {
+          return sendError(res, { code: 'DEVICE_ADDRESS_DUPLICATE_ERROR', message: 'media device url already exists' });
+        }
+        const id = typeof body.media_device_id === 'string' && body.media_device_id !== '' ? body.media_device_id : `fake-${port}-${++generated}`;
+        const device: FakeMediaDevice = {
+          media_device_id: id,
+          media_device_name: body.media_device_name as string,
+          media_device_type: body.media_device_type as string,
+          media_device_url: body.media_device_url as string,
+          ...(typeof body.permission_id === 'string' ? { permission_id: body.permission_id } : {}),
+        };
+        mediaDevices.push(device);
+        return send(res, 200, { media_device_id: id, media_device_name: device.media_device_name });
+      }
+      if (options.mediaErrors?.delete) return sendError(res, options.mediaErrors.delete);
+      if (typeof body.media_device_id !== 'string') return sendError(res, { code: 'MISSING_ARGUMENTS', message: 'missing argument: media_device_id' });
+      const index = mediaDevices.findIndex((d) => d.media_device_id === body.media_device_id);
+      if (index === -1) return sendError(res, { code: 'DEVICE_ID_NOT_FOUND', message: 'media device not found' });
+      const [removed] = mediaDevices.splice(index, 1);
+      return send(res, 200, { media_device_id: removed!.media_device_id, media_device_name: removed!.media_device_name });
+    };
+    if (!options.mediaDelayMs) return answer();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      answer();
+    }, options.mediaDelayMs);
+    timers.add(timer);
   }
 
   function streamHuge(res: http.ServerResponse, b: Extract<FakeBoxBehavior, { kind: 'huge' }>): void {
@@ -238,6 +304,8 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
     target: { address: host, port },
     config,
     requests,
+    mediaDevices,
+    mediaCalls,
     streamed: undefined,
     behave(next) {
       behavior = next;

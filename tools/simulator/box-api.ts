@@ -1,13 +1,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GETCONFIGS_PATH, SETCONFIGS_PATH } from '../../src/box-api/client';
+import { ADDMEDIADEVICE_PATH, DELETEMEDIADEVICE_PATH, GETCONFIGS_PATH, SETCONFIGS_PATH } from '../../src/box-api/client';
 import { MEDIA_DEVICE_MONITOR_REPORT_PEROID, MEDIA_DEVICE_MONITOR_URL } from '../../src/box-api/config-keys';
-import type { SimulatedBox } from './fleet';
+import { DEVICE_TYPES, type DeviceType, type SimulatedBox } from './fleet';
 
 // A simulated box's own REST API, as the vendor documents it (see shared/box-protocol.md): POST JSON
 // to setconfigs / getconfigs, `{"error": {"code", "message"}}` on failure, key-by-key application
 // with the first failure reported and the other keys kept. The box obeys what it is told: a new
-// monitor URL or report period changes where and how often it reports.
+// monitor URL or report period changes where and how often it reports, and a device added or
+// deleted with addmediadevice / deletemediadevice is in or out of its next report.
 
 type Setting = string | number | boolean;
 type Checked = { ok: true; value: Setting } | { ok: false; message: string };
@@ -88,6 +89,38 @@ export function applyConfigDict(box: SimulatedBox, configDict: Record<string, un
   return error ? { echo, error } : { echo };
 }
 
+/** `addmediadevice`: the device added, or the vendor's error for the request. */
+export function addMediaDeviceCall(box: SimulatedBox, fields: Record<string, unknown>): { answer: Record<string, string> } | { error: BoxError } {
+  for (const field of ['media_device_name', 'media_device_type', 'media_device_url']) {
+    if (fields[field] === undefined || fields[field] === null || fields[field] === '') return { error: { code: 'MISSING_ARGUMENTS', message: `missing argument: ${field}` } };
+    if (typeof fields[field] !== 'string') return { error: { code: 'INVALID_ARGUMENTS', message: `${field} must be a string` } };
+  }
+  const type = fields.media_device_type as DeviceType;
+  if (!DEVICE_TYPES.includes(type)) return { error: { code: 'INVALID_ARGUMENTS', message: `invalid media_device_type: ${type}; one of ${DEVICE_TYPES.join(', ')}` } };
+  for (const field of ['media_device_id', 'permission_id']) {
+    if (fields[field] !== undefined && typeof fields[field] !== 'string') return { error: { code: 'INVALID_ARGUMENTS', message: `${field} must be a string` } };
+  }
+  const added = box.addDevice({
+    id: (fields.media_device_id as string | undefined) || undefined,
+    name: fields.media_device_name as string,
+    type,
+    url: fields.media_device_url as string,
+    permissionId: fields.permission_id as string | undefined,
+  });
+  if (!added.ok) return { error: { code: added.code, message: added.message } };
+  return { answer: { media_device_id: added.device.id, media_device_name: added.device.name } };
+}
+
+/** `deletemediadevice`: the device deleted, or the vendor's error. */
+export function deleteMediaDeviceCall(box: SimulatedBox, fields: Record<string, unknown>): { answer: Record<string, string> } | { error: BoxError } {
+  const id = fields.media_device_id;
+  if (id === undefined || id === null || id === '') return { error: { code: 'MISSING_ARGUMENTS', message: 'missing argument: media_device_id' } };
+  if (typeof id !== 'string') return { error: { code: 'INVALID_ARGUMENTS', message: 'media_device_id must be a string' } };
+  const removed = box.removeDevice(id);
+  if (!removed) return { error: { code: 'DEVICE_ID_NOT_FOUND', message: `no media device ${id}` } };
+  return { answer: { media_device_id: removed.id, media_device_name: removed.name } };
+}
+
 export interface BoxApiOptions {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
@@ -115,7 +148,8 @@ export async function startBoxApi(box: SimulatedBox, options: BoxApiOptions = {}
 
   const answer = (req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path !== SETCONFIGS_PATH && path !== GETCONFIGS_PATH) {
+    const media = path === ADDMEDIADEVICE_PATH ? addMediaDeviceCall : path === DELETEMEDIADEVICE_PATH ? deleteMediaDeviceCall : undefined;
+    if (path !== SETCONFIGS_PATH && path !== GETCONFIGS_PATH && !media) {
       res.writeHead(404, { 'content-type': 'text/html; charset=utf-8' });
       return void res.end('<!DOCTYPE html><title>404 Not Found</title><h1>Not Found</h1>');
     }
@@ -132,6 +166,11 @@ export async function startBoxApi(box: SimulatedBox, options: BoxApiOptions = {}
       return fail(res, 'INVALID_REQUEST_JSON', 'request body is not valid json');
     }
     const fields = isPlainObject(body) ? body : {};
+
+    if (media) {
+      const result = media(box, fields);
+      return 'error' in result ? fail(res, result.error.code, result.error.message) : send(res, 200, result.answer);
+    }
 
     if (path === SETCONFIGS_PATH) {
       if (!isPlainObject(fields.config_dict)) return fail(res, 'MISSING_ARGUMENTS', 'missing argument: config_dict');

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { deriveSeed, pick, randomHex, randomInt, randomUuid, seededRandom, type Random } from './random';
 
 /** The four capture-device types the box documents. */
@@ -84,6 +85,22 @@ export interface OldFormatReport {
 }
 
 export type DeviceStatusReport = NewFormatReport | OldFormatReport;
+
+/** Most media devices a box watches: one more is refused with DEVICE_MAX_NUM_ERROR. */
+export const MAX_MEDIA_DEVICES = 16;
+
+/** A device added through the box's `addmediadevice`, as it was asked for. */
+export interface AddedDevice {
+  /** The box makes a uuid when none is given. */
+  id?: string;
+  name: string;
+  type: DeviceType;
+  url: string;
+  permissionId?: string;
+}
+
+/** The box's `addmediadevice` answer: where a device would be added now, or why not. */
+export type AddDeviceResult = { ok: true; device: SimulatedDevice } | { ok: false; code: string; message: string };
 
 /** The box's own REST API port, reported as `gateway_port`. */
 export const BOX_API_PORT = 5555;
@@ -390,6 +407,44 @@ export class SimulatedBox {
   replaceHardware(): void {
     this.hardwareGeneration++;
     this.serialNumber = `SE5R${String(this.hardwareGeneration).padStart(2, '0')}${this.serialNumber.slice(6)}`;
+  }
+
+  /**
+   * `addmediadevice`: the device is watched (online) from the box's next report. Refused, as a box
+   * does, past MAX_MEDIA_DEVICES, for a URL it already has, or an id it already has. The draw-free
+   * uuid keeps the seeded streams (statuses, timing) as they were.
+   */
+  addDevice(added: AddedDevice): AddDeviceResult {
+    if (this.devices.length >= MAX_MEDIA_DEVICES) return { ok: false, code: 'DEVICE_MAX_NUM_ERROR', message: `the box watches ${MAX_MEDIA_DEVICES} media devices at most` };
+    if (this.devices.some((d) => d.url === added.url)) return { ok: false, code: 'DEVICE_ADDRESS_DUPLICATE_ERROR', message: `media device url already exists: ${added.url}` };
+    if (added.id !== undefined && this.devices.some((d) => d.id === added.id)) return { ok: false, code: 'INVALID_ARGUMENTS', message: `media_device_id already exists: ${added.id}` };
+    const host = added.type === 'rtsp' && URL.canParse(added.url) ? new URL(added.url).hostname : added.type === 'photo' ? added.url : this.ip;
+    const device: SimulatedDevice = {
+      id: added.id ?? randomUUID(),
+      name: added.name,
+      ip: host,
+      type: added.type,
+      url: added.url,
+      permissionId: added.permissionId ?? '',
+      locationId: added.permissionId ?? '',
+      status: 'online',
+    };
+    this.devices.push(device);
+    return { ok: true, device };
+  }
+
+  /** `deletemediadevice`: the device is gone from the box's next report; undefined when it has none with this id. */
+  removeDevice(id: string): SimulatedDevice | undefined {
+    const index = this.devices.findIndex((d) => d.id === id);
+    if (index === -1) return undefined;
+    const [removed] = this.devices.splice(index, 1);
+    // Faults name devices by index: those after the removed one move down by one.
+    for (const set of [this.flapping, this.recovering]) {
+      const kept = [...set].filter((i) => i !== index).map((i) => (i > index ? i - 1 : i));
+      set.clear();
+      for (const i of kept) set.add(i);
+    }
+    return removed;
   }
 
   /** Delay before the first report: anywhere in the first period, so a fleet does not report in lockstep. */

@@ -45,9 +45,10 @@ Usage: npm run simulate -- [options]
   --watch-only         watch without sending reports (until Ctrl-C or --duration)
   -h, --help           this text
 
-Each box also serves its own REST API (POST /sophon/v2/face/setconfigs and getconfigs, as a real box on
-port 5555) and obeys it: a new MEDIA_DEVICE_MONITOR_URL or MEDIA_DEVICE_MONITOR_REPORT_PEROID changes
-where and how often it reports (a shorter period within one new period).
+Each box also serves its own REST API (POST /sophon/v2/face/setconfigs, getconfigs, addmediadevice and
+deletemediadevice, as a real box on port 5555) and obeys it: a new MEDIA_DEVICE_MONITOR_URL or
+MEDIA_DEVICE_MONITOR_REPORT_PEROID changes where and how often it reports (a shorter period within one
+new period); a device added or deleted (at most 16 per box) is in or out of its next report.
   --api-host H         interface the box APIs listen on (default 127.0.0.1)
   --api-base-port N    box n listens on N + n (default: a free port each)
   --list               print each box's licence key, format and API address at start

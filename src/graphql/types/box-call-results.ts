@@ -33,7 +33,7 @@ const AnswerDefectEnum = builder.enumType('BoxAnswerDefect', {
     NOT_JSON: { value: 'not_json', description: 'A body that is not JSON.' },
     TOO_LARGE: { value: 'too_large', description: 'Longer than the gateway reads (64 KiB); reading stopped there.' },
     UNEXPECTED_STATUS: { value: 'unexpected_status', description: 'An HTTP status other than 2xx without the documented error object.' },
-    UNEXPECTED_SHAPE: { value: 'unexpected_shape', description: 'JSON that is not a flat object of box settings (upper-case names, scalar values).' },
+    UNEXPECTED_SHAPE: { value: 'unexpected_shape', description: 'JSON not shaped as the call answers: a flat object of box settings (upper-case names, scalar values); for the media device calls an object with `media_device_id`.' },
   } satisfies Record<string, { value: BadAnswerReason; description: string }>,
 });
 

@@ -31,8 +31,8 @@ export const ConfigChangeActionEnum = builder.enumType('ConfigChangeAction', {
   description: 'What an audit row records: a call to the box’s REST API, or an operator’s change of its hardware binding.',
   values: {
     SETCONFIGS: { value: 'setconfigs', description: 'Settings sent with the box’s `setconfigs` (configureBox, pointBoxAtGateway, a rollout).' },
-    ADD_MEDIA_DEVICE: { value: 'addmediadevice', description: 'A media device added through the box’s `addmediadevice`.' },
-    DELETE_MEDIA_DEVICE: { value: 'deletemediadevice', description: 'A media device deleted through the box’s `deletemediadevice`.' },
+    ADD_MEDIA_DEVICE: { value: 'addmediadevice', description: 'A media device added through the box’s `addmediadevice` (addMediaDevice).' },
+    DELETE_MEDIA_DEVICE: { value: 'deletemediadevice', description: 'A media device deleted through the box’s `deletemediadevice` (deleteMediaDevice).' },
     REBIND_HARDWARE: { value: 'rebind_hardware', description: 'rebindBoxHardware: the licence key bound to other hardware (nothing sent to the box; `request` is `{"hardwareSerial": {"from", "to"}}`).' },
   } satisfies Record<string, { value: ConfigAction; description: string }>,
 });
@@ -57,7 +57,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
     requestedAt: t.expose('requestedAt', { type: 'DateTime', description: 'When the box was called (or the input refused).' }),
     request: t.expose('request', {
       type: 'JSON',
-      description: 'The `config_dict` sent, under the box’s key names; for an INVALID attempt, what was asked for.',
+      description: 'The `config_dict` sent, under the box’s key names (for a media device call, its body); for an INVALID attempt, what was asked for.',
     }),
     target: t.exposeString('target', { nullable: true, description: '`address:port` called; null when nothing was sent.' }),
     outcome: t.expose('outcome', { type: ConfigChangeOutcomeEnum }),
@@ -74,7 +74,7 @@ export const BoxConfigChangeRef = builder.loadableNode('BoxConfigChange', {
         'The box’s error code when it refused (e.g. INVALID_ARGUMENTS); UNCONFIRMED for an APPLIED attempt with keys the box did not confirm (`errorMessage` says which); else REFUSED, RESET, NO_ROUTE, DNS, OTHER (unreachable), TIMED_OUT, REDIRECT, NOT_JSON, TOO_LARGE, UNEXPECTED_STATUS, UNEXPECTED_SHAPE (bad answer), ADDRESS_NOT_ALLOWED, ADDRESS_UNSPECIFIED, ADDRESS_LINK_LOCAL, ADDRESS_MULTICAST, ADDRESS_BROADCAST, ADDRESS_GATEWAY_PORT (refused address) or INVALID_INPUT.',
     }),
     errorMessage: t.exposeString('errorMessage', { nullable: true }),
-    durationMs: t.exposeInt('durationMs', { description: 'How long the setconfigs exchange took (0 when nothing was sent).' }),
+    durationMs: t.exposeInt('durationMs', { description: 'How long the exchange with the box took (0 when nothing was sent).' }),
   }),
 });
 

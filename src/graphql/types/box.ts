@@ -130,6 +130,8 @@ export const BOX_FIELD_COLUMNS: Record<string, readonly BoxColumn[]> = {
   hardwareSerial: ['hardwareSerial'],
   hardwareBoundAt: ['hardwareBoundAt'],
   lastLoginAt: ['lastLoginAt'],
+  // Added by media-device.ts.
+  mediaDeviceRequests: [],
   // Added by availability.ts.
   availability: [],
 };

@@ -145,6 +145,8 @@ const DEVICE_FIELD_COLUMNS: Record<string, readonly DeviceColumn[]> = {
   updatedAt: ['updatedAt'],
   removed: ['removedAt'],
   removedAt: ['removedAt'],
+  // Added by media-device.ts.
+  pendingDeletion: [],
 };
 
 /**
