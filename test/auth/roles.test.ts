@@ -31,6 +31,7 @@ const NO_RULE = encodeGlobalId('AlertRule', 999_999);
 const NO_ALERT = encodeGlobalId('Alert', 999_999);
 const NO_CHANNEL = encodeGlobalId('WebhookChannel', 999_999);
 const NO_NOTIFICATION = encodeGlobalId('WebhookNotification', 999_999);
+const NO_ROLLOUT = encodeGlobalId('Rollout', 999_999);
 
 /** One operation per root field, and the least role that may run it. Mutations aim at nothing that exists. */
 const ROOT_FIELDS: Record<string, { role: 'viewer' | 'operator' | 'admin'; operation: string }> = {
@@ -66,11 +67,24 @@ const ROOT_FIELDS: Record<string, { role: 'viewer' | 'operator' | 'admin'; opera
   'Mutation.updateWebhookChannel': { role: 'operator', operation: `mutation { updateWebhookChannel(id: "${NO_CHANNEL}", patch: { name: "x" }) { id } }` },
   'Mutation.rotateWebhookChannelSecret': { role: 'operator', operation: `mutation { rotateWebhookChannelSecret(id: "${NO_CHANNEL}") { secret } }` },
   'Mutation.deleteWebhookChannel': { role: 'operator', operation: `mutation { deleteWebhookChannel(id: "${NO_CHANNEL}") }` },
+  'Query.rollout': { role: 'viewer', operation: `{ rollout(id: "${NO_ROLLOUT}") { id } }` },
+  'Query.rollouts': { role: 'viewer', operation: `{ rollouts(first: 1) { totalCount } }` },
+  'Mutation.registerBoxes': { role: 'operator', operation: `mutation { registerBoxes(count: 0) { __typename } }` },
+  'Mutation.rebindBoxHardware': { role: 'operator', operation: `mutation { rebindBoxHardware(boxId: "${NO_BOX}", hardwareSerial: "SN") { __typename } }` },
+  'Mutation.addMediaDevice': { role: 'operator', operation: `mutation { addMediaDevice(boxId: "${NO_BOX}", device: { name: "cam", type: "rtsp", url: "rtsp://10.0.0.1/x" }) { __typename } }` },
+  'Mutation.deleteMediaDevice': { role: 'operator', operation: `mutation { deleteMediaDevice(boxId: "${NO_BOX}", mediaDeviceId: "cam") { __typename } }` },
+  'Mutation.startRollout': { role: 'operator', operation: `mutation { startRollout(input: { boxIds: ["${NO_BOX}"], settings: { reportPeriodSeconds: 10 } }) { __typename } }` },
+  'Mutation.pauseRollout': { role: 'operator', operation: `mutation { pauseRollout(id: "${NO_ROLLOUT}") { __typename } }` },
+  'Mutation.resumeRollout': { role: 'operator', operation: `mutation { resumeRollout(id: "${NO_ROLLOUT}") { __typename } }` },
+  'Mutation.cancelRollout': { role: 'operator', operation: `mutation { cancelRollout(id: "${NO_ROLLOUT}") { __typename } }` },
   'Mutation.redeliverWebhookNotification': { role: 'operator', operation: `mutation { redeliverWebhookNotification(id: "${NO_NOTIFICATION}") { id } }` },
 };
-/** Subscriptions of status events; `alertChanged` is tested with alerts (test/alerts/graphql-*.test.ts). */
+/**
+ * Subscriptions of status events; `alertChanged` is tested with alerts (test/alerts/graphql-*.test.ts),
+ * `rolloutProgress` with rollouts (test/rollouts/control.test.ts).
+ */
 const STATUS_SUBSCRIPTIONS = ['boxStatusChanged', 'deviceStatusChanged', 'statusEvents'];
-const SUBSCRIPTIONS = [...STATUS_SUBSCRIPTIONS, 'alertChanged'].sort();
+const SUBSCRIPTIONS = [...STATUS_SUBSCRIPTIONS, 'alertChanged', 'rolloutProgress'].sort();
 
 const rootFields = (type: GraphQLObjectType | null | undefined) => Object.keys(type?.getFields() ?? {}).map((f) => `${type!.name}.${f}`);
 

@@ -39,7 +39,7 @@ afterEach(closeFakeBoxes);
 function change(boxId: string, fields: Record<string, unknown>) {
   return {
     id: expect.any(String),
-    action: 'ADDMEDIADEVICE',
+    action: 'ADD_MEDIA_DEVICE',
     requestedBy: 'ADMIN_TOKEN (token #1)',
     httpStatus: null,
     response: null,
@@ -196,7 +196,7 @@ describe('a box that refuses', () => {
       message,
       code,
       httpStatus: 400,
-      change: { action: 'DELETEMEDIADEVICE', outcome: 'REJECTED', errorCode: code, request: { media_device_id: 'cam-9' } },
+      change: { action: 'DELETE_MEDIA_DEVICE', outcome: 'REJECTED', errorCode: code, request: { media_device_id: 'cam-9' } },
     });
     const rows = await stored(gateway, id);
     expect(rows.audit).toEqual([expect.objectContaining({ action: 'deletemediadevice', outcome: 'rejected', error_code: code })]);
