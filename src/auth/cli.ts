@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
-import { databasePlace, NoDatabaseError, openDatabase, POINT_IT } from '../cli/database';
-import { ConfigError, loadConfig } from '../config';
+import { databasePlace, openDatabase, POINT_IT, runCommand } from '../cli/database';
+import { loadConfig } from '../config';
 import { API_ROLES, type ApiRole } from './roles';
 import { API_TOKEN_PREFIX, createApiToken, generateSecret, listApiTokens, revokeApiToken, TokenInputError } from './tokens';
 
@@ -80,17 +80,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (error instanceof UsageError || error instanceof ConfigError || error instanceof TokenInputError) {
-    console.error(`${error.message}\n\n${USAGE}`);
-    process.exitCode = 2;
-  } else if (error instanceof NoDatabaseError) {
-    console.error(error.message);
-    process.exitCode = 1;
-  } else {
-    console.error(`token: ${error instanceof Error ? error.message : String(error)}`);
-    process.exitCode = 1;
-  }
-}
+await runCommand('token', USAGE, () => main(process.argv.slice(2)), (error) => error instanceof UsageError || error instanceof TokenInputError);

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { issuedBoxNames, validateIssue } from '../box-api/registration';
-import { ConfigError, loadConfig } from '../config';
+import { loadConfig } from '../config';
 import { listBoxKeys, MAX_BOXES_PER_ISSUE, registerIssuedBoxes } from '../models/license-keys';
-import { databasePlace, NoDatabaseError, openDatabase, POINT_IT } from './database';
+import { databasePlace, openDatabase, POINT_IT, runCommand } from './database';
 
 // `npm run boxes -- <command>`: boxes registered with licence keys this gateway issues, as CSV for
 // whoever flashes the keys onto the boxes; on the gateway's own database, as `npm run token`.
@@ -74,17 +74,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  if (error instanceof UsageError || error instanceof ConfigError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    console.error(`${(error as Error).message}\n\n${USAGE}`);
-    process.exitCode = 2;
-  } else if (error instanceof NoDatabaseError) {
-    console.error(error.message);
-    process.exitCode = 1;
-  } else {
-    console.error(`boxes: ${error instanceof Error ? error.message : String(error)}`);
-    process.exitCode = 1;
-  }
-}
+await runCommand('boxes', USAGE, () => main(process.argv.slice(2)), (error) => error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') === true);

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import type { Config } from '../config';
+import { ConfigError, type Config } from '../config';
 import { maskCredentials } from '../config-variable';
 import { createPool, migrateDatabase } from '../db/connection';
 import { livePostmasterPort, startEmbeddedPostgres, type RunningPostgres } from '../db/embedded';
@@ -65,4 +65,25 @@ export async function openDatabase(config: Config, mayCreate: boolean): Promise<
 async function hasGatewayTables(pool: pg.Pool): Promise<boolean> {
   const [row] = await selectRows<{ exists: boolean }>(pool, sql`select to_regclass('api_tokens') is not null as "exists"`);
   return row?.exists === true;
+}
+
+/**
+ * Runs a command's `main` and sets the exit status: its own, else 2 with the usage for a mistake in the
+ * command line or the configuration (`isUsageError`, ConfigError), 1 with the message for anything else.
+ */
+export async function runCommand(name: string, usage: string, main: () => Promise<number>, isUsageError: (error: unknown) => boolean): Promise<void> {
+  try {
+    process.exitCode = await main();
+  } catch (error) {
+    if (isUsageError(error) || error instanceof ConfigError) {
+      console.error(`${(error as Error).message}\n\n${usage}`);
+      process.exitCode = 2;
+    } else if (error instanceof NoDatabaseError) {
+      console.error(error.message);
+      process.exitCode = 1;
+    } else {
+      console.error(`${name}: ${error instanceof Error ? error.message : String(error)}`);
+      process.exitCode = 1;
+    }
+  }
 }

@@ -5,6 +5,7 @@ import { FleetFaults } from '../../tools/simulator/faults';
 import { createFleet } from '../../tools/simulator/fleet';
 import { LOGIN_DEFAULT_PERIOD_SECONDS, loginRequestUrl, parseKeyList, readLoginReply } from '../../tools/simulator/login';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions } from '../../tools/simulator/run';
+import { closeServers, readBody } from '../helpers/net';
 import { until } from '../helpers/wait';
 
 // The simulator's login mode against a platform of the test's own on a loopback port: a login route that
@@ -25,26 +26,7 @@ interface Platform {
 
 const servers: Server[] = [];
 
-afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map(
-      (server) =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    ),
-  );
-});
-
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
-}
+afterEach(() => closeServers(servers));
 
 /** A platform whose login route answers `answer(login)` (status and JSON body); reports to any other path get 200. */
 async function startPlatform(answer: (login: Login) => { status: number; body: unknown }): Promise<Platform> {

@@ -1,8 +1,9 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createFleet } from '../../tools/simulator/fleet';
 import { runSimulator, SIMULATOR_DEFAULTS, type SimulatorOptions } from '../../tools/simulator/run';
+import { closeServers, readBody } from '../helpers/net';
 import { until } from '../helpers/wait';
 
 interface Received {
@@ -20,26 +21,7 @@ interface Receiver {
 
 const servers: Server[] = [];
 
-afterEach(async () => {
-  await Promise.all(
-    servers.splice(0).map(
-      (server) =>
-        new Promise<void>((resolve) => {
-          server.closeAllConnections();
-          server.close(() => resolve());
-        }),
-    ),
-  );
-});
-
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
-}
+afterEach(() => closeServers(servers));
 
 /** A real report receiver on a loopback port that records every body and answers `status`. */
 async function startReceiver(status: (count: number) => number = () => 200): Promise<Receiver> {
