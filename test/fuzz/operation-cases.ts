@@ -280,7 +280,9 @@ function typeString(type: GraphQLInputType): string {
 
 function argumentText(ctx: Context, arg: GraphQLArgument): string | null {
   const { pick } = ctx;
-  const include = isNonNullType(arg.type) ? !pick.chance(0.02) : pick.chance(0.35);
+  // registerBox without a key (or with null) issues one and registers a box: inside a mutation the key is always given.
+  const keyed = ctx.safe && arg.name === 'licenseKey';
+  const include = keyed || (isNonNullType(arg.type) ? !pick.chance(0.02) : pick.chance(0.35));
   if (!include) return null;
   const value = inputValue(ctx, arg.type, arg.name);
   if (pick.chance(0.25)) {
@@ -288,14 +290,29 @@ function argumentText(ctx: Context, arg: GraphQLArgument): string | null {
     // Mostly the argument's own type; sometimes one that does not fit the position.
     const declared = pick.chance(0.9) ? typeString(arg.type) : pick.one(['String', 'Int!', '[ID]', 'Boolean', 'DateTime', 'Unknown']);
     ctx.vars.push(`$${name}: ${declared}`);
-    if (!pick.chance(0.05)) ctx.variables[name] = value.json;
+    if (keyed || !pick.chance(0.05)) ctx.variables[name] = value.json;
     return `${arg.name}: $${name}`;
   }
   return `${arg.name}: ${value.literal}`;
 }
 
-/** Root fields a fuzzed mutation may call: ones that change nothing for an id of no box or a taken key. */
-const MUTATIONS_ON_NOTHING = new Set(['configureBox', 'pointBoxAtGateway', 'updateBox', 'removeBox', 'registerBox']);
+/**
+ * Root fields a fuzzed mutation may call: ones that change nothing for an id of no box (or of no rollout)
+ * or a taken key. Not registerBoxes (it issues keys) nor startRollout (a filter may match stored boxes).
+ */
+const MUTATIONS_ON_NOTHING = new Set([
+  'configureBox',
+  'pointBoxAtGateway',
+  'updateBox',
+  'removeBox',
+  'registerBox',
+  'rebindBoxHardware',
+  'addMediaDevice',
+  'deleteMediaDevice',
+  'pauseRollout',
+  'resumeRollout',
+  'cancelRollout',
+]);
 
 function fieldsOf(ctx: Context, type: GraphQLCompositeType, root: 'query' | 'mutation' | 'subscription' | null): GraphQLField<unknown, unknown>[] {
   if (isUnionType(type)) return [];
