@@ -55,8 +55,8 @@ export interface FakeBoxOptions {
   mediaDevices?: FakeMediaDevice[];
   /** An error addmediadevice or deletemediadevice answers instead of acting (other calls answer as the box). */
   mediaErrors?: { add?: BoxErrorAnswer; delete?: BoxErrorAnswer };
-  /** The media calls answer this long after the request arrived, as a busy box would (to see calls overlap or not). */
-  mediaDelayMs?: number;
+  /** The media calls are held unanswered until `releaseMedia()`, as a busy box would (to see calls overlap or not). */
+  holdMedia?: boolean;
 }
 
 /** A media device as the box keeps it. */
@@ -80,6 +80,8 @@ export interface FakeBox {
   mediaDevices: FakeMediaDevice[];
   /** When each media call arrived and was answered (ms since the epoch), in arrival order. */
   mediaCalls: Array<{ path: string; arrivedAt: number; answeredAt?: number }>;
+  /** With `holdMedia`: answers the media calls held so far; returns how many. */
+  releaseMedia(): number;
   /** What a `huge` answer got out before it ended or its connection closed. */
   streamed: { bytes: number; complete: boolean } | undefined;
   behave(behavior: FakeBoxBehavior): void;
@@ -125,6 +127,8 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
   let generated = 0;
   const sockets = new Set<Socket>();
   const timers = new Set<NodeJS.Timeout>();
+  /** Media answers waiting for releaseMedia (holdMedia). */
+  const heldMedia: Array<() => void> = [];
 
   const send = (res: http.ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
@@ -178,7 +182,7 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
     return send(res, 200, { [name]: config[name] });
   }
 
-  /** addmediadevice / deletemediadevice as the vendor documents them, after `mediaDelayMs` when set. */
+  /** addmediadevice / deletemediadevice as the vendor documents them; with `holdMedia`, once released. */
   function answerMedia(path: string, body: Record<string, unknown>, res: http.ServerResponse): void {
     const call: FakeBox['mediaCalls'][number] = { path, arrivedAt: Date.now() };
     mediaCalls.push(call);
@@ -210,12 +214,8 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
       const [removed] = mediaDevices.splice(index, 1);
       return send(res, 200, { media_device_id: removed!.media_device_id, media_device_name: removed!.media_device_name });
     };
-    if (!options.mediaDelayMs) return answer();
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      answer();
-    }, options.mediaDelayMs);
-    timers.add(timer);
+    if (options.holdMedia) heldMedia.push(answer);
+    else answer();
   }
 
   function streamHuge(res: http.ServerResponse, b: Extract<FakeBoxBehavior, { kind: 'huge' }>): void {
@@ -309,6 +309,11 @@ export async function startFakeBox(options: FakeBoxOptions = {}): Promise<FakeBo
     streamed: undefined,
     behave(next) {
       behavior = next;
+    },
+    releaseMedia() {
+      const held = heldMedia.splice(0);
+      for (const answer of held) answer();
+      return held.length;
     },
     openConnections: () => sockets.size,
     async waitForNoConnections(timeoutMs = 2000) {
