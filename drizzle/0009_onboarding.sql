@@ -58,5 +58,6 @@ ALTER TABLE "rollout_targets" ADD CONSTRAINT "rollout_targets_box_id_boxes_id_fk
 ALTER TABLE "rollout_targets" ADD CONSTRAINT "rollout_targets_change_id_box_config_changes_id_fk" FOREIGN KEY ("change_id") REFERENCES "public"."box_config_changes"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "media_device_requests_box_idx" ON "media_device_requests" USING btree ("box_id","id");--> statement-breakpoint
 CREATE INDEX "rollout_targets_state_idx" ON "rollout_targets" USING btree ("rollout_id","state","position");--> statement-breakpoint
+CREATE INDEX "rollout_targets_running_idx" ON "rollout_targets" USING btree ("rollout_id","box_id") WHERE "rollout_targets"."state" = 'running';--> statement-breakpoint
 CREATE INDEX "rollouts_open_idx" ON "rollouts" USING btree ("id") WHERE "rollouts"."state" in ('running', 'paused');--> statement-breakpoint
 ALTER TABLE "box_config_changes" ADD CONSTRAINT "box_config_changes_action_check" CHECK ("box_config_changes"."action" in ('setconfigs', 'addmediadevice', 'deletemediadevice', 'rebind_hardware'));

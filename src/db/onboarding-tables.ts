@@ -105,6 +105,8 @@ export const rolloutTargets = pgTable(
   (t) => [
     primaryKey({ columns: [t.rolloutId, t.boxId] }),
     index('rollout_targets_state_idx').on(t.rolloutId, t.state, t.position),
+    // The runner's every round looks for targets under way (few, or none) across all rollouts.
+    index('rollout_targets_running_idx').on(t.rolloutId, t.boxId).where(sql`${t.state} = 'running'`),
     check('rollout_targets_state_check', sql`${t.state} in ('pending', 'running', 'applied', 'failed', 'cancelled')`),
   ],
 );
