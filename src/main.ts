@@ -57,6 +57,7 @@ console.error(
     '',
     `  fleetgate is up on ${app.url}`,
     `  box reports:  POST ${ingestUrl}   (set it as a box's MEDIA_DEVICE_MONITOR_URL)`,
+    `  box login:    GET  ${app.url}/BoxLogin   (set it as a newer box's login address; keys: npm run boxes -- issue N)`,
     `  database:     ${config.databaseUrl ? 'DATABASE_URL' : `embedded Postgres, data in ${config.dataDir}`}`,
     config.publicUrl
       ? `  pointBoxAtGateway sets ${config.publicUrl}/DeviceStatus (PUBLIC_URL)`
