@@ -3,9 +3,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { FleetFaults } from '../../tools/simulator/faults';
+import { createFleet } from '../../tools/simulator/fleet';
+import type { LoginOutcome } from '../../tools/simulator/login';
+import { runSimulator, SIMULATOR_DEFAULTS } from '../../tools/simulator/run';
 import { graphql } from '../helpers/graphql';
 import { freePort } from '../helpers/net';
 import { ROOT, runScript, spawnGateway, type GatewayProcess } from '../helpers/process';
+import { until } from '../helpers/wait';
 
 // Zero-touch onboarding end to end, as an operator does it: the gateway as production runs it on its
 // embedded Postgres; 20 keys issued with the boxes CLI (the only operator action); the simulator's 20
@@ -95,4 +100,66 @@ it('20 boxes that know only the login URL, their keys and serials all report wit
     expect(sinceLogin, `${box.licenseKey}: first report ${sinceLogin} ms after its login`).toBeLessThan(PERIOD_SECONDS * 1000 + 1000);
   }
   expect(new Set(boxes.map((box) => box.hardwareSerial)).size).toBe(BOXES);
+});
+
+it('a box whose hardware was replaced is refused (600002) until an operator rebinds its key; then it reports again', { timeout: 60_000 }, async () => {
+  const operate = async (query: string, variables: Record<string, unknown>) => {
+    const { body } = await graphql<any, unknown>(gateway.url, query, variables, { token: gateway.token });
+    expect(body.errors, JSON.stringify(body.errors)).toBeUndefined();
+    return body.data;
+  };
+  const registered = await operate('mutation { registerBoxes(count: 2) { ... on RegisterBoxesSuccess { boxes { id licenseKey } } } }', {});
+  const boxes = registered.registerBoxes.boxes as { id: string; licenseKey: string }[];
+  const fleet = createFleet({
+    boxes: 2,
+    devicesPerBox: 1,
+    format: 'new',
+    seed: 7,
+    reportPeriodSeconds: PERIOD_SECONDS,
+    monitorUrl: 'http://127.0.0.1:1/',
+    identities: boxes.map(({ licenseKey }) => ({ licenseKey })),
+  });
+  // Its key binds to the old hardware at its first login; right after, the box gets new hardware.
+  const [replaced] = new FleetFaults(fleet, 7).replaceHardware({ count: 1 });
+  const oldSerial = replaced!.serialNumber;
+  const boxId = boxes.find((box) => box.licenseKey === replaced!.licenseKey)!.id;
+  const outcomes: { serial: string; outcome: LoginOutcome }[] = [];
+  const stop = new AbortController();
+  const running = runSimulator(
+    {
+      ...SIMULATOR_DEFAULTS,
+      boxes: 2,
+      devicesPerBox: 1,
+      reportPeriodSeconds: PERIOD_SECONDS,
+      boxApi: false,
+      login: { url: `${gateway.url}/BoxLogin`, onOutcome: (box, outcome) => box === replaced && outcomes.push({ serial: box.serialNumber, outcome }) },
+    },
+    { fleet, signal: stop.signal },
+  );
+  try {
+    await until(() => outcomes.some(({ outcome }) => outcome.kind === 'refused'), 'the replaced box’s refused login', { timeoutMs: 20_000 });
+    expect(outcomes[0]).toMatchObject({ outcome: { kind: 'ok' } });
+    expect(outcomes.find(({ outcome }) => outcome.kind === 'refused')).toEqual({
+      serial: replaced!.serialNumber,
+      outcome: { kind: 'refused', status: 409, code: '600002', message: expect.stringContaining('rebindBoxHardware') },
+    });
+    const before = await operate('query ($id: ID!) { box(id: $id) { hardwareSerial reportCount } }', { id: boxId });
+    expect(before.box).toEqual({ hardwareSerial: oldSerial, reportCount: 0 });
+
+    const rebound = await operate(
+      'mutation ($boxId: ID!, $serial: String) { rebindBoxHardware(boxId: $boxId, hardwareSerial: $serial) { __typename ... on RebindBoxHardwareSuccess { box { hardwareSerial } } } }',
+      { boxId, serial: replaced!.serialNumber },
+    );
+    expect(rebound.rebindBoxHardware).toEqual({ __typename: 'RebindBoxHardwareSuccess', box: { hardwareSerial: replaced!.serialNumber } });
+    // Its next login (it retries 1, 2, 4 ... s apart) succeeds, and it reports within one period.
+    await until(
+      async () => (await operate('query ($id: ID!) { box(id: $id) { reportCount } }', { id: boxId })).box.reportCount > 0,
+      'a report of the rebound box',
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(outcomes[outcomes.length - 1]).toMatchObject({ serial: replaced!.serialNumber, outcome: { kind: 'ok' } });
+  } finally {
+    stop.abort();
+    await running;
+  }
 });
