@@ -376,7 +376,7 @@ function printResults(options: OnboardingOptions, issueSeconds: number, logins: 
   out.push('');
   out.push(`1. logins: ${n(options.boxes)} boxes registered with issued keys (registerBoxes, ${issueSeconds.toFixed(1)} s), each logging in once (first login: binds its serial); ${options.concurrency} keep-alive connections`);
   const row = (label: string, r: PoolRun) =>
-    `  ${label.padEnd(46)} ${n(r.perSecond).padStart(7)}/s  p50 ${formatMs(r.latency.p50Ms).padStart(8)}  p99 ${formatMs(r.latency.p99Ms).padStart(8)}  max ${formatMs(r.latency.maxMs).padStart(8)}  ${r.seconds.toFixed(2)} s` +
+    `  ${label.padEnd(52)} ${n(r.perSecond).padStart(7)}/s  p50 ${formatMs(r.latency.p50Ms).padStart(8)}  p99 ${formatMs(r.latency.p99Ms).padStart(8)}  max ${formatMs(r.latency.maxMs).padStart(8)}  ${r.seconds.toFixed(2)} s` +
     (Object.keys(r.errors).length ? `  errors ${JSON.stringify(r.errors)}` : '  no errors');
   out.push(row(`logins (GET /BoxLogin)`, logins.logins));
   out.push(row(`baseline: reports (POST /DeviceStatus, ${options.devices} devices)`, logins.reports));
@@ -386,7 +386,7 @@ function printResults(options: OnboardingOptions, issueSeconds: number, logins: 
   out.push(`  logins ok ${n(period.loginsOk)}, not ok ${n(period.loginsNotOk)}; reports acknowledged ${n(period.acked)}; boxes with a stored first report ${n(period.reported)}`);
   out.push(
     `  login -> first stored report (gateway's last_login_at -> first_report_at): p50 ${formatMs(period.p50Ms)}, p99 ${formatMs(period.p99Ms)}, max ${formatMs(period.maxMs)}; ` +
-      `within one period: ${n(period.withinPeriod)} of ${n(options.boxes)} (${((100 * period.withinPeriod) / options.boxes).toFixed(1)}%)`,
+      `within one period: ${n(period.withinPeriod)} of ${n(options.boxes)} (${(Math.floor((10_000 * period.withinPeriod) / options.boxes) / 100).toFixed(2)}%, rounded down)`,
   );
   out.push('');
   out.push(`2. rollouts: ${n(options.rolloutBoxes)} loopback box APIs answering setconfigs after ${options.boxLatencyMs} ms (started and registered in ${rolloutSetupSeconds.toFixed(1)} s); one rollout over all of them per concurrency`);
