@@ -107,6 +107,11 @@ export interface SimulatorContext {
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'user-agent': 'fleetgate-simulator' };
+/**
+ * After a login the first report is planned within this share of the period, so that it is stored
+ * within one period of the login, its own round trip included (as a box that reports at once would).
+ */
+const FIRST_REPORT_AFTER_LOGIN = 0.9;
 /** How long reports in flight may still finish after Ctrl-C or `durationSeconds`. */
 const STOP_GRACE_MS = 2_000;
 
@@ -330,7 +335,7 @@ class Simulation {
       box.replaceAfterLogin = false;
       box.replaceHardware();
     }
-    this.schedule(box, box.firstDelayMs());
+    this.schedule(box, box.firstDelayMs() * FIRST_REPORT_AFTER_LOGIN);
   }
 
   /** Parsed once per distinct URL; a URL set at runtime may be garbage, which counts as a failure. */
