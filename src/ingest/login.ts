@@ -164,7 +164,18 @@ function checkArguments(parameters: Map<string, string[]>): { licenseKey: string
   return { licenseKey: key, hardwareSerial: hardwareSerial! };
 }
 
-const HOST_HEADER = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+const HOST_NAME = /^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.?$/;
+const HOST_HEADER = /^([^:[\]]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+
+/**
+ * Whether a Host header can name the monitor URL: the box is told that URL and stores it, so a host
+ * no client could have connected to (`a:99999`, `..`, port 0) gives way to the socket's address.
+ */
+function usableHost(host: string): boolean {
+  const [, name, port] = HOST_HEADER.exec(host) ?? [];
+  if (name === undefined || (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65_535))) return false;
+  return name.startsWith('[') ? URL.canParse(`http://${name}`) : HOST_NAME.test(name);
+}
 
 /** The origin this login came in on: its Host header (forwarded ones only behind a trusted proxy), else the socket's address. */
 function requestOrigin(req: IncomingMessage, trustProxy: boolean): string {
@@ -172,7 +183,7 @@ function requestOrigin(req: IncomingMessage, trustProxy: boolean): string {
   const forwardedProto = trustProxy ? first(req.headers['x-forwarded-proto'])?.toLowerCase() : undefined;
   const proto = forwardedProto === 'https' || forwardedProto === 'http' ? forwardedProto : 'http';
   const forwardedHost = trustProxy ? first(req.headers['x-forwarded-host']) : undefined;
-  const host = [forwardedHost, req.headers.host].find((h) => h !== undefined && HOST_HEADER.test(h));
+  const host = [forwardedHost, req.headers.host].find((h) => h !== undefined && usableHost(h));
   if (host) return `${proto}://${host}`;
   let address = req.socket.localAddress ?? '127.0.0.1';
   if (address.startsWith('::ffff:')) address = address.slice(7);

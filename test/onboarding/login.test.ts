@@ -169,6 +169,16 @@ describe('the monitor URL', () => {
     const forwarded = await login(gateway.url, loginQuery('LOGIN-HOST', 'SN'), { headers: { host: 'fleet.lan:8080', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example' } });
     expect(forwarded.json.media_device_monitor_url).toBe('http://fleet.lan:8080/DeviceStatus');
 
+    // A Host no client could have connected to names no URL: the box gets the socket's origin.
+    for (const host of ['fleet.lan:99999', 'fleet.lan:0', '..', 'a..b', '-', 'fleet-.lan', '[zz]:80']) {
+      const odd = await login(gateway.url, loginQuery('LOGIN-HOST', 'SN'), { headers: { host } });
+      expect(odd.json.media_device_monitor_url, host).toBe(`${gateway.url}/DeviceStatus`);
+    }
+    expect((await loginColumns(gateway, 'LOGIN-HOST')).monitor_url).toBe(`${gateway.url}/DeviceStatus`);
+    for (const [host, url] of [['[::1]:9000', 'http://[::1]:9000'], ['fleet.lan.', 'http://fleet.lan.'], ['10.0.0.7:65535', 'http://10.0.0.7:65535']]) {
+      expect((await login(gateway.url, loginQuery('LOGIN-HOST', 'SN'), { headers: { host: host! } })).json.media_device_monitor_url, host).toBe(`${url}/DeviceStatus`);
+    }
+
     const pub = await startGateway({ publicUrl: 'https://fleet.example.com/gw' });
     try {
       await registeredBox(pub, 'LOGIN-PUBLIC');
