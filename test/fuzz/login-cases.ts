@@ -24,6 +24,8 @@ export type ValuePick =
   | { kind: 'rival' }
   | { kind: 'text'; text: string }
   | { kind: 'empty' }
+  /** Exactly the longest value taken (key 256, serial 128 characters), or one more. */
+  | { kind: 'length'; over: boolean }
   | { kind: 'bad'; text: 'control' | 'nul' | 'long' | 'leading-space' | 'trailing-space' | 'lone-surrogate' | 'del' | 'line-separator' }
   | { kind: 'json'; value: null | boolean | number | object };
 
@@ -59,8 +61,10 @@ export interface LoginCase {
 
 const KEY_NAMES = ['dev_sno', 'mq_license_key'];
 const SERIAL_NAMES = ['device_sn', 'gateway_sn'];
+/** Extra parameters' names as written in a query or form: some percent-encoded, one the key's name in disguise, some broken. */
 const EXTRA_NAMES = ['mac', 'ip', 'version', 'dev_sno_extra', 'sn', 'x'];
-export const WIRE_FRAGMENTS = ['%', '%0', '%FF', '%C3%28', '%00', '+', '%2B', '%25', '%zz', '%C3%A9', '%E2%80%A8', '%7F', '%20', '#', ';', '%3D', '%26', '='];
+const ODD_EXTRA_NAMES = ['m%61c', 'dev%5Fsno', '%FF', 'a%', '%C3%A9', '%00'];
+export const WIRE_FRAGMENTS = ['%ED%A0%80', '%C0%AF', '%', '%0', '%FF', '%C3%28', '%00', '+', '%2B', '%25', '%zz', '%C3%A9', '%E2%80%A8', '%7F', '%20', '#', ';', '%3D', '%26', '='];
 /** Host headers and the origin a 200 names for each (undefined: the origin of the socket). */
 export const HOSTS: Array<{ header: string | undefined; origin: string | undefined }> = [
   { header: undefined, origin: undefined },
@@ -85,6 +89,7 @@ const valuePick = (role: 'key' | 'serial' | 'extra', storedBoxes: number): fc.Ar
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('unknown' as const), n: fc.nat(50) }) },
     { weight: 2, arbitrary: fc.record({ kind: fc.constant('text' as const), text: PRINTABLE }) },
     { weight: 1, arbitrary: fc.constant({ kind: 'empty' as const }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('length' as const), over: fc.boolean() }) },
     {
       weight: 2,
       arbitrary: fc.record({
@@ -105,7 +110,7 @@ const param = (role: 'key' | 'serial' | 'extra', storedBoxes: number): fc.Arbitr
     role: fc.constant(role),
     nameIndex: fc.nat(1),
     nameCase: fc.oneof({ weight: 4, arbitrary: fc.constant<boolean[]>([]) }, { weight: 1, arbitrary: fc.array(fc.boolean(), { maxLength: 14 }) }),
-    extraName: fc.constantFrom(...EXTRA_NAMES),
+    extraName: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...EXTRA_NAMES) }, { weight: 1, arbitrary: fc.constantFrom(...ODD_EXTRA_NAMES) }),
     value: valuePick(role, storedBoxes),
     writing,
     inQuery: fc.boolean(),
@@ -172,6 +177,8 @@ function valueOf(pick: ValuePick, role: Param['role'], stored: StoredLoginBox[],
       return pick.text;
     case 'empty':
       return '';
+    case 'length':
+      return 'L'.repeat((role === 'serial' ? 128 : 256) + (pick.over ? 1 : 0));
     case 'bad':
       return {
         control: 'A\u001bB',
@@ -252,8 +259,8 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
     // A lone surrogate cannot be percent-encoded; written as its UTF-8 replacement's bytes it is then no defect.
     const wire = percentEncode(text.replace(/\p{Cs}/gu, '\ufffd'), long ? 'plain' : p.writing.style) + p.writing.wire;
     const decoded = formDecode(wire);
-    const nameDecoded = cased; // names are ASCII letters, digits and _
-    if (decoded === undefined) {
+    const nameDecoded = formDecode(cased);
+    if (decoded === undefined || nameDecoded === undefined) {
       if (inQuery) badQuery = true;
       else badForm = true;
     } else parsed.set(nameDecoded.toLowerCase(), [...(parsed.get(nameDecoded.toLowerCase()) ?? []), decoded]);
