@@ -113,6 +113,36 @@ function tooLarge(): LoginRefusal {
   return new LoginRefusal(413, 'PAYLOAD_TOO_LARGE', `A login body is at most ${MAX_BODY_BYTES} bytes; send only dev_sno and device_sn.`, 'invalid', ['connection', 'close']);
 }
 
+/**
+ * The members of a JSON object's text in order, a repeated name as often as it is written: JSON.parse
+ * keeps only the last, and a login naming two keys must be refused, not read as the second. `text` is
+ * a JSON object that JSON.parse took.
+ */
+function jsonMembers(text: string): Array<[string, unknown]> {
+  const members: Array<[string, unknown]> = [];
+  let depth = 0;
+  let name: string | undefined;
+  let valueStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (depth === 1 && name === undefined) name = JSON.parse(text.slice(i, end + 1)) as string;
+      i = end;
+    } else if (c === ':' && depth === 1) valueStart = i + 1;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']' || c === ',') {
+      if (depth === 1 && name !== undefined) {
+        members.push([name, JSON.parse(text.slice(valueStart, i))]);
+        name = undefined;
+      }
+      if (c !== ',') depth--;
+    }
+  }
+  return members;
+}
+
 /** A POST body's parameters: a JSON object, or a form; an empty body adds none. */
 function addBodyParameters(req: IncomingMessage, body: Buffer, into: Map<string, string[]>): void {
   if (body.length === 0) return;
@@ -134,7 +164,7 @@ function addBodyParameters(req: IncomingMessage, body: Buffer, into: Map<string,
     throw invalid('The body is not JSON; send {"dev_sno": "<licence key>", "device_sn": "<hardware serial>"}.');
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('The body must be a JSON object with dev_sno and device_sn.');
-  for (const [name, value] of Object.entries(parsed)) {
+  for (const [name, value] of jsonMembers(text)) {
     if (typeof value === 'string') add(into, name, value);
     else if (typeof value === 'number' && Number.isFinite(value)) add(into, name, String(value));
     else if ([...KEY_NAMES, ...SERIAL_NAMES].includes(name.toLowerCase())) throw invalid(`${name} must be a string.`);

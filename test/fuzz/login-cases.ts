@@ -195,6 +195,10 @@ function valueOf(pick: ValuePick, role: Param['role'], stored: StoredLoginBox[],
   }
 }
 
+function jsonText(members: Array<[string, unknown]>): string {
+  return `{${members.map(([name, value]) => `${JSON.stringify(name)}:${JSON.stringify(value) ?? 'null'}`).join(',')}}`;
+}
+
 function percentEncode(text: string, style: Writing['style']): string {
   if (style === 'plain') return encodeURIComponent(text);
   const hex = [...Buffer.from(text, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');
@@ -233,7 +237,8 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
   const isPost = c.method === 'POST';
   const query: string[] = [];
   const form: string[] = [];
-  const json: Record<string, unknown> = {};
+  // Members as written: a name may repeat (JSON.parse keeps the last).
+  const json: Array<[string, unknown]> = [];
   // What the gateway must read: parameter name (lower case) -> values.
   const parsed = new Map<string, string[]>();
   let badQuery = false;
@@ -247,7 +252,7 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
     const value = valueOf(p.value, p.role, stored, ownSerial);
     const inQuery = !isPost || p.inQuery;
     if (!inQuery && jsonBody) {
-      json[cased] = typeof value === 'object' ? value.json : value;
+      json.push([cased, typeof value === 'object' ? value.json : value]);
       continue;
     }
     let text = typeof value === 'object' ? JSON.stringify(value.json) ?? '' : value;
@@ -267,8 +272,9 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
     (inQuery ? query : form).push(`${cased}=${wire}`);
   }
   if (jsonBody) {
-    // What the gateway reads from the JSON text: strings, finite numbers as text; the last of a repeated name.
-    for (const [name, v] of Object.entries(JSON.parse(JSON.stringify(json)) as Record<string, unknown>)) {
+    // What the gateway reads from the JSON text: strings, finite numbers as text. Every member as written, a repeated name too: like a repeated query parameter, a second
+    // different value is refused, not silently preferred (JSON.parse alone keeps only the last).
+    for (const [name, v] of json.map(([name, value]) => [name, JSON.parse(JSON.stringify(value) ?? 'null')] as const)) {
       const lowerName = name.toLowerCase();
       if (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) parsed.set(lowerName, [...(parsed.get(lowerName) ?? []), String(v)]);
       else if ([...KEY_NAMES, ...SERIAL_NAMES].includes(lowerName)) nonStringArgument = true;
@@ -283,8 +289,8 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
   if (host.header !== undefined) headers.host = host.header;
   let bodyIsEmpty = true;
   if (isPost) {
-    let text = c.body === 'json' ? JSON.stringify(json) : form.join('&');
-    if (c.body === 'json' && Object.keys(json).length === 0 && c.bodyDefect === 'none') text = '';
+    let text = c.body === 'json' ? jsonText(json) : form.join('&');
+    if (c.body === 'json' && json.length === 0 && c.bodyDefect === 'none') text = '';
     if (c.body === 'form' && form.length === 0 && c.bodyDefect === 'none') text = '';
     const jsonDefect = c.body === 'json' ? c.bodyDefect : 'none';
     if (jsonDefect === 'json-array') text = `[${text}]`;

@@ -146,6 +146,23 @@ describe('malformed logins: 400 with what to send, and nothing stored', () => {
     expect((await login(gateway.url, 'dev_sno=K')).json.error.message).not.toMatch(/dev_sno \(/);
   });
 
+  it('a JSON object naming the key or serial twice: the same value logs in, different values are refused like repeated parameters', async () => {
+    const post = (body: string) => login(gateway.url, '', { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    await registeredBox(gateway, 'LOGIN-JSON-TWICE');
+    for (const body of [
+      '{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J", "dev_sno": "LOGIN-BAD"}',
+      '{"dev_sno": "LOGIN-BAD", "dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J"}',
+      '{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-OTHER", "device_sn": "SN-J"}',
+      '{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J", "device_sn": 7}',
+    ]) {
+      expect(await post(body), body).toMatchObject({ status: 400, json: { error: { code: 'INVALID_ARGUMENTS', message: expect.stringContaining('more than once') } } });
+    }
+    expect(await loginColumns(gateway, 'LOGIN-JSON-TWICE')).toMatchObject({ hardware_serial: null, last_login_at: null });
+    expect(await loginColumns(gateway, 'LOGIN-BAD')).toMatchObject({ hardware_serial: null, last_login_at: null });
+    expect(await post('{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J", "dev_sno": "LOGIN-JSON-TWICE", "pad": {"dev_sno": "x", "a": [1, {"b": ","}]}}')).toMatchObject({ status: 200 });
+    expect((await loginColumns(gateway, 'LOGIN-JSON-TWICE')).hardware_serial).toBe('SN-J');
+  });
+
   it('a JSON body that is not an object, or not JSON, is INVALID_ARGUMENTS', async () => {
     for (const body of ['[1]', '{"dev_sno": ', '{"dev_sno": {"a": 1}, "device_sn": "SN"}']) {
       const answer = await login(gateway.url, '', { method: 'POST', body, headers: { 'content-type': 'application/json' } });
