@@ -146,6 +146,11 @@ function jsonMembers(text: string): Array<[string, unknown]> {
 /** A POST body's parameters: a JSON object, or a form; an empty body adds none. */
 function addBodyParameters(req: IncomingMessage, body: Buffer, into: Map<string, string[]>): void {
   if (body.length === 0) return;
+  // Else a compressed body is refused as "not UTF-8", which points the wrong way (reports answer the same).
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding && encoding !== 'identity') {
+    throw new LoginRefusal(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${encoding} is not accepted; send the body uncompressed.`, 'invalid');
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(body);

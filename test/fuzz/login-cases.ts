@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { preview } from './fuzz';
 
@@ -57,6 +58,7 @@ export interface LoginCase {
   /** Defects of the body as a whole. */
   bodyDefect: 'none' | 'oversize' | 'oversize-chunked' | 'not-utf8' | 'json-array' | 'json-truncated' | 'json-string';
   host: number;
+  contentEncoding: 'none' | 'identity' | 'gzip' | 'gzip-label-only';
 }
 
 const KEY_NAMES = ['dev_sno', 'mq_license_key'];
@@ -142,6 +144,7 @@ export const loginCase = (storedBoxes: number): fc.Arbitrary<LoginCase> =>
       { weight: 12, arbitrary: fc.constant('none' as const) },
       { weight: 1, arbitrary: fc.constantFrom('oversize', 'oversize-chunked', 'not-utf8', 'json-array', 'json-truncated', 'json-string' as const) },
     ),
+    contentEncoding: fc.oneof({ weight: 12, arbitrary: fc.constant('none' as const) }, { weight: 1, arbitrary: fc.constantFrom('identity', 'gzip', 'gzip-label-only' as const) }),
     host: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: fc.nat(HOSTS.length - 1) }),
   });
 
@@ -299,6 +302,8 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
     body = Buffer.from(text, 'utf8');
     if (c.bodyDefect === 'not-utf8') body = Buffer.concat([body, Buffer.from([0xc3, 0x28, 0xff])]);
     if (c.bodyDefect === 'oversize' || c.bodyDefect === 'oversize-chunked') body = Buffer.concat([body, Buffer.alloc(4097 + (c.params.length * 3001) % 30_000, 0x20)]);
+    if (c.contentEncoding === 'gzip') body = gzipSync(body);
+    if (c.contentEncoding !== 'none') headers['content-encoding'] = c.contentEncoding === 'identity' ? 'identity' : 'gzip';
     bodyIsEmpty = body.length === 0;
     const type = {
       right: c.body === 'json' ? 'application/json' : 'application/x-www-form-urlencoded',
@@ -318,6 +323,7 @@ export function buildLoginRequest(c: LoginCase, stored: StoredLoginBox[]): Login
     if (badQuery) return refuse(400, 'INVALID_ARGUMENTS');
     if (isPost && !bodyIsEmpty) {
       if (body!.length > 4096) return refuse(413, 'PAYLOAD_TOO_LARGE');
+      if (c.contentEncoding === 'gzip' || c.contentEncoding === 'gzip-label-only') return refuse(415, 'UNSUPPORTED_MEDIA_TYPE');
       if (c.bodyDefect === 'not-utf8') return refuse(400, 'INVALID_ARGUMENTS');
       const type = headers['content-type']?.split(';')[0]!.trim().toLowerCase() ?? '';
       const isForm = type === 'application/x-www-form-urlencoded';

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { metric } from '../helpers/metrics';
@@ -99,6 +100,17 @@ describe('the ways a box may ask', () => {
     expect(await login(gateway.url, loginQuery('LOGIN-POST', 'SN-P'), { method: 'POST' })).toMatchObject(ok(gateway.url));
     const other = await login(gateway.url, '', { method: 'POST', body: JSON.stringify({ dev_sno: 'LOGIN-POST', device_sn: 'SN-OTHER' }), headers: { 'content-type': 'application/json' } });
     expect(other).toMatchObject({ status: 409, json: { error: { code: 600002 } } });
+  });
+
+  it('refuses a compressed body (415, as reports are) rather than calling it not UTF-8', async () => {
+    await registeredBox(gateway, 'LOGIN-GZIP');
+    const json = JSON.stringify({ dev_sno: 'LOGIN-GZIP', device_sn: 'SN-G' });
+    for (const [encoding, body] of [['gzip', gzipSync(json)], ['GZIP', json], ['br', json]] as const) {
+      const answer = await login(gateway.url, '', { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-encoding': encoding } });
+      expect(answer, encoding).toMatchObject({ status: 415, json: { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('uncompressed') } } });
+    }
+    expect((await loginColumns(gateway, 'LOGIN-GZIP')).hardware_serial).toBeNull();
+    expect(await login(gateway.url, '', { method: 'POST', body: json, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } })).toMatchObject(ok(gateway.url));
   });
 
   it('refuses other methods (405) and bodies over 4 KiB (413)', async () => {
