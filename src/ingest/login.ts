@@ -113,9 +113,44 @@ function tooLarge(): LoginRefusal {
   return new LoginRefusal(413, 'PAYLOAD_TOO_LARGE', `A login body is at most ${MAX_BODY_BYTES} bytes; send only dev_sno and device_sn.`, 'invalid', ['connection', 'close']);
 }
 
+/**
+ * The members of a JSON object's text in order, a repeated name as often as it is written: JSON.parse
+ * keeps only the last, and a login naming two keys must be refused, not read as the second. `text` is
+ * a JSON object that JSON.parse took.
+ */
+function jsonMembers(text: string): Array<[string, unknown]> {
+  const members: Array<[string, unknown]> = [];
+  let depth = 0;
+  let name: string | undefined;
+  let valueStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (depth === 1 && name === undefined) name = JSON.parse(text.slice(i, end + 1)) as string;
+      i = end;
+    } else if (c === ':' && depth === 1) valueStart = i + 1;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']' || c === ',') {
+      if (depth === 1 && name !== undefined) {
+        members.push([name, JSON.parse(text.slice(valueStart, i))]);
+        name = undefined;
+      }
+      if (c !== ',') depth--;
+    }
+  }
+  return members;
+}
+
 /** A POST body's parameters: a JSON object, or a form; an empty body adds none. */
 function addBodyParameters(req: IncomingMessage, body: Buffer, into: Map<string, string[]>): void {
   if (body.length === 0) return;
+  // Else a compressed body is refused as "not UTF-8", which points the wrong way (reports answer the same).
+  const encoding = req.headers['content-encoding']?.trim().toLowerCase();
+  if (encoding && encoding !== 'identity') {
+    throw new LoginRefusal(415, 'UNSUPPORTED_MEDIA_TYPE', `Content-Encoding ${encoding} is not accepted; send the body uncompressed.`, 'invalid');
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(body);
@@ -134,7 +169,7 @@ function addBodyParameters(req: IncomingMessage, body: Buffer, into: Map<string,
     throw invalid('The body is not JSON; send {"dev_sno": "<licence key>", "device_sn": "<hardware serial>"}.');
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw invalid('The body must be a JSON object with dev_sno and device_sn.');
-  for (const [name, value] of Object.entries(parsed)) {
+  for (const [name, value] of jsonMembers(text)) {
     if (typeof value === 'string') add(into, name, value);
     else if (typeof value === 'number' && Number.isFinite(value)) add(into, name, String(value));
     else if ([...KEY_NAMES, ...SERIAL_NAMES].includes(name.toLowerCase())) throw invalid(`${name} must be a string.`);
@@ -164,7 +199,18 @@ function checkArguments(parameters: Map<string, string[]>): { licenseKey: string
   return { licenseKey: key, hardwareSerial: hardwareSerial! };
 }
 
-const HOST_HEADER = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+const HOST_NAME = /^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?\.?$/;
+const HOST_HEADER = /^([^:[\]]+|\[[0-9A-Fa-f:.]+\])(?::(\d{1,5}))?$/;
+
+/**
+ * Whether a Host header can name the monitor URL: the box is told that URL and stores it, so a host
+ * no client could have connected to (`a:99999`, `..`, port 0) gives way to the socket's address.
+ */
+function usableHost(host: string): boolean {
+  const [, name, port] = HOST_HEADER.exec(host) ?? [];
+  if (name === undefined || (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65_535))) return false;
+  return name.startsWith('[') ? URL.canParse(`http://${name}`) : HOST_NAME.test(name);
+}
 
 /** The origin this login came in on: its Host header (forwarded ones only behind a trusted proxy), else the socket's address. */
 function requestOrigin(req: IncomingMessage, trustProxy: boolean): string {
@@ -172,7 +218,7 @@ function requestOrigin(req: IncomingMessage, trustProxy: boolean): string {
   const forwardedProto = trustProxy ? first(req.headers['x-forwarded-proto'])?.toLowerCase() : undefined;
   const proto = forwardedProto === 'https' || forwardedProto === 'http' ? forwardedProto : 'http';
   const forwardedHost = trustProxy ? first(req.headers['x-forwarded-host']) : undefined;
-  const host = [forwardedHost, req.headers.host].find((h) => h !== undefined && HOST_HEADER.test(h));
+  const host = [forwardedHost, req.headers.host].find((h) => h !== undefined && usableHost(h));
   if (host) return `${proto}://${host}`;
   let address = req.socket.localAddress ?? '127.0.0.1';
   if (address.startsWith('::ffff:')) address = address.slice(7);

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { metric } from '../helpers/metrics';
@@ -101,6 +102,17 @@ describe('the ways a box may ask', () => {
     expect(other).toMatchObject({ status: 409, json: { error: { code: 600002 } } });
   });
 
+  it('refuses a compressed body (415, as reports are) rather than calling it not UTF-8', async () => {
+    await registeredBox(gateway, 'LOGIN-GZIP');
+    const json = JSON.stringify({ dev_sno: 'LOGIN-GZIP', device_sn: 'SN-G' });
+    for (const [encoding, body] of [['gzip', gzipSync(json)], ['GZIP', json], ['br', json]] as const) {
+      const answer = await login(gateway.url, '', { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-encoding': encoding } });
+      expect(answer, encoding).toMatchObject({ status: 415, json: { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: expect.stringContaining('uncompressed') } } });
+    }
+    expect((await loginColumns(gateway, 'LOGIN-GZIP')).hardware_serial).toBeNull();
+    expect(await login(gateway.url, '', { method: 'POST', body: json, headers: { 'content-type': 'application/json', 'content-encoding': 'identity' } })).toMatchObject(ok(gateway.url));
+  });
+
   it('refuses other methods (405) and bodies over 4 KiB (413)', async () => {
     expect(await login(gateway.url, loginQuery('X', 'Y'), { method: 'PUT' })).toMatchObject({ status: 405, headers: { allow: 'GET, POST' }, json: { error: { code: 'METHOD_NOT_ALLOWED' } } });
     const big = JSON.stringify({ dev_sno: 'LOGIN-BIG', device_sn: 'S', pad: 'x'.repeat(5000) });
@@ -146,6 +158,23 @@ describe('malformed logins: 400 with what to send, and nothing stored', () => {
     expect((await login(gateway.url, 'dev_sno=K')).json.error.message).not.toMatch(/dev_sno \(/);
   });
 
+  it('a JSON object naming the key or serial twice: the same value logs in, different values are refused like repeated parameters', async () => {
+    const post = (body: string) => login(gateway.url, '', { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    await registeredBox(gateway, 'LOGIN-JSON-TWICE');
+    for (const body of [
+      '{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J", "dev_sno": "LOGIN-BAD"}',
+      '{"dev_sno": "LOGIN-BAD", "dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J"}',
+      '{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-OTHER", "device_sn": "SN-J"}',
+      '{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J", "device_sn": 7}',
+    ]) {
+      expect(await post(body), body).toMatchObject({ status: 400, json: { error: { code: 'INVALID_ARGUMENTS', message: expect.stringContaining('more than once') } } });
+    }
+    expect(await loginColumns(gateway, 'LOGIN-JSON-TWICE')).toMatchObject({ hardware_serial: null, last_login_at: null });
+    expect(await loginColumns(gateway, 'LOGIN-BAD')).toMatchObject({ hardware_serial: null, last_login_at: null });
+    expect(await post('{"dev_sno": "LOGIN-JSON-TWICE", "device_sn": "SN-J", "dev_sno": "LOGIN-JSON-TWICE", "pad": {"dev_sno": "x", "a": [1, {"b": ","}]}}')).toMatchObject({ status: 200 });
+    expect((await loginColumns(gateway, 'LOGIN-JSON-TWICE')).hardware_serial).toBe('SN-J');
+  });
+
   it('a JSON body that is not an object, or not JSON, is INVALID_ARGUMENTS', async () => {
     for (const body of ['[1]', '{"dev_sno": ', '{"dev_sno": {"a": 1}, "device_sn": "SN"}']) {
       const answer = await login(gateway.url, '', { method: 'POST', body, headers: { 'content-type': 'application/json' } });
@@ -168,6 +197,16 @@ describe('the monitor URL', () => {
     // X-Forwarded-* count only behind a trusted proxy.
     const forwarded = await login(gateway.url, loginQuery('LOGIN-HOST', 'SN'), { headers: { host: 'fleet.lan:8080', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example' } });
     expect(forwarded.json.media_device_monitor_url).toBe('http://fleet.lan:8080/DeviceStatus');
+
+    // A Host no client could have connected to names no URL: the box gets the socket's origin.
+    for (const host of ['fleet.lan:99999', 'fleet.lan:0', '..', 'a..b', '-', 'fleet-.lan', '[zz]:80']) {
+      const odd = await login(gateway.url, loginQuery('LOGIN-HOST', 'SN'), { headers: { host } });
+      expect(odd.json.media_device_monitor_url, host).toBe(`${gateway.url}/DeviceStatus`);
+    }
+    expect((await loginColumns(gateway, 'LOGIN-HOST')).monitor_url).toBe(`${gateway.url}/DeviceStatus`);
+    for (const [host, url] of [['[::1]:9000', 'http://[::1]:9000'], ['fleet.lan.', 'http://fleet.lan.'], ['10.0.0.7:65535', 'http://10.0.0.7:65535']]) {
+      expect((await login(gateway.url, loginQuery('LOGIN-HOST', 'SN'), { headers: { host: host! } })).json.media_device_monitor_url, host).toBe(`${url}/DeviceStatus`);
+    }
 
     const pub = await startGateway({ publicUrl: 'https://fleet.example.com/gw' });
     try {
