@@ -95,7 +95,8 @@ function urlProblem(type: MediaDeviceType, url: string): string | null {
       return null;
     }
     case 'gb28181':
-      return /^gb28181:\/\/\S+$/i.test(url) ? null : 'a gb28181 device needs a gb28181:// URL, e.g. gb28181://34020000001320000001.';
+      // The vendor's own example spells the scheme gb28281://: both reach the box, which decides.
+      return /^gb28[12]81:\/\/\S+$/i.test(url) ? null : 'a gb28181 device needs a gb28181:// URL, e.g. gb28181://34020000001320000001.';
     case 'photo':
       return net.isIP(url) !== 0 || (HOST.test(url) && !/^[0-9.]+$/.test(url)) ? null : 'a photo device’s URL is the IP address or host name of the camera, e.g. 192.168.1.22 (no scheme, port or path).';
     case 'file':

@@ -133,6 +133,17 @@ describe('a box that takes the device', () => {
     expect(read.body.data!.box.devices.nodes).toEqual([{ externalId: 'cam-1', pendingDeletion: { id: result.request.id, state: 'PENDING' } }]);
   });
 
+  it('each type with the URL the vendor documents for it reaches the box (gb28181 also with its example’s gb28281:// spelling)', async () => {
+    const box = await fakeBox();
+    const id = await registerBoxAt(gateway, box.host, box.port);
+    const urls = { photo: '192.168.1.22', file: '/data/test.mp4', gb28181: 'gb28181://34020000001320000001', gb28281: 'gb28281://34020000001320000002' };
+    for (const [name, url] of Object.entries(urls)) {
+      const type = name === 'gb28281' ? 'gb28181' : name;
+      expect((await addDevice(gateway, id, { name, type, url })).__typename, `${type} ${url}`).toBe('MediaDeviceRequested');
+    }
+    expect(box.mediaDevices.map((d) => d.media_device_url)).toEqual(Object.values(urls));
+  });
+
   it('a request goes UNCONFIRMED once the pending window (3 report periods, at least the floor) passes without a report', async () => {
     const box = await fakeBox();
     const id = await registerBoxAt(gateway, box.host, box.port);
