@@ -52,14 +52,15 @@ function send(target: Target, r: LoginRequest): Promise<Answer> {
   const url = new URL(target.gateway.url);
   return new Promise((resolve, reject) => {
     const headers = { ...r.headers, ...(r.body && !r.chunked ? { 'content-length': String(r.body.length) } : {}) };
-    const req = request({ host: url.hostname, port: url.port, method: r.method, path: r.target, headers, agent: target.agent }, (res) => {
+    // The answer's deadline: the request is aborted (an error below) if it has not ended by then.
+    const signal = AbortSignal.timeout(ANSWER_TIMEOUT_MS);
+    const req = request({ host: url.hostname, port: url.port, method: r.method, path: r.target, headers, agent: target.agent, signal }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
-    req.setTimeout(ANSWER_TIMEOUT_MS, () => req.destroy(new Error(`no answer within ${ANSWER_TIMEOUT_MS} ms`)));
-    req.on('error', (error) => reject(new Error(`no answer (${error.message})`)));
+    req.on('error', (error) => reject(new Error(signal.aborted ? `no answer within ${ANSWER_TIMEOUT_MS} ms` : `no answer (${error.message})`)));
     if (r.body && r.chunked) {
       // In pieces, so the gateway sees the size only as it reads.
       for (let at = 0; at < r.body.length; at += 1024) req.write(r.body.subarray(at, at + 1024));
