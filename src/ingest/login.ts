@@ -32,6 +32,14 @@ const LONE_SURROGATE = /\p{Cs}/u;
 const KEY_NAMES = ['dev_sno', 'mq_license_key'];
 const SERIAL_NAMES = ['device_sn', 'gateway_sn'];
 
+/**
+ * A parameter's name as it is looked up: letter case, `_` and `-` do not count, so `DEV_SNO`, `devSno` and
+ * `dev-sno` are all the key (firmware and the vendor's pages spell names every way).
+ */
+const lookupName = (name: string) => name.toLowerCase().replace(/[_-]/g, '');
+const KEY_LOOKUP = KEY_NAMES.map(lookupName);
+const SERIAL_LOOKUP = SERIAL_NAMES.map(lookupName);
+
 /** What the metrics count a login answer as. */
 export type LoginOutcome = 'ok' | 'unknown_key' | 'bound_elsewhere' | 'invalid' | 'rate_limited';
 
@@ -78,7 +86,7 @@ function addFormPairs(text: string, into: Map<string, string[]>): void {
 }
 
 function add(into: Map<string, string[]>, name: string, value: string): void {
-  const key = name.toLowerCase();
+  const key = lookupName(name);
   const values = into.get(key);
   if (values) values.push(value);
   else into.set(key, [value]);
@@ -172,20 +180,20 @@ function addBodyParameters(req: IncomingMessage, body: Buffer, into: Map<string,
   for (const [name, value] of jsonMembers(text)) {
     if (typeof value === 'string') add(into, name, value);
     else if (typeof value === 'number' && Number.isFinite(value)) add(into, name, String(value));
-    else if ([...KEY_NAMES, ...SERIAL_NAMES].includes(name.toLowerCase())) throw invalid(`${name} must be a string.`);
+    else if ([...KEY_LOOKUP, ...SERIAL_LOOKUP].includes(lookupName(name))) throw invalid(`${name} must be a string.`);
   }
 }
 
 /** The one value given under any of `names` (absent: undefined); different values are refused. */
-function single(parameters: Map<string, string[]>, names: string[]): string | undefined {
-  const values = new Set(names.flatMap((name) => parameters.get(name) ?? []));
+function single(parameters: Map<string, string[]>, names: string[], lookup: string[]): string | undefined {
+  const values = new Set(lookup.flatMap((name) => parameters.get(name) ?? []));
   if (values.size > 1) throw invalid(`${names.join(' / ')} was given more than once with different values; send one.`);
   return values.values().next().value;
 }
 
 function checkArguments(parameters: Map<string, string[]>): { licenseKey: string; hardwareSerial: string } {
-  const licenseKey = single(parameters, KEY_NAMES);
-  const hardwareSerial = single(parameters, SERIAL_NAMES);
+  const licenseKey = single(parameters, KEY_NAMES, KEY_LOOKUP);
+  const hardwareSerial = single(parameters, SERIAL_NAMES, SERIAL_LOOKUP);
   const missing = [...(licenseKey ? [] : ['dev_sno (the licence key)']), ...(hardwareSerial ? [] : ['device_sn (the hardware serial)'])];
   if (missing.length > 0) {
     throw new LoginRefusal(400, 'MISSING_ARGUMENTS', `Missing or empty: ${missing.join(' and ')}; log in with ?dev_sno=<licence key>&device_sn=<hardware serial>.`, 'invalid');

@@ -78,13 +78,16 @@ describe('keys that cannot log in', () => {
 });
 
 describe('the ways a box may ask', () => {
-  it('takes mq_license_key, gateway_sn, any letter case of names and path, a trailing slash, extra parameters', async () => {
+  it('takes mq_license_key, gateway_sn, any letter case of names (with or without _ or -) and path, a trailing slash, extra parameters', async () => {
     await registeredBox(gateway, 'LOGIN-VARIANTS');
     for (const [path, query] of [
       ['/BoxLogin', 'mq_license_key=LOGIN-VARIANTS&device_sn=SN-V'],
       ['/boxlogin/', 'DEV_SNO=LOGIN-VARIANTS&Device_SN=SN-V&mac=00:11:22:33:44:55'],
       ['/api/box-login', 'dev_sno=LOGIN-VARIANTS&gateway_sn=SN-V'],
       ['/API/Box-Login/', 'dev_sno=LOGIN-VARIANTS&mq_license_key=LOGIN-VARIANTS&device_sn=SN-V'],
+      // camelCase and dashes, as some firmware and pages spell the names.
+      ['/BoxLogin', 'devSno=LOGIN-VARIANTS&deviceSn=SN-V'],
+      ['/BoxLogin', 'mqLicenseKey=LOGIN-VARIANTS&gateway-sn=SN-V'],
     ] as const) {
       expect(await login(gateway.url, query, { path }), `${path}?${query}`).toMatchObject(ok(gateway.url));
     }
