@@ -11,7 +11,6 @@
  * on other boxes and devices; keep reporting until every alert due by the cutoff has had time to arrive. What
  * should fire is worked out from the gateway's stored reports and changes (bench/lib/alert-expectations.ts).
  */
-import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,10 +19,10 @@ import { FleetFaults } from '../tools/simulator/faults';
 import { createFleet } from '../tools/simulator/fleet';
 import { benchRules, createChannels, createRules, LONGEST_FLAP_WINDOW_SECONDS } from './lib/alert-rules';
 import { expectedAlerts, matchReceipts, type OfflineRule } from './lib/alert-expectations';
-import { Cleanups, freePort, numberOption, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { Cleanups, numberOption, parseCommandLine, sleep, stderrLine } from './lib/common';
 import { treeCpuSeconds } from './lib/process-cpu';
 import { ReportDriver } from './lib/report-driver';
-import { describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
+import { describeExit, startGatewayOnFreshPostgres, type ServerProcess } from './lib/server-process';
 import { startReceiverProcess } from './lib/receiver-process';
 import type { WebhookReceiver } from './lib/webhook-receivers';
 import { printAlertResults, type StormFigures } from './lib/alert-report';
@@ -136,22 +135,7 @@ async function storm(faults: FleetFaults, driver: ReportDriver, gateway: ServerP
 }
 
 async function startGateway(options: AlertBenchOptions): Promise<{ gateway: ServerProcess; databaseUrl: string }> {
-  const port = await freePort();
-  const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleetgate-bench-alerts-'));
-  await fs.chmod(tempDir, 0o777); // as root, the embedded Postgres runs as `postgres`, which must enter it
-  const dataDir = path.join(tempDir, 'postgres');
-  const pgPort = await freePort();
-  cleanups.push(async () => {
-    await stopLeftoverPostgres(dataDir);
-    await fs.rm(tempDir, { recursive: true, force: true });
-  });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    FLEETGATE_DATA_DIR: dataDir,
-    EMBEDDED_PG_PORT: String(pgPort),
+  return startGatewayOnFreshPostgres('alerts', {
     OFFLINE_PERIODS: String(OFFLINE.periods),
     OFFLINE_MIN_SECONDS: String(OFFLINE.minSeconds),
     DEFAULT_REPORT_PERIOD_SECONDS: String(OFFLINE.defaultPeriodSeconds),
@@ -160,10 +144,7 @@ async function startGateway(options: AlertBenchOptions): Promise<{ gateway: Serv
     WEBHOOK_CHANNEL_CONCURRENCY: String(options.webhookChannelConcurrency),
     WEBHOOK_CONCURRENCY: String(options.webhookChannelConcurrency * 2),
     ALERT_EVALUATION_INTERVAL_MS: String(options.evaluationIntervalMs),
-  };
-  const gateway = startServer('gateway', 'src/main.ts', env, port);
-  cleanups.push(() => stopServer(gateway, 30_000));
-  return { gateway, databaseUrl: `postgres://fleetgate:fleetgate@127.0.0.1:${pgPort}/postgres` };
+  }, cleanups);
 }
 
 async function waitUntilReady(gateway: ServerProcess, driver: ReportDriver, timeoutMs: number): Promise<void> {

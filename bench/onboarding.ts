@@ -16,7 +16,6 @@
  *
  * The gateway runs in its own process (the production build) on a fresh embedded Postgres, rate limits off.
  */
-import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,9 +27,9 @@ import { loginRequestUrl } from '../tools/simulator/login';
 import { ReportStream } from '../tools/simulator/prebuilt';
 import { runSimulator } from '../tools/simulator/run';
 import { graphql } from './lib/alert-rules';
-import { Cleanups, UsageError, freePort, numberOption, parseCommandLine, sleep, stderrLine, stopLeftoverPostgres } from './lib/common';
+import { Cleanups, UsageError, numberOption, parseCommandLine, sleep, stderrLine } from './lib/common';
 import { startLatencyBoxes, type LatencyBoxes } from './lib/latency-boxes';
-import { BENCH_GATEWAY_ENV, describeExit, startServer, stopServer, type ServerProcess } from './lib/server-process';
+import { BENCH_GATEWAY_ENV, describeExit, startGatewayOnFreshPostgres, type ServerProcess } from './lib/server-process';
 
 const USAGE = `Onboarding benchmark: box logins against ingest reports, the login-to-first-report delay, rollouts.
 
@@ -92,28 +91,10 @@ const cleanups = new Cleanups();
 // Gateway
 
 async function startGateway(options: OnboardingOptions): Promise<{ gateway: ServerProcess; databaseUrl: string }> {
-  const port = await freePort();
-  const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleetgate-bench-onboarding-'));
-  await fs.chmod(tempDir, 0o777); // as root, the embedded Postgres runs as `postgres`, which must enter it
-  const dataDir = path.join(tempDir, 'postgres');
-  const pgPort = await freePort();
-  cleanups.push(async () => {
-    await stopLeftoverPostgres(dataDir);
-    await fs.rm(tempDir, { recursive: true, force: true });
-  });
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    FLEETGATE_DATA_DIR: dataDir,
-    EMBEDDED_PG_PORT: String(pgPort),
+  return startGatewayOnFreshPostgres('onboarding', {
     // The period a login reply gives a box that has none configured.
     DEFAULT_REPORT_PERIOD_SECONDS: String(options.periodSeconds),
-  };
-  const gateway = startServer('gateway', 'src/main.ts', env, port);
-  cleanups.push(() => stopServer(gateway, 30_000));
-  return { gateway, databaseUrl: `postgres://fleetgate:fleetgate@127.0.0.1:${pgPort}/postgres` };
+  }, cleanups);
 }
 
 async function waitUntilReady(gateway: ServerProcess, timeoutMs: number): Promise<void> {

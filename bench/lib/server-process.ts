@@ -1,11 +1,13 @@
 // A server under test in its own process, as the benchmarks start and stop it.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NO_LIMITS_ENV } from '../../src/config';
 import { GATEWAY_NODE_FLAGS } from '../../src/node-flags';
-import { settlesWithin, stderrLine } from './common';
+import { freePort, settlesWithin, stderrLine, stopLeftoverPostgres, type Cleanups } from './common';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -89,4 +91,32 @@ export async function stopServer(server: ServerProcess, graceMs: number): Promis
   stderrLine(`${server.label} did not exit ${graceMs / 1000} s after SIGTERM; killing it`);
   server.child.kill('SIGKILL');
   await settlesWithin(server.exited, 5_000);
+}
+
+/**
+ * The gateway from source in a process of its own, on a fresh embedded Postgres in a temporary folder
+ * (`label` names the folder), listening on 127.0.0.1 with `env` added. `cleanups` stops it, stops any
+ * Postgres it left, and removes the folder.
+ */
+export async function startGatewayOnFreshPostgres(label: string, env: NodeJS.ProcessEnv, cleanups: Cleanups): Promise<{ gateway: ServerProcess; databaseUrl: string }> {
+  const port = await freePort();
+  const tempDir = await fs.mkdtemp(path.join(os.tmpdir(), `fleetgate-bench-${label}-`));
+  await fs.chmod(tempDir, 0o777); // as root, the embedded Postgres runs as `postgres`, which must enter it
+  const dataDir = path.join(tempDir, 'postgres');
+  const pgPort = await freePort();
+  cleanups.push(async () => {
+    await stopLeftoverPostgres(dataDir);
+    await fs.rm(tempDir, { recursive: true, force: true });
+  });
+  const gateway = startServer('gateway', 'src/main.ts', {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    FLEETGATE_DATA_DIR: dataDir,
+    EMBEDDED_PG_PORT: String(pgPort),
+    ...env,
+  }, port);
+  cleanups.push(() => stopServer(gateway, 30_000));
+  return { gateway, databaseUrl: `postgres://fleetgate:fleetgate@127.0.0.1:${pgPort}/postgres` };
 }
