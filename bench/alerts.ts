@@ -19,7 +19,7 @@ import { FleetFaults } from '../tools/simulator/faults';
 import { createFleet } from '../tools/simulator/fleet';
 import { benchRules, createChannels, createRules, LONGEST_FLAP_WINDOW_SECONDS } from './lib/alert-rules';
 import { expectedAlerts, matchReceipts, type OfflineRule } from './lib/alert-expectations';
-import { Cleanups, numberOption, parseCommandLine, sleep, stderrLine } from './lib/common';
+import { Cleanups, numberOption, runBenchmark, sleep, stderrLine } from './lib/common';
 import { treeCpuSeconds } from './lib/process-cpu';
 import { ReportDriver } from './lib/report-driver';
 import { describeExit, startGatewayOnFreshPostgres, type ServerProcess } from './lib/server-process';
@@ -234,20 +234,4 @@ async function run(options: AlertBenchOptions): Promise<number> {
   });
 }
 
-async function main(): Promise<number> {
-  const options = parseCommandLine(parseOptions, USAGE);
-  if (typeof options === 'number') return options;
-  process.once('SIGINT', () => cleanups.abandon('interrupted; stopping the gateway', 130));
-  const hardTimeout = setTimeout(() => cleanups.abandon('hard timeout (30 min); stopping the gateway', 1), 30 * 60_000);
-  try {
-    return await run(options);
-  } catch (error) {
-    process.stdout.write(`FAILED: ${(error as Error).message}\n`);
-    return 1;
-  } finally {
-    clearTimeout(hardTimeout);
-    await cleanups.run();
-  }
-}
-
-process.exitCode = await main();
+process.exitCode = await runBenchmark(parseOptions, USAGE, cleanups, 30, run);

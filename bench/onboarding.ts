@@ -27,7 +27,7 @@ import { loginRequestUrl } from '../tools/simulator/login';
 import { ReportStream } from '../tools/simulator/prebuilt';
 import { runSimulator } from '../tools/simulator/run';
 import { graphql } from './lib/alert-rules';
-import { Cleanups, UsageError, numberOption, parseCommandLine, sleep, stderrLine } from './lib/common';
+import { Cleanups, numberOption, runBenchmark, sleep, stderrLine, UsageError } from './lib/common';
 import { startLatencyBoxes, type LatencyBoxes } from './lib/latency-boxes';
 import { BENCH_GATEWAY_ENV, describeExit, startGatewayOnFreshPostgres, type ServerProcess } from './lib/server-process';
 
@@ -427,20 +427,4 @@ async function run(options: OnboardingOptions): Promise<number> {
   return printResults(options, issueSeconds, logins, period, rollouts, setupSeconds);
 }
 
-async function main(): Promise<number> {
-  const options = parseCommandLine(parseOptions, USAGE);
-  if (typeof options === 'number') return options;
-  process.once('SIGINT', () => cleanups.abandon('interrupted; stopping the gateway', 130));
-  const hardTimeout = setTimeout(() => cleanups.abandon('hard timeout (10 min); stopping the gateway', 1), 10 * 60_000);
-  try {
-    return await run(options);
-  } catch (error) {
-    process.stdout.write(`FAILED: ${(error as Error).message}\n`);
-    return 1;
-  } finally {
-    clearTimeout(hardTimeout);
-    await cleanups.run();
-  }
-}
-
-process.exitCode = await main();
+process.exitCode = await runBenchmark(parseOptions, USAGE, cleanups, 10, run);

@@ -126,3 +126,29 @@ export class Cleanups {
     void this.run().finally(() => process.exit(exitCode));
   }
 }
+
+/**
+ * A benchmark's `main`: parses the command line, runs `run`, and always undoes what `cleanups` holds;
+ * Ctrl-C and the hard timeout stop the servers at once. Resolves with the exit status.
+ */
+export async function runBenchmark<T>(
+  parse: (argv: string[]) => T | 'help',
+  usage: string,
+  cleanups: Cleanups,
+  hardTimeoutMinutes: number,
+  run: (options: T) => Promise<number>,
+): Promise<number> {
+  const options = parseCommandLine(parse, usage);
+  if (typeof options === 'number') return options;
+  process.once('SIGINT', () => cleanups.abandon('interrupted; stopping the gateway', 130));
+  const hardTimeout = setTimeout(() => cleanups.abandon(`hard timeout (${hardTimeoutMinutes} min); stopping the gateway`, 1), hardTimeoutMinutes * 60_000);
+  try {
+    return await run(options);
+  } catch (error) {
+    process.stdout.write(`FAILED: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    clearTimeout(hardTimeout);
+    await cleanups.run();
+  }
+}

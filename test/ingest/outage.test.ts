@@ -1,32 +1,15 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type RunningPostgres } from '../../src/db/embedded';
-import { createLogger } from '../../src/log';
-import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
-import { freePort } from '../helpers/net';
+import { postReport, type TestGateway } from '../helpers/gateway';
+import { gatewayOnOwnPostgres, type OwnPostgresGateway } from '../helpers/own-postgres';
 
-// A Postgres of this file's own, so stopping it disturbs no other test.
-let dataDir: string;
-let pgPort: number;
-let postgres: RunningPostgres;
+let own: OwnPostgresGateway;
 let gateway: TestGateway;
-const log = createLogger('silent');
 
 beforeAll(async () => {
-  dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fleetgate-outage-'));
-  await fs.chmod(dataDir, 0o777);
-  pgPort = await freePort();
-  postgres = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'pg'), port: pgPort, log });
-  gateway = await startGateway({}, postgres.url);
+  own = await gatewayOnOwnPostgres('outage');
+  gateway = own.gateway;
 });
-afterAll(async () => {
-  await gateway?.close().catch(() => {});
-  await postgres?.stop();
-  await fs.rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => own?.close());
 
 const report = (status: string) => ({
   mq_license_key: 'OUTAGE0001',
@@ -35,8 +18,7 @@ const report = (status: string) => ({
 
 it('answers 503 with Retry-After while the database is down, and recovers by itself', { timeout: 60_000 }, async () => {
   expect((await postReport(gateway.url, report('online'))).status).toBe(200);
-  await gateway.sql.end(); // the test's own checking pool would otherwise hold connections across the outage
-  await postgres.stop();
+  await own.stopPostgres();
 
   const started = Date.now();
   const down = await postReport(gateway.url, report('offline'));
@@ -47,15 +29,11 @@ it('answers 503 with Retry-After while the database is down, and recovers by its
     error: { code: 'DATABASE_UNAVAILABLE', message: 'The database is unreachable; the report was not stored. Retry later.', path: null },
   });
 
-  postgres = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'pg'), port: pgPort, log });
+  await own.startPostgres();
   const back = await postReport(gateway.url, report('offline'));
   expect(back.status).toBe(200);
   expect(back.json.changes).toBe(1); // the refused report was not stored, so the change is new now
 
-  const sql = new pg.Client({ connectionString: gateway.app.databaseUrl });
-  await sql.connect();
-  const { rows } = await sql.query(`select to_status from status_events e join devices d on d.id = e.device_id order by e.id`);
-  await sql.end();
+  const { rows } = await gateway.sql.query(`select to_status from status_events e join devices d on d.id = e.device_id order by e.id`);
   expect(rows.map((r) => r.to_status)).toEqual(['online', 'offline']);
-  gateway.sql = new pg.Pool({ connectionString: gateway.app.databaseUrl, max: 1 });
 });
