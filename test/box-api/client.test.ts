@@ -13,7 +13,7 @@ import {
   validateConfigInput,
 } from '../../src/box-api/config-keys';
 import { FAKE_BOX_MESSAGES, GETCONFIGS, SETCONFIGS, startFakeBox, type FakeBox, type FakeBoxOptions } from '../helpers/fake-box';
-import { freePort } from '../helpers/net';
+import { closedPort } from '../helpers/net';
 
 const open: FakeBox[] = [];
 async function box(options: FakeBoxOptions = {}): Promise<FakeBox> {
@@ -164,7 +164,7 @@ describe('the fake box checks requests as the vendor documents', () => {
 
 describe('a box that cannot be reached', () => {
   it('closed port: unreachable, refused, nothing sent', async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const outcome = await setConfigs({ address: '127.0.0.1', port }, monitor);
     expect(timeless(outcome)).toEqual({ kind: 'unreachable', reason: 'refused', message: `connect ECONNREFUSED 127.0.0.1:${port}`, requestSent: false });
   });

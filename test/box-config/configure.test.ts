@@ -6,7 +6,7 @@ import { FAKE_BOX_MESSAGES, GETCONFIGS, SETCONFIGS } from '../helpers/fake-box';
 import { startGateway, type TestGateway } from '../helpers/gateway';
 import { query } from '../helpers/graphql';
 import { createToken } from '../helpers/tokens';
-import { freePort } from '../helpers/net';
+import { closedPort } from '../helpers/net';
 import {
   auditRows,
   BoxConfigChangesQuery,
@@ -280,7 +280,7 @@ describe('a box that misbehaves', () => {
   });
 
   it('a closed port is BoxUnreachable (REFUSED), nothing sent and nothing read back', async () => {
-    const port = await freePort();
+    const port = await closedPort();
     const { registerBox } = await query(gateway.url, RegisterBoxMutation, { licenseKey: 'CFG-CLOSED', address: '127.0.0.1', apiPort: port });
     const id = (registerBox as { box: { id: string } }).box.id;
     const target = `127.0.0.1:${port}`;
@@ -539,7 +539,7 @@ describe('pointBoxAtGateway', () => {
 
   it('answers InvalidConfig for an unknown box, and BoxUnreachable when the box is down', async () => {
     expect((await query(gateway.url, PointBoxAtGatewayMutation, { boxId: unknownBoxId })).pointBoxAtGateway.__typename).toBe('InvalidConfig');
-    const port = await freePort();
+    const port = await closedPort();
     const { registerBox } = await query(gateway.url, RegisterBoxMutation, { licenseKey: 'CFG-POINT-DOWN', address: '127.0.0.1', apiPort: port });
     const { pointBoxAtGateway } = await query(gateway.url, PointBoxAtGatewayMutation, { boxId: (registerBox as { box: { id: string } }).box.id });
     expect(pointBoxAtGateway).toEqual({ __typename: 'BoxUnreachable', message: `Could not reach the box at 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}` });
@@ -598,7 +598,7 @@ describe('boxConfig', () => {
     });
     box.behave({ kind: 'raw', status: 500, body: 'oops' });
     expect((await query(gateway.url, BoxConfigQuery, { boxId: id })).boxConfig).toMatchObject({ __typename: 'BoxBadAnswer', defect: 'UNEXPECTED_STATUS', httpStatus: 500 });
-    const port = await freePort();
+    const port = await closedPort();
     const { registerBox } = await query(gateway.url, RegisterBoxMutation, { licenseKey: 'CFG-READ-DOWN', address: '127.0.0.1', apiPort: port });
     expect((await query(gateway.url, BoxConfigQuery, { boxId: (registerBox as { box: { id: string } }).box.id })).boxConfig).toMatchObject({
       __typename: 'BoxUnreachable',

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ADDMEDIADEVICE, DELETEMEDIADEVICE } from '../helpers/fake-box';
 import { postReport, startGateway, type TestGateway } from '../helpers/gateway';
 import { graphql } from '../helpers/graphql';
-import { freePort } from '../helpers/net';
+import { closedPort } from '../helpers/net';
 import { recordStatements } from '../helpers/statements';
 import { createToken } from '../helpers/tokens';
 import { until } from '../helpers/wait';
@@ -354,7 +354,7 @@ describe('a box that does not answer as it should', () => {
     const id = await registerBoxAt(gateway, box.host, box.port);
     expect(await deleteDevice(gateway, id, 'cam-1')).toMatchObject({ __typename: 'BoxUnreachable', reason: 'RESET', requestSent: true, readBack: null, change: { outcome: 'UNREACHABLE', errorCode: 'RESET' } });
 
-    const port = await freePort();
+    const port = await closedPort();
     const closed = await registerBoxAt(gateway, '127.0.0.1', port);
     const result = await addDevice(gateway, closed, CAMERA);
     expect(result).toMatchObject({ __typename: 'BoxUnreachable', reason: 'REFUSED', requestSent: false, target: `127.0.0.1:${port}`, change: { outcome: 'UNREACHABLE', errorCode: 'REFUSED' } });

@@ -4,7 +4,7 @@ import { expect } from 'vitest';
 import { encodeGlobalId } from '../../src/graphql/global-id';
 import { GETCONFIGS, SETCONFIGS } from '../helpers/fake-box';
 import { graphql } from '../helpers/graphql';
-import { freePort } from '../helpers/net';
+import { closedPort } from '../helpers/net';
 import { until } from '../helpers/wait';
 
 // Many boxes for the rollout tests: each a real HTTP server on a loopback port of its own that answers
@@ -61,7 +61,7 @@ export async function startFleet(behaviors: readonly Behavior[]): Promise<Fleet>
     const box: FleetBox = { index, port: 0, behavior: initial, id: 0, globalId: '', licenseKey: '', setconfigs: [], config: { MEDIA_DEVICE_MONITOR_REPORT_PEROID: 60 } };
     boxes.push(box);
     if (initial === 'closed') {
-      box.port = await freePort();
+      box.port = await closedPort();
       continue;
     }
     const server = http.createServer((req, res) => {
