@@ -70,7 +70,8 @@ describe('GraphQL limits', () => {
     const bomb = `query Bomb { ...F0 }\n${fragments}\nfragment F8 on Query { fleetSummary { boxes { total } } }`;
     const started = performance.now();
     await expectRefused(gateway.url, bomb, { message: 'Query cost limit of 10000 exceeded, found 300000000. Ask for fewer items per page (first/last) or fewer nested lists.', code: 'COST_LIMIT_EXCEEDED' });
-    expect(performance.now() - started).toBeLessThan(1000);
+    // Expanded, 10^8 fields would take minutes; measured, it is one request (the bound only tells the two apart).
+    expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it('a cost explosion: 500 boxes × 500 devices', async () => {

@@ -44,7 +44,8 @@ it('unavailable when the database is gone, while /healthz stays ok', async () =>
     await database.drop();
     const started = Date.now();
     const down = await get(`${gateway.url}/readyz`);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // It answers, at the latest when the probe's own 1 s timeout fires (the bound leaves room for a loaded machine).
+    expect(Date.now() - started).toBeLessThan(5_000);
     expect(down.status).toBe(503);
     expect(down.body).toEqual({ status: 'unavailable', reason: expect.stringMatching(/^the database is unreachable: database "t_\w+" does not exist$/) });
     expect(await get(`${gateway.url}/healthz`)).toEqual({ status: 200, body: { status: 'ok' } });
